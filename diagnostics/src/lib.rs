@@ -1,0 +1,9 @@
+//! bootrig-diagnostics: the postmortem half of bootrig.
+//!
+//! It defines the versioned `metadata.json` schema, the artifact catalog with
+//! streamed sha256 hashes, safe artifact names, atomic writes, kernel crash
+//! detection on console text, and the stand-alone failure reports. It never
+//! starts QEMU, so it works offline on the artifacts a run left behind.
+#![warn(missing_docs)]
+
+pub mod crash;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything bootrig's VM tests and image recipes need on Debian 12.
+# Idempotent: a second run installs nothing. Needs root (or sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# QEMU 10 comes from bookworm-backports; add the suite with the same URI as
+# the main Debian source if it is not there yet.
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    uri=${uri:-http://deb.debian.org/debian}
+    echo "bootrig: adding bookworm-backports ($uri)" >&2
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    $SUDO apt-get update -q
+fi
+
+need=()
+for p in ovmf mmdebstrap busybox-static grub-pc-bin grub-efi-amd64-bin grub-common \
+         xorriso mtools e2fsprogs cpio zstd python3-pexpect socat; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    need+=("qemu-system-x86/bookworm-backports")
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "bootrig: installing ${need[*]}" >&2
+    $SUDO apt-get update -q || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        -t bookworm-backports "${need[@]%/bookworm-backports}" || \
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
