@@ -1,0 +1,244 @@
+//! Choosing an accelerator: `auto` uses KVM only where KVM really works.
+//!
+//! A `/dev/kvm` that opens is not proof: on some hosts (nested setups,
+//! restricted sandboxes) QEMU aborts in `kvm_buf_set_msrs`, or runs but a
+//! stock kernel never prints a line. So `auto` boots a kernel under KVM
+//! with no root device and `panic=-1 -no-reboot`: a working KVM prints the
+//! banner and panics ("VFS: Unable to mount root fs") within a second or
+//! two, and QEMU exits. Anything else (an abort, a hang past the deadline)
+//! is a broken KVM, and bootrig falls back to TCG with one line saying why.
+//!
+//! The verdict is cached per host (host name, kernel release, boot id, QEMU
+//! version) in `<cache>/accel.json`, so only the first VM after a host boot
+//! pays for the probe.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Accel;
+use crate::process::OwnedChild;
+
+/// How long a kernel may take to panic under a working KVM.
+const PROBE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The outcome of resolving `accel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccelVerdict {
+    /// The accelerator to use: KVM or TCG.
+    pub accel: Accel,
+    /// Why, in one line (empty when KVM was simply asked for and used).
+    pub reason: String,
+    /// Whether the verdict came from the cache.
+    #[serde(skip)]
+    pub cached: bool,
+}
+
+/// Resolves `requested` for this host. `probe_kernel` is a kernel image to
+/// boot under KVM for the probe (the VM's own kernel, or a built-in image's).
+///
+/// `Kvm` and `Tcg` are returned as they are (a broken KVM then fails at
+/// boot, as asked); `Auto` probes.
+pub fn resolve(
+    requested: Accel,
+    qemu: &Path,
+    probe_kernel: Option<&Path>,
+    cache_dir: &Path,
+) -> AccelVerdict {
+    match requested {
+        Accel::Kvm | Accel::Tcg => AccelVerdict {
+            accel: requested,
+            reason: String::new(),
+            cached: false,
+        },
+        Accel::Auto => resolve_auto(qemu, probe_kernel, cache_dir),
+    }
+}
+
+fn resolve_auto(qemu: &Path, probe_kernel: Option<&Path>, cache_dir: &Path) -> AccelVerdict {
+    if let Err(why) = kvm_device_usable() {
+        return AccelVerdict {
+            accel: Accel::Tcg,
+            reason: format!("accel=auto: {why}; using TCG (software emulation)"),
+            cached: false,
+        };
+    }
+    let key = host_key(qemu);
+    let cache_file = cache_dir.join("accel.json");
+    let mut cache: BTreeMap<String, AccelVerdict> = fs::read(&cache_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(v) = cache.get(&key) {
+        let mut v = v.clone();
+        v.cached = true;
+        return v;
+    }
+    let Some(kernel) = probe_kernel else {
+        // Nothing to probe with: do not cache, try KVM.
+        return AccelVerdict {
+            accel: Accel::Kvm,
+            reason: "accel=auto: /dev/kvm opens; no kernel to probe it with, trying KVM".into(),
+            cached: false,
+        };
+    };
+    let verdict = match probe_kvm(qemu, kernel, cache_dir) {
+        Ok(()) => AccelVerdict {
+            accel: Accel::Kvm,
+            reason: String::new(),
+            cached: false,
+        },
+        Err(why) => AccelVerdict {
+            accel: Accel::Tcg,
+            reason: format!(
+                "accel=auto: /dev/kvm is present but unusable ({why}); using TCG (software emulation). \
+                 Cached in {}; delete it to probe again",
+                cache_file.display()
+            ),
+            cached: false,
+        },
+    };
+    cache.insert(key, verdict.clone());
+    if fs::create_dir_all(cache_dir).is_ok() {
+        if let Ok(json) = serde_json::to_vec_pretty(&cache) {
+            let tmp = cache_file.with_extension(format!("json.{}", std::process::id()));
+            if fs::write(&tmp, &json).is_ok() {
+                let _ = fs::rename(&tmp, &cache_file);
+            }
+        }
+    }
+    verdict
+}
+
+/// Whether `/dev/kvm` exists and opens read-write.
+pub fn kvm_device_usable() -> Result<(), String> {
+    let dev = Path::new("/dev/kvm");
+    if !dev.exists() {
+        return Err("/dev/kvm does not exist (no hardware virtualisation here)".into());
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .map(drop)
+        .map_err(|e| format!("/dev/kvm cannot be opened: {e} (is the user in group kvm?)"))
+}
+
+/// Identifies "this host as it is now booted, with this QEMU".
+fn host_key(qemu: &Path) -> String {
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let version = crate::machine::qemu_version(qemu).unwrap_or_else(|_| "unknown".into());
+    format!(
+        "{}|{}|{}|{}|{}",
+        read("/proc/sys/kernel/hostname"),
+        read("/proc/sys/kernel/osrelease"),
+        read("/proc/sys/kernel/random/boot_id"),
+        qemu.display(),
+        version
+    )
+}
+
+/// Boots `kernel` under KVM with no root device; Ok if it panics in time.
+fn probe_kvm(qemu: &Path, kernel: &Path, scratch: &Path) -> Result<(), String> {
+    let _ = fs::create_dir_all(scratch);
+    let log = scratch.join(format!("accel-probe-{}.log", std::process::id()));
+    let out = fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(qemu);
+    cmd.args(["-machine", "q35,accel=kvm", "-cpu", "host", "-m", "256M", "-smp", "2"])
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+        .args(["-serial", "stdio", "-kernel"])
+        .arg(kernel)
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let started = Instant::now();
+    let mut child = OwnedChild::spawn("qemu (kvm probe)", &mut cmd)
+        .map_err(|e| format!("could not start {}: {e}", qemu.display()))?;
+    let status = child.wait_deadline(PROBE_DEADLINE).map_err(|e| e.to_string())?;
+    drop(child);
+    let mut text = String::new();
+    if let Ok(mut f) = fs::File::open(&log) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let _ = fs::remove_file(&log);
+    let booted = text.contains("Linux version") && text.contains("Kernel panic");
+    match status {
+        Some(_) if booted => Ok(()),
+        Some(status) => {
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim()
+                .to_string();
+            Err(format!("QEMU exited with {status} after {:.1}s: {last}", started.elapsed().as_secs_f64()))
+        }
+        None => Err(format!(
+            "a kernel printed {} under KVM within {}s",
+            if text.contains("Linux version") { "its banner but did not finish booting" } else { "nothing" },
+            PROBE_DEADLINE.as_secs()
+        )),
+    }
+}
+
+/// The default cache folder: `$BOOTRIG_CACHE`, else `$XDG_CACHE_HOME/bootrig`,
+/// else `~/.cache/bootrig`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BOOTRIG_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("bootrig");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+    home.join(".cache").join("bootrig")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_choices_are_not_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = resolve(Accel::Tcg, Path::new("/nonexistent/qemu"), None, dir.path());
+        assert_eq!(v.accel, Accel::Tcg);
+        let v = resolve(Accel::Kvm, Path::new("/nonexistent/qemu"), None, dir.path());
+        assert_eq!(v.accel, Accel::Kvm);
+        assert!(!dir.path().join("accel.json").exists());
+    }
+
+    #[test]
+    fn a_cached_verdict_is_reused() {
+        if kvm_device_usable().is_err() {
+            // Without /dev/kvm the cache is never consulted; the fallback
+            // reason must say so.
+            let dir = tempfile::tempdir().unwrap();
+            let v = resolve(Accel::Auto, Path::new("qemu-system-x86_64"), None, dir.path());
+            assert_eq!(v.accel, Accel::Tcg);
+            assert!(v.reason.contains("/dev/kvm"), "{}", v.reason);
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let qemu = Path::new("/nonexistent/qemu-for-test");
+        let key = host_key(qemu);
+        let mut cache = BTreeMap::new();
+        cache.insert(
+            key,
+            AccelVerdict { accel: Accel::Tcg, reason: "from cache".into(), cached: false },
+        );
+        fs::write(dir.path().join("accel.json"), serde_json::to_vec(&cache).unwrap()).unwrap();
+        let v = resolve(Accel::Auto, qemu, Some(Path::new("/nonexistent/kernel")), dir.path());
+        assert_eq!(v.accel, Accel::Tcg);
+        assert_eq!(v.reason, "from cache");
+        assert!(v.cached);
+    }
+}

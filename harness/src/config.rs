@@ -1,0 +1,323 @@
+//! What a VM is made of: boot sources, drives, memory, CPUs, accelerator.
+//!
+//! [`MachineConfig`] is a plain builder; it touches no file until
+//! [`crate::Machine::start`] resolves it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which accelerator QEMU uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// KVM when it works on this host, else TCG (with one line saying why).
+    #[default]
+    Auto,
+    /// KVM; fails if it does not work.
+    Kvm,
+    /// Software emulation.
+    Tcg,
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Auto => "auto",
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+impl FromStr for Accel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Accel::Auto),
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            other => Err(format!("unknown accelerator {other:?} (expected auto, kvm or tcg)")),
+        }
+    }
+}
+
+/// Which firmware boots an ISO or a disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// SeaBIOS, QEMU's built-in BIOS.
+    #[default]
+    Bios,
+    /// OVMF (EDK II), from Debian's `ovmf` package.
+    Uefi,
+}
+
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        })
+    }
+}
+
+/// An extra drive given to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drive {
+    /// An existing image file, attached as it is (writes go to the file).
+    File(PathBuf),
+    /// A sparse raw image of this many bytes, created for the VM and
+    /// deleted with it.
+    Scratch(u64),
+}
+
+/// Direct kernel boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelBoot {
+    /// The kernel image (bzImage / vmlinuz).
+    pub kernel: PathBuf,
+    /// An optional initramfs.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    pub append: String,
+}
+
+/// A VM description. Build it with the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// Name used for the QEMU process and messages.
+    pub name: String,
+    /// Direct kernel boot, if any.
+    pub kernel: Option<KernelBoot>,
+    /// An ISO booted from CD-ROM, if any.
+    pub iso: Option<PathBuf>,
+    /// A disk image (root disk); booted through a throwaway overlay unless
+    /// `persist` is set.
+    pub disk: Option<PathBuf>,
+    /// Write to `disk` directly instead of through an overlay.
+    pub persist: bool,
+    /// Firmware for ISO and disk boots.
+    pub firmware: Firmware,
+    /// Extra drives, attached after the root disk (`/dev/vdb`, ...).
+    pub drives: Vec<Drive>,
+    /// Guest memory in MiB.
+    pub memory_mib: u64,
+    /// Virtual CPUs.
+    pub cpus: u32,
+    /// Accelerator choice.
+    pub accel: Accel,
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// User-mode network.
+    pub network: bool,
+    /// A VGA display (for screendumps).
+    pub display: bool,
+    /// Extra QEMU arguments, appended last.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            name: "vm".into(),
+            kernel: None,
+            iso: None,
+            disk: None,
+            persist: false,
+            firmware: Firmware::Bios,
+            drives: Vec::new(),
+            memory_mib: 1024,
+            cpus: 2,
+            accel: Accel::Auto,
+            qemu: PathBuf::from("qemu-system-x86_64"),
+            network: true,
+            display: false,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+impl MachineConfig {
+    /// A new config with defaults: 1 GiB, 2 CPUs, `accel=auto`, BIOS.
+    pub fn new(name: impl Into<String>) -> Self {
+        MachineConfig {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Boots a kernel directly.
+    pub fn with_kernel(
+        mut self,
+        kernel: impl Into<PathBuf>,
+        initrd: Option<PathBuf>,
+        append: impl Into<String>,
+    ) -> Self {
+        self.kernel = Some(KernelBoot {
+            kernel: kernel.into(),
+            initrd,
+            append: append.into(),
+        });
+        self
+    }
+
+    /// Boots an ISO from CD-ROM.
+    pub fn with_iso(mut self, iso: impl Into<PathBuf>) -> Self {
+        self.iso = Some(iso.into());
+        self
+    }
+
+    /// Attaches a root disk (through a throwaway overlay).
+    pub fn with_disk(mut self, disk: impl Into<PathBuf>) -> Self {
+        self.disk = Some(disk.into());
+        self
+    }
+
+    /// Writes to the root disk itself instead of an overlay.
+    pub fn with_persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Chooses BIOS or UEFI.
+    pub fn with_firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
+        self
+    }
+
+    /// Adds an extra drive.
+    pub fn with_drive(mut self, drive: Drive) -> Self {
+        self.drives.push(drive);
+        self
+    }
+
+    /// Sets guest memory in MiB.
+    pub fn with_memory_mib(mut self, mib: u64) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
+    /// Sets the number of virtual CPUs.
+    pub fn with_cpus(mut self, cpus: u32) -> Self {
+        self.cpus = cpus;
+        self
+    }
+
+    /// Sets the accelerator.
+    pub fn with_accel(mut self, accel: Accel) -> Self {
+        self.accel = accel;
+        self
+    }
+
+    /// Uses another QEMU binary.
+    pub fn with_qemu(mut self, qemu: impl Into<PathBuf>) -> Self {
+        self.qemu = qemu.into();
+        self
+    }
+
+    /// Gives the guest a VGA display, so `screendump` works.
+    pub fn with_display(mut self, display: bool) -> Self {
+        self.display = display;
+        self
+    }
+
+    /// Appends raw QEMU arguments.
+    pub fn with_extra_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Checks that the config can boot, naming the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kernel.is_none() && self.iso.is_none() && self.disk.is_none() {
+            return Err("no boot source: give a kernel, an iso or a disk".into());
+        }
+        if self.kernel.is_some() && self.iso.is_some() {
+            return Err("kernel and iso are exclusive: give one boot source".into());
+        }
+        if self.memory_mib < 64 {
+            return Err(format!("memory {} MiB is too small (at least 64M)", self.memory_mib));
+        }
+        if self.cpus == 0 || self.cpus > 64 {
+            return Err(format!("cpus {} out of range (1..=64)", self.cpus));
+        }
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        if let Some(k) = &self.kernel {
+            files.push(("kernel", &k.kernel));
+            if let Some(i) = &k.initrd {
+                files.push(("initrd", i));
+            }
+        }
+        if let Some(iso) = &self.iso {
+            files.push(("iso", iso));
+        }
+        if let Some(disk) = &self.disk {
+            files.push(("disk", disk));
+        }
+        for d in &self.drives {
+            if let Drive::File(p) = d {
+                files.push(("drives[].path", p));
+            }
+        }
+        for (field, path) in files {
+            if !path.is_file() {
+                return Err(format!("{field}: {} does not exist or is not a file", path.display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a size such as `512M`, `2G`, `1.5G`, `4096` (bytes), `64K`, `1T`
+/// (binary units; an optional trailing `B`/`iB` is accepted).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {text:?} (expected e.g. 512M, 2G)"))?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(format!("invalid size {text:?}: must be positive"));
+    }
+    Ok((value * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").unwrap_err().contains("lots"));
+        assert!(parse_size("-1G").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let err = MachineConfig::new("x").validate().unwrap_err();
+        assert!(err.contains("boot source"));
+        let err = MachineConfig::new("x")
+            .with_kernel("/nonexistent/vmlinuz", None, "")
+            .validate()
+            .unwrap_err();
+        assert!(err.starts_with("kernel: /nonexistent/vmlinuz"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! bootrig's error type: every variant says what was being done, to what,
+//! and carries what a reader needs to understand the failure without a
+//! rerun (the console tail, QEMU's stderr, the command's output).
+
+use std::io;
+use std::time::Duration;
+
+use bootrig_diagnostics::crash::CrashReport;
+
+use crate::console::ExpectError;
+
+/// Shorthand for results with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while booting and driving a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is wrong.
+    #[error("invalid {what}: {message}")]
+    Config {
+        /// What was being configured (`machine debian-smoke`, `scenario x.json`).
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A host tool is missing.
+    #[error("{tool} is not available: {hint}")]
+    MissingTool {
+        /// The tool.
+        tool: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// A host I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// QEMU failed to start or exited.
+    #[error("{message}{}", section("QEMU stderr", stderr_tail))]
+    Qemu {
+        /// What happened.
+        message: String,
+        /// The end of QEMU's stderr.
+        stderr_tail: String,
+    },
+    /// The guest did not reach the expected point of its boot in time.
+    #[error("boot timeout: no {expected} on the console after {}s{}", waited.as_secs(), section("console tail", tail))]
+    BootTimeout {
+        /// What was awaited (`login prompt`, `shell prompt /# $/`).
+        expected: String,
+        /// How long bootrig waited.
+        waited: Duration,
+        /// The last console lines.
+        tail: String,
+    },
+    /// Logging in failed.
+    #[error("login as {user:?} failed: {message}{}", section("console tail", tail))]
+    Login {
+        /// The user.
+        user: String,
+        /// Why.
+        message: String,
+        /// The last console lines.
+        tail: String,
+    },
+    /// Becoming root failed.
+    #[error("becoming root with {method} failed: {message}{}", section("console tail", tail))]
+    Escalation {
+        /// `sudo -i` or `su -`.
+        method: String,
+        /// Why.
+        message: String,
+        /// The last console lines.
+        tail: String,
+    },
+    /// A command's exit code or output was not what the test expected.
+    #[error("command `{command}` {expected}, but it exited with {exit}{}", section("output", output))]
+    Command {
+        /// The command.
+        command: String,
+        /// The expectation (`was expected to succeed`, ...).
+        expected: String,
+        /// Its exit code.
+        exit: i32,
+        /// Its output.
+        output: String,
+    },
+    /// A command did not finish in time (it was interrupted with Ctrl-C).
+    #[error("command `{command}` did not finish within {}s{}", waited.as_secs(), section("console tail", tail))]
+    CommandTimeout {
+        /// The command.
+        command: String,
+        /// How long bootrig waited.
+        waited: Duration,
+        /// The last console lines.
+        tail: String,
+    },
+    /// A systemd unit entered the `failed` state.
+    #[error("unit {unit} failed (ActiveState={state}){}", section("systemctl status", status))]
+    UnitFailed {
+        /// The unit.
+        unit: String,
+        /// Its state.
+        state: String,
+        /// `systemctl status` output.
+        status: String,
+    },
+    /// A wait condition never became true.
+    #[error("timed out after {}s waiting for {what}{}", waited.as_secs(), section("last attempt", last))]
+    WaitTimeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        waited: Duration,
+        /// The last attempt's output.
+        last: String,
+    },
+    /// A console operation failed (timeout, QEMU gone, kernel crash).
+    #[error("{doing}: {source}")]
+    Console {
+        /// What was being done.
+        doing: String,
+        /// The console error.
+        #[source]
+        source: ExpectError,
+    },
+    /// The kernel crashed.
+    #[error("kernel crash: {}\n{}", .0.title, .0.excerpt)]
+    KernelCrash(CrashReport),
+    /// Building or finding a guest image failed.
+    #[error("image {name}: {message}")]
+    Image {
+        /// The image.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A scenario file is invalid.
+    #[error("{location}: {message}")]
+    Scenario {
+        /// `file:line:column`.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The test exceeded its deadline.
+    #[error("test exceeded its deadline of {}s", .0.as_secs())]
+    TestTimeout(Duration),
+}
+
+fn section(title: &str, body: &str) -> String {
+    if body.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- {title} ---\n{}\n---", body.trim_end())
+    }
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A console error with what was being done; a kernel crash becomes
+    /// [`Error::KernelCrash`] so it is never mistaken for a timeout.
+    pub fn console(doing: impl Into<String>, source: ExpectError) -> Error {
+        match source {
+            ExpectError::Fault(report) => Error::KernelCrash(report),
+            source => Error::Console {
+                doing: doing.into(),
+                source,
+            },
+        }
+    }
+
+    /// The failure kind recorded in `metadata.json` (`boot-timeout`,
+    /// `login`, `escalation`, `command`, `unit-failed`, `kernel-crash`,
+    /// `qemu-exit`, `timeout`, `harness-error`).
+    pub fn failure_kind(&self) -> &'static str {
+        match self {
+            Error::BootTimeout { .. } => "boot-timeout",
+            Error::Login { .. } => "login",
+            Error::Escalation { .. } => "escalation",
+            Error::Command { .. } | Error::CommandTimeout { .. } => "command",
+            Error::UnitFailed { .. } => "unit-failed",
+            Error::KernelCrash(_) => "kernel-crash",
+            Error::Qemu { .. } => "qemu-exit",
+            Error::Console { source, .. } => match source {
+                ExpectError::Closed { .. } => "qemu-exit",
+                ExpectError::Fault(_) => "kernel-crash",
+                ExpectError::Timeout { .. } => "timeout",
+                _ => "harness-error",
+            },
+            Error::WaitTimeout { .. } | Error::TestTimeout(_) => "timeout",
+            Error::Config { .. }
+            | Error::MissingTool { .. }
+            | Error::Io { .. }
+            | Error::Image { .. }
+            | Error::Scenario { .. } => "harness-error",
+        }
+    }
+
+    /// The crash report, if this is a kernel crash.
+    pub fn crash(&self) -> Option<&CrashReport> {
+        match self {
+            Error::KernelCrash(r) => Some(r),
+            Error::Console {
+                source: ExpectError::Fault(r),
+                ..
+            } => Some(r),
+            _ => None,
+        }
+    }
+}

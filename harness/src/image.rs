@@ -1,0 +1,326 @@
+//! Built-in guest images, built from Debian packages on first use.
+//!
+//! A recipe is a folder `scenarios/images/<name>/` with `recipe.sh OUTDIR`
+//! and `packages.txt` (see `scenarios/images/README.md`). A built image is
+//! cached under `<cache>/images/<name>-<key>/`, where the key hashes every
+//! recipe file and the candidate versions of the recipe's packages, so a
+//! new kernel in the archive or an edited recipe builds a new image and an
+//! unchanged one is reused. Builds hold a lock, so parallel tests wait for
+//! one build instead of racing.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Firmware, MachineConfig};
+use crate::errors::{Error, Result};
+use crate::process::OwnedChild;
+
+/// The built-in image names.
+pub const BUILTIN: &[&str] = &["busybox", "debian", "iso"];
+
+/// Credentials from an image manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Credentials {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `image.json`, written by a recipe next to the files it built.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageManifest {
+    /// Kernel file, relative to the image folder.
+    pub kernel: Option<PathBuf>,
+    /// Initrd file.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[serde(default)]
+    pub append: Option<String>,
+    /// Root disk file.
+    pub disk: Option<PathBuf>,
+    /// ISO file.
+    pub iso: Option<PathBuf>,
+    /// Firmwares the ISO or disk boots with.
+    #[serde(default)]
+    pub firmware: Vec<Firmware>,
+    /// A user to log in as.
+    pub login: Option<Credentials>,
+    /// Root's password.
+    pub root_password: Option<String>,
+    /// Prompt regex of a shell without login.
+    pub shell_prompt: Option<String>,
+    /// Login prompt regex, if not the usual `login:`.
+    pub login_prompt: Option<String>,
+    /// What the image is.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A built image: its folder and manifest.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The image name.
+    pub name: String,
+    /// The folder holding its files.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: ImageManifest,
+}
+
+/// A reference to an image that may not be built yet. Naming one costs
+/// nothing; [`ImageStore::ensure`] builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The image name.
+    pub name: String,
+}
+
+impl Image {
+    /// Names a built-in image (`busybox`, `debian`, `iso`).
+    pub fn builtin(name: &str) -> ImageRef {
+        ImageRef { name: name.to_string() }
+    }
+
+    /// A machine config booting this image.
+    pub fn machine_config(&self, vm_name: &str, firmware: Option<Firmware>) -> MachineConfig {
+        let m = &self.manifest;
+        let path = |p: &PathBuf| self.dir.join(p);
+        let mut cfg = MachineConfig::new(vm_name);
+        if let Some(k) = &m.kernel {
+            cfg = cfg.with_kernel(path(k), m.initrd.as_ref().map(path), m.append.clone().unwrap_or_default());
+        }
+        if let Some(iso) = &m.iso {
+            cfg = cfg.with_iso(path(iso));
+        }
+        if let Some(disk) = &m.disk {
+            cfg = cfg.with_disk(path(disk));
+        }
+        cfg.with_firmware(firmware.or(m.firmware.first().copied()).unwrap_or_default())
+    }
+
+    /// A kernel usable for the KVM probe.
+    pub fn kernel(&self) -> Option<PathBuf> {
+        self.manifest.kernel.as_ref().map(|k| self.dir.join(k))
+    }
+}
+
+/// Where recipes are and where built images go.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    /// The recipes folder (`scenarios/images`).
+    pub recipes: PathBuf,
+    /// The cache folder (images go to `<cache>/images`).
+    pub cache: PathBuf,
+}
+
+impl Default for ImageStore {
+    fn default() -> Self {
+        ImageStore {
+            recipes: default_recipes_dir(),
+            cache: crate::accel::default_cache_dir(),
+        }
+    }
+}
+
+/// `$BOOTRIG_IMAGES`, else the `scenarios/images` folder of the source tree
+/// bootrig was built from.
+pub fn default_recipes_dir() -> PathBuf {
+    std::env::var_os("BOOTRIG_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/images"))
+}
+
+impl ImageStore {
+    fn recipe_dir(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.recipes.join(name);
+        if !BUILTIN.contains(&name) || !dir.join("recipe.sh").is_file() {
+            return Err(Error::Image {
+                name: name.into(),
+                message: format!(
+                    "no recipe {}/recipe.sh (built-in images: {}; set BOOTRIG_IMAGES to the scenarios/images folder)",
+                    dir.display(),
+                    BUILTIN.join(", ")
+                ),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// The cache key of an image: recipe files plus package versions.
+    pub fn key(&self, name: &str) -> Result<String> {
+        let dir = self.recipe_dir(name)?;
+        let mut h = Sha256::new();
+        let mut files = Vec::new();
+        collect_files(&self.recipes, &mut files).map_err(|e| Error::io(format!("reading {}", self.recipes.display()), e))?;
+        files.sort();
+        for f in &files {
+            let rel = f.strip_prefix(&self.recipes).unwrap_or(f);
+            h.update(rel.to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update(fs::read(f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?);
+            h.update([0]);
+        }
+        for (pkg, version) in package_versions(&dir.join("packages.txt")) {
+            h.update(format!("{pkg}={version}\n").as_bytes());
+        }
+        Ok(hex(&h.finalize())[..16].to_string())
+    }
+
+    /// The folder a built image lives in, if it is built and current.
+    pub fn cached(&self, name: &str) -> Result<Option<Image>> {
+        let key = self.key(name)?;
+        let dir = self.cache.join("images").join(format!("{name}-{key}"));
+        load_image(name, &dir)
+    }
+
+    /// Returns the image, building it first if needed. `progress` gets one
+    /// line per recipe step.
+    pub fn ensure(&self, image: &ImageRef, progress: &mut dyn FnMut(&str)) -> Result<Image> {
+        let name = image.name.as_str();
+        let recipe = self.recipe_dir(name)?;
+        let key = self.key(name)?;
+        let images = self.cache.join("images");
+        fs::create_dir_all(&images).map_err(|e| Error::io(format!("creating {}", images.display()), e))?;
+        let dir = images.join(format!("{name}-{key}"));
+        if let Some(img) = load_image(name, &dir)? {
+            return Ok(img);
+        }
+        let _lock = FileLock::acquire(&images.join(format!("{name}.lock")))?;
+        if let Some(img) = load_image(name, &dir)? {
+            return Ok(img);
+        }
+        let tmp = images.join(format!("{name}-{key}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let log_path = images.join(format!("{name}-{key}.build.log"));
+        progress(&format!("building image {name} (recipe {}, log {})", recipe.display(), log_path.display()));
+        let log = File::create(&log_path).map_err(|e| Error::io(format!("creating {}", log_path.display()), e))?;
+        let mut cmd = Command::new("bash");
+        cmd.arg(recipe.join("recipe.sh"))
+            .arg(&tmp)
+            .current_dir(&recipe)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = OwnedChild::spawn(format!("image recipe {name}"), &mut cmd)
+            .map_err(|e| Error::io(format!("running {}/recipe.sh", recipe.display()), e))?;
+        let stdout = child.take_stdout();
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                let step = line.strip_prefix("step: ").unwrap_or(&line);
+                progress(&format!("image {name}: {step}"));
+            }
+        }
+        let status = child.wait_deadline(std::time::Duration::from_secs(3600)).map_err(|e| Error::io("waiting for the recipe", e))?;
+        drop(child);
+        match status {
+            Some(s) if s.success() => {}
+            other => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(Error::Image {
+                    name: name.into(),
+                    message: format!(
+                        "recipe failed ({}); last lines of {}:\n{}",
+                        other.map(|s| s.to_string()).unwrap_or_else(|| "timed out".into()),
+                        log_path.display(),
+                        crate::machine::tail_of_file(&log_path, 15)
+                    ),
+                });
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&tmp, &dir).map_err(|e| Error::io(format!("moving {} into place", tmp.display()), e))?;
+        load_image(name, &dir)?.ok_or_else(|| Error::Image {
+            name: name.into(),
+            message: format!("the recipe wrote no image.json in {}", dir.display()),
+        })
+    }
+}
+
+fn load_image(name: &str, dir: &Path) -> Result<Option<Image>> {
+    let manifest_path = dir.join("image.json");
+    let Ok(text) = fs::read_to_string(&manifest_path) else {
+        return Ok(None);
+    };
+    let manifest: ImageManifest = serde_json::from_str(&text).map_err(|e| Error::Image {
+        name: name.into(),
+        message: format!("{}:{}:{}: {e}", manifest_path.display(), e.line(), e.column()),
+    })?;
+    Ok(Some(Image {
+        name: name.into(),
+        dir: dir.to_path_buf(),
+        manifest,
+    }))
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect_files(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Candidate versions (`apt-cache policy`) of the packages in `list`.
+fn package_versions(list: &Path) -> BTreeMap<String, String> {
+    let pkgs: Vec<String> = fs::read_to_string(list)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut out: BTreeMap<String, String> = pkgs.iter().map(|p| (p.clone(), "unknown".into())).collect();
+    if pkgs.is_empty() {
+        return out;
+    }
+    let Ok(res) = Command::new("apt-cache").arg("policy").args(&pkgs).stdin(Stdio::null()).output() else {
+        return out;
+    };
+    let mut current = None;
+    for line in String::from_utf8_lossy(&res.stdout).lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            current = Some(line.trim_end_matches(':').to_string());
+        } else if let (Some(pkg), Some(v)) = (&current, line.trim().strip_prefix("Candidate:")) {
+            out.insert(pkg.clone(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An exclusive `flock` held until dropped.
+#[derive(Debug)]
+struct FileLock(File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        let f = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        // SAFETY: flock on a valid open descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(format!("locking {}", path.display()), std::io::Error::last_os_error()));
+        }
+        Ok(FileLock(f))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking the descriptor we locked.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}

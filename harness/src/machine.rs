@@ -1,0 +1,561 @@
+//! A running QEMU virtual machine, owned by the harness.
+//!
+//! [`Machine::start`] resolves a [`MachineConfig`] (accelerator verdict,
+//! throwaway disk overlay, scratch drives, private UEFI variable store),
+//! binds the serial and QMP sockets, starts QEMU in its own process group
+//! with its stdio on files, and waits for QEMU to connect to both sockets.
+//! Dropping the `Machine` takes QEMU down: QMP `quit`, then SIGTERM, then
+//! SIGKILL to the process group, and reaps it.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::accel::{self, AccelVerdict};
+use crate::config::{Accel, Drive, Firmware, MachineConfig};
+use crate::console::{Console, ConsoleObserver, ConsoleOptions};
+use crate::errors::{Error, Result};
+use crate::process::OwnedChild;
+use crate::qemu_args::{self, QemuArgs};
+use crate::qmp::Qmp;
+
+/// How long QEMU may take to start and connect its sockets.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where a machine writes its files and what it may reuse.
+pub struct MachineOptions {
+    /// Folder for `serial.log`, `qemu-stderr.log`, `qemu-cmdline.txt`.
+    pub out_dir: PathBuf,
+    /// Cache folder (accelerator verdicts).
+    pub cache_dir: PathBuf,
+    /// A kernel to probe KVM with when the VM itself boots no kernel.
+    pub probe_kernel: Option<PathBuf>,
+    /// Watches console lines (kernel crash detection).
+    pub observer: Option<Box<dyn ConsoleObserver>>,
+}
+
+impl std::fmt::Debug for MachineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineOptions")
+            .field("out_dir", &self.out_dir)
+            .field("cache_dir", &self.cache_dir)
+            .field("probe_kernel", &self.probe_kernel)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl MachineOptions {
+    /// Options writing into `out_dir`, with the default cache folder.
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        MachineOptions {
+            out_dir: out_dir.into(),
+            cache_dir: accel::default_cache_dir(),
+            probe_kernel: None,
+            observer: None,
+        }
+    }
+}
+
+/// A boot input file, with the role it plays (for metadata and hashing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFile {
+    /// `kernel`, `initrd`, `iso`, `disk`, `drive`, `firmware`.
+    pub role: &'static str,
+    /// The file as given (not the overlay).
+    pub path: PathBuf,
+}
+
+/// A running VM. See the module documentation.
+#[derive(Debug)]
+pub struct Machine {
+    name: String,
+    console: Console,
+    qmp: Mutex<Option<Qmp>>,
+    child: Mutex<OwnedChild>,
+    argv: Vec<String>,
+    qemu: PathBuf,
+    qemu_version: String,
+    accel: AccelVerdict,
+    boot_files: Vec<BootFile>,
+    out_dir: PathBuf,
+    started: Instant,
+    // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
+    _workdir: tempfile::TempDir,
+}
+
+impl Machine {
+    /// Starts QEMU for `config`. Returns once QEMU runs and both the serial
+    /// console and QMP are connected; the guest is booting.
+    pub fn start(config: &MachineConfig, options: MachineOptions) -> Result<Machine> {
+        config.validate().map_err(|message| Error::Config {
+            what: format!("machine {}", config.name),
+            message,
+        })?;
+        let qemu = resolve_binary(&config.qemu)?;
+        let qemu_version = qemu_version(&qemu)?;
+        fs::create_dir_all(&options.out_dir)
+            .map_err(|e| Error::io(format!("creating {}", options.out_dir.display()), e))?;
+        let probe_kernel = config
+            .kernel
+            .as_ref()
+            .map(|k| k.kernel.clone())
+            .or(options.probe_kernel.clone());
+        let verdict = accel::resolve(config.accel, &qemu, probe_kernel.as_deref(), &options.cache_dir);
+
+        // Short paths: Unix socket paths are limited to 108 bytes.
+        let workdir = tempfile::Builder::new()
+            .prefix("bootrig-")
+            .tempdir()
+            .map_err(|e| Error::io("creating a scratch folder in the temp dir", e))?;
+        let serial_socket = workdir.path().join("serial.sock");
+        let qmp_socket = workdir.path().join("qmp.sock");
+        let serial_listener = UnixListener::bind(&serial_socket)
+            .map_err(|e| Error::io(format!("binding {}", serial_socket.display()), e))?;
+        let qmp_listener = UnixListener::bind(&qmp_socket)
+            .map_err(|e| Error::io(format!("binding {}", qmp_socket.display()), e))?;
+
+        let mut boot_files = Vec::new();
+        let args = QemuArgs {
+            name: sanitize_vm_name(&config.name),
+            accel: verdict.accel,
+            memory_mib: config.memory_mib,
+            cpus: config.cpus,
+            kernel: config.kernel.as_ref().map(|k| {
+                boot_files.push(BootFile { role: "kernel", path: k.kernel.clone() });
+                if let Some(i) = &k.initrd {
+                    boot_files.push(BootFile { role: "initrd", path: i.clone() });
+                }
+                (abs(&k.kernel), k.initrd.as_deref().map(abs), k.append.clone())
+            }),
+            uefi: prepare_uefi(config.firmware, workdir.path())?,
+            iso: config.iso.as_ref().map(|iso| {
+                boot_files.push(BootFile { role: "iso", path: iso.clone() });
+                abs(iso)
+            }),
+            disk: match &config.disk {
+                Some(disk) => {
+                    boot_files.push(BootFile { role: "disk", path: disk.clone() });
+                    Some(prepare_disk(disk, config.persist, workdir.path())?)
+                }
+                None => None,
+            },
+            drives: prepare_drives(&config.drives, workdir.path(), &mut boot_files)?,
+            serial_socket,
+            qmp_socket,
+            network: config.network,
+            no_reboot: true,
+            display: config.display,
+            extra: config.extra_args.clone(),
+        };
+        let argv_os = args.build();
+        let argv: Vec<String> = std::iter::once(qemu.to_string_lossy().into_owned())
+            .chain(argv_os.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect();
+        write_file(&options.out_dir.join("qemu-cmdline.txt"), shell_quote(&argv).as_bytes())?;
+
+        let stderr_path = options.out_dir.join("qemu-stderr.log");
+        let stderr = File::create(&stderr_path)
+            .map_err(|e| Error::io(format!("creating {}", stderr_path.display()), e))?;
+        let stdout = stderr
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the stderr log handle", e))?;
+        let mut cmd = Command::new(&qemu);
+        cmd.args(&argv_os)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let mut child = OwnedChild::spawn(format!("qemu ({})", config.name), &mut cmd)
+            .map_err(|e| Error::io(format!("starting {}", qemu.display()), e))?;
+
+        let started = Instant::now();
+        let deadline = started + CONNECT_TIMEOUT;
+        let serial = accept_until(&serial_listener, &mut child, deadline, &stderr_path)?;
+        let qmp_stream = accept_until(&qmp_listener, &mut child, deadline, &stderr_path)?;
+
+        let serial_log_path = options.out_dir.join("serial.log");
+        let serial_log = File::create(&serial_log_path)
+            .map_err(|e| Error::io(format!("creating {}", serial_log_path.display()), e))?;
+        let console_options = ConsoleOptions {
+            observer: options.observer,
+            ..ConsoleOptions::default()
+        };
+        let console = Console::start(serial, serial_log, console_options)
+            .map_err(|e| Error::io("starting the serial console reader", e))?;
+        let qmp = Qmp::handshake(qmp_stream, Duration::from_secs(10)).map_err(|e| Error::Qemu {
+            message: format!("QMP handshake failed: {e}"),
+            stderr_tail: tail_of_file(&stderr_path, 20),
+        })?;
+
+        Ok(Machine {
+            name: config.name.clone(),
+            console,
+            qmp: Mutex::new(Some(qmp)),
+            child: Mutex::new(child),
+            argv,
+            qemu,
+            qemu_version,
+            accel: verdict,
+            boot_files,
+            out_dir: options.out_dir,
+            started,
+            _workdir: workdir,
+        })
+    }
+
+    /// The serial console.
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// The VM's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// QEMU's full argv (binary first).
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The QEMU binary in use.
+    pub fn qemu(&self) -> &Path {
+        &self.qemu
+    }
+
+    /// `qemu-system-x86_64 --version`'s first line.
+    pub fn qemu_version(&self) -> &str {
+        &self.qemu_version
+    }
+
+    /// The accelerator verdict (what runs, and why).
+    pub fn accel(&self) -> &AccelVerdict {
+        &self.accel
+    }
+
+    /// The boot input files with their roles.
+    pub fn boot_files(&self) -> &[BootFile] {
+        &self.boot_files
+    }
+
+    /// Where this machine writes its logs.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// When QEMU was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    fn qmp_lock(&self) -> MutexGuard<'_, Option<Qmp>> {
+        self.qmp.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a QMP command (None if QMP is gone because QEMU exited).
+    pub fn qmp<T>(&self, f: impl FnOnce(&mut Qmp) -> T) -> Option<T> {
+        self.qmp_lock().as_mut().map(f)
+    }
+
+    /// QEMU's exit status if it has exited.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_wait()
+            .ok()
+            .flatten()
+    }
+
+    /// Waits up to `timeout` for QEMU to exit on its own.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .wait_deadline(timeout)
+            .ok()
+            .flatten()
+    }
+
+    /// Asks the guest to power off via ACPI and waits; forces QEMU down
+    /// when the guest ignores it. Returns whether the guest obeyed.
+    pub fn powerdown(&self, timeout: Duration) -> bool {
+        let _ = self.qmp(|q| q.system_powerdown());
+        let obeyed = self.wait_exit(timeout).is_some();
+        if !obeyed {
+            self.kill();
+        }
+        obeyed
+    }
+
+    /// Takes QEMU down now: QMP `quit`, then signals to the process group.
+    pub fn kill(&self) {
+        if let Some(mut qmp) = self.qmp_lock().take() {
+            let _ = qmp.set_timeout(Duration::from_secs(2));
+            let _ = qmp.quit();
+        }
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if child.wait_deadline(Duration::from_secs(2)).ok().flatten().is_none() {
+            let _ = child.terminate();
+        }
+    }
+
+    /// The last lines of QEMU's stderr.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail_of_file(&self.out_dir.join("qemu-stderr.log"), lines)
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `qemu --version`, first line.
+pub fn qemu_version(qemu: &Path) -> Result<String> {
+    let out = Command::new(qemu)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("running {} --version", qemu.display()), e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
+/// Finds `qemu` on PATH (or checks the given path), with an install hint.
+pub fn resolve_binary(qemu: &Path) -> Result<PathBuf> {
+    if qemu.components().count() > 1 {
+        return if qemu.is_file() {
+            Ok(qemu.to_path_buf())
+        } else {
+            Err(Error::MissingTool {
+                tool: qemu.display().to_string(),
+                hint: "the configured QEMU binary does not exist".into(),
+            })
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(qemu))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::MissingTool {
+            tool: qemu.display().to_string(),
+            hint: "install it with scripts/install-deps.sh (qemu-system-x86 from bookworm-backports)"
+                .into(),
+        })
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn sanitize_vm_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(40)
+        .collect();
+    if s.is_empty() { "vm".into() } else { s }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Quotes an argv for a shell, so `qemu-cmdline.txt` can be pasted.
+pub fn shell_quote(argv: &[String]) -> String {
+    let mut out = String::new();
+    for (i, a) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" \\\n    ");
+        }
+        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c)) {
+            out.push_str(a);
+        } else {
+            out.push('\'');
+            out.push_str(&a.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// The disk QEMU opens: a qcow2 overlay over `disk` in `workdir` (so the
+/// image is never modified), or `disk` itself when `persist`.
+fn prepare_disk(disk: &Path, persist: bool, workdir: &Path) -> Result<(PathBuf, String)> {
+    let format = image_format(disk)?;
+    if persist {
+        return Ok((abs(disk), format));
+    }
+    let overlay = workdir.join("root-overlay.qcow2");
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", &format, "-b"])
+        .arg(abs(disk))
+        .arg(&overlay)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running qemu-img create (package qemu-utils)", e))?;
+    if !out.status.success() {
+        return Err(Error::Config {
+            what: format!("disk {}", disk.display()),
+            message: format!(
+                "qemu-img could not create an overlay: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok((overlay, "qcow2".into()))
+}
+
+/// The image format as qemu-img sees it (`raw`, `qcow2`, ...).
+fn image_format(path: &Path) -> Result<String> {
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json", "-U"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running qemu-img info (package qemu-utils)", e))?;
+    if !out.status.success() {
+        return Err(Error::Config {
+            what: format!("disk {}", path.display()),
+            message: format!(
+                "qemu-img info failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(info
+        .get("format")
+        .and_then(|f| f.as_str())
+        .unwrap_or("raw")
+        .to_string())
+}
+
+fn prepare_drives(
+    drives: &[Drive],
+    workdir: &Path,
+    boot_files: &mut Vec<BootFile>,
+) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    for (i, d) in drives.iter().enumerate() {
+        match d {
+            Drive::File(path) => {
+                boot_files.push(BootFile { role: "drive", path: path.clone() });
+                out.push((abs(path), image_format(path)?));
+            }
+            Drive::Scratch(size) => {
+                let path = workdir.join(format!("scratch{}.raw", i + 1));
+                let f = File::create(&path)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+                f.set_len(*size)
+                    .map_err(|e| Error::io(format!("sizing {} to {size} bytes", path.display()), e))?;
+                out.push((path, "raw".into()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn prepare_uefi(firmware: Firmware, workdir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    if !qemu_args::needs_ovmf(firmware) {
+        return Ok(None);
+    }
+    let (code, vars) = qemu_args::find_uefi_code().ok_or_else(|| Error::MissingTool {
+        tool: "OVMF firmware".into(),
+        hint: "firmware \"uefi\" needs /usr/share/OVMF/OVMF_CODE_4M.fd: apt-get install ovmf".into(),
+    })?;
+    let own_vars = workdir.join("OVMF_VARS.fd");
+    fs::copy(&vars, &own_vars)
+        .map_err(|e| Error::io(format!("copying {} to {}", vars.display(), own_vars.display()), e))?;
+    Ok(Some((code, own_vars)))
+}
+
+/// Waits for QEMU to connect to `listener`, failing early if QEMU exits.
+fn accept_until(
+    listener: &UnixListener,
+    child: &mut OwnedChild,
+    deadline: Instant,
+    stderr_path: &Path,
+) -> Result<UnixStream> {
+    loop {
+        let now = Instant::now();
+        if let Some(status) = child.try_wait().map_err(|e| Error::io("checking QEMU", e))? {
+            return Err(Error::Qemu {
+                message: format!("QEMU exited during start-up with {status}"),
+                stderr_tail: tail_of_file(stderr_path, 20),
+            });
+        }
+        if now >= deadline {
+            return Err(Error::Qemu {
+                message: format!(
+                    "QEMU did not connect to its sockets within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+                stderr_tail: tail_of_file(stderr_path, 20),
+            });
+        }
+        let wait_ms = (deadline - now).min(Duration::from_millis(50)).as_millis() as libc::c_int;
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: pfd is a valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+        if n > 0 {
+            let (stream, _) = listener
+                .accept()
+                .map_err(|e| Error::io("accepting QEMU's connection", e))?;
+            return Ok(stream);
+        }
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::io("waiting for QEMU to connect", err));
+            }
+        }
+    }
+}
+
+/// The last `lines` lines of a text file ("" if unreadable).
+pub fn tail_of_file(path: &Path, lines: usize) -> String {
+    let text = fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Builds the argv of a config without starting anything (for `--dry-run`
+/// style displays and tests). Paths of overlays are placeholders.
+pub fn preview_args(config: &MachineConfig, accel: Accel) -> Vec<OsString> {
+    QemuArgs {
+        name: sanitize_vm_name(&config.name),
+        accel,
+        memory_mib: config.memory_mib,
+        cpus: config.cpus,
+        kernel: config
+            .kernel
+            .as_ref()
+            .map(|k| (k.kernel.clone(), k.initrd.clone(), k.append.clone())),
+        uefi: None,
+        iso: config.iso.clone(),
+        disk: config.disk.clone().map(|d| (d, "qcow2".into())),
+        drives: Vec::new(),
+        serial_socket: "serial.sock".into(),
+        qmp_socket: "qmp.sock".into(),
+        network: config.network,
+        no_reboot: true,
+        display: config.display,
+        extra: config.extra_args.clone(),
+    }
+    .build()
+}

@@ -1,0 +1,147 @@
+//! A minimal QMP (QEMU Machine Protocol) client over a Unix socket.
+//!
+//! QMP is line-delimited JSON: a greeting, then `qmp_capabilities`, then
+//! commands answered by `{"return": ...}` or `{"error": ...}`, with
+//! asynchronous `{"event": ...}` messages in between (kept, not lost).
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A connected QMP session.
+#[derive(Debug)]
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    events: Vec<Value>,
+}
+
+/// A QMP failure: transport, protocol or a command error reply.
+#[derive(Debug, thiserror::Error)]
+pub enum QmpError {
+    /// The socket failed or timed out.
+    #[error("QMP I/O: {0}")]
+    Io(#[from] io::Error),
+    /// QEMU closed the connection (it exited).
+    #[error("QMP connection closed by QEMU")]
+    Closed,
+    /// QEMU sent something that is not QMP.
+    #[error("QMP protocol error: {0}")]
+    Protocol(String),
+    /// The command failed.
+    #[error("QMP command {command} failed: {class}: {desc}")]
+    Command {
+        /// The command.
+        command: String,
+        /// QEMU's error class.
+        class: String,
+        /// QEMU's description.
+        desc: String,
+    },
+}
+
+impl Qmp {
+    /// Reads the greeting and negotiates capabilities.
+    pub fn handshake(stream: UnixStream, timeout: Duration) -> Result<Qmp, QmpError> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let writer = stream.try_clone()?;
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+            events: Vec::new(),
+        };
+        let greeting = qmp.read_message()?;
+        if greeting.get("QMP").is_none() {
+            return Err(QmpError::Protocol(format!("expected greeting, got {greeting}")));
+        }
+        qmp.execute("qmp_capabilities", None)?;
+        Ok(qmp)
+    }
+
+    /// Sets the reply deadline for later commands.
+    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.reader.get_ref().set_read_timeout(Some(timeout))
+    }
+
+    fn read_message(&mut self) -> Result<Value, QmpError> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line)?;
+        if n == 0 {
+            return Err(QmpError::Closed);
+        }
+        serde_json::from_str(&line).map_err(|e| QmpError::Protocol(format!("{e}: {line:?}")))
+    }
+
+    /// Runs a command and returns its `return` value.
+    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        let mut msg = json!({ "execute": command });
+        if let Some(args) = arguments {
+            msg["arguments"] = args;
+        }
+        let mut bytes = serde_json::to_vec(&msg).expect("serialising a JSON value");
+        bytes.push(b'\n');
+        self.writer.write_all(&bytes)?;
+        loop {
+            let reply = self.read_message()?;
+            if reply.get("event").is_some() {
+                self.events.push(reply);
+                continue;
+            }
+            if let Some(ret) = reply.get("return") {
+                return Ok(ret.clone());
+            }
+            if let Some(err) = reply.get("error") {
+                let field = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                return Err(QmpError::Command {
+                    command: command.to_string(),
+                    class: field("class"),
+                    desc: field("desc"),
+                });
+            }
+            return Err(QmpError::Protocol(format!("unexpected reply {reply}")));
+        }
+    }
+
+    /// `query-status`: the run state (`running`, `paused`, `shutdown`,
+    /// `guest-panicked`, ...).
+    pub fn query_status(&mut self) -> Result<String, QmpError> {
+        let ret = self.execute("query-status", None)?;
+        Ok(ret
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string())
+    }
+
+    /// Asks the guest to power off (ACPI power button).
+    pub fn system_powerdown(&mut self) -> Result<(), QmpError> {
+        self.execute("system_powerdown", None).map(drop)
+    }
+
+    /// Tells QEMU to exit now. The connection closing before the reply
+    /// arrives counts as success.
+    pub fn quit(&mut self) -> Result<(), QmpError> {
+        match self.execute("quit", None) {
+            Ok(_) | Err(QmpError::Closed) => Ok(()),
+            Err(QmpError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Saves a PNG screenshot of the display (needs a display device).
+    pub fn screendump(&mut self, path: &std::path::Path) -> Result<(), QmpError> {
+        self.execute(
+            "screendump",
+            Some(json!({ "filename": path.to_string_lossy(), "format": "png" })),
+        )
+        .map(drop)
+    }
+
+    /// The asynchronous events received so far (SHUTDOWN, RESET, ...).
+    pub fn events(&self) -> &[Value] {
+        &self.events
+    }
+}
