@@ -24,16 +24,19 @@ fi
 
 need=()
 for p in ovmf mmdebstrap busybox-static grub-pc-bin grub-efi-amd64-bin grub-common \
-         xorriso mtools e2fsprogs cpio zstd python3-pexpect socat; do
+         xorriso mtools e2fsprogs cpio zstd python3-pexpect; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    need+=("qemu-system-x86/bookworm-backports")
+if [ "${#need[@]}" -gt 0 ] || ! command -v qemu-system-x86_64 >/dev/null; then
+    $SUDO apt-get update -q
 fi
 if [ "${#need[@]}" -gt 0 ]; then
     echo "bootrig: installing ${need[*]}" >&2
-    $SUDO apt-get update -q || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-        -t bookworm-backports "${need[@]%/bookworm-backports}" || \
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+# QEMU 10 from backports (the default 7.2 would also replace qemu-utils 10).
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    echo "bootrig: installing qemu-system-x86 from bookworm-backports" >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        -t bookworm-backports qemu-system-x86 qemu-utils
 fi

@@ -1,1 +1,59 @@
-//! placeholder
+//! Helpers for bootrig's own end-to-end tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use bootrig::{Marks, Requirement};
+
+/// Markers for a test that boots a VM: needs QEMU, 10 minute deadline.
+pub fn vm_marks() -> Marks {
+    Marks::new()
+        .requires(Requirement::Qemu)
+        .timeout(Duration::from_secs(600))
+}
+
+/// The `bootrig` binary of this workspace, built if it is not there yet.
+pub fn bootrig_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // <target>/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf();
+    let bin = profile_dir.join("bootrig");
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "bootrig", "--bin", "bootrig"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "cargo build -p bootrig failed");
+    }
+    bin
+}
+
+/// Pids of running QEMU processes whose command line contains `needle`.
+pub fn qemu_pids_named(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline);
+        // Zombies have an empty cmdline and do not count.
+        if text.contains("qemu-system") && text.contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}

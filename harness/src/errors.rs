@@ -148,6 +148,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A check in a Rust test failed.
+    #[error("check failed: {0}")]
+    Check(String),
     /// The test exceeded its deadline.
     #[error("test exceeded its deadline of {}s", .0.as_secs())]
     TestTimeout(Duration),
@@ -201,6 +204,7 @@ impl Error {
                 _ => "harness-error",
             },
             Error::WaitTimeout { .. } | Error::TestTimeout(_) => "timeout",
+            Error::Check(_) => "assertion",
             Error::Config { .. }
             | Error::MissingTool { .. }
             | Error::Io { .. }

@@ -9,6 +9,14 @@
 #![warn(missing_docs)]
 
 pub mod accel;
+pub mod cli;
+pub mod context;
+pub mod doctor;
+pub mod exec;
+pub mod postmortem;
+pub mod progress;
+pub mod report;
+pub mod suite;
 pub mod ansi;
 pub mod config;
 pub mod console;
@@ -22,8 +30,24 @@ pub mod scenario;
 pub mod session;
 pub mod wait;
 
+/// Fails a Rust test with a formatted message: `return check_failed!("...")`.
+#[macro_export]
+macro_rules! check_failed {
+    ($($arg:tt)*) => { Err($crate::Error::Check(format!($($arg)*))) };
+}
+
+/// Fails a Rust test unless `cond` holds.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond { return Err($crate::Error::Check(format!($($arg)*))); }
+    };
+}
+
 pub use config::{Accel, Drive, Firmware, MachineConfig};
 pub use errors::{Error, Result};
 pub use image::{Image, ImageRef, ImageStore};
 pub use machine::{Machine, MachineOptions};
+pub use context::{RunSettings, TestContext};
+pub use suite::{Marks, Requirement, Suite};
 pub use session::{CommandOutput, Key, Session, Timeouts};

@@ -369,12 +369,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-/// Quotes an argv for a shell, so `qemu-cmdline.txt` can be pasted.
+/// Quotes an argv for a shell, one option and its value per line, so
+/// `qemu-cmdline.txt` reads well and can be pasted into a shell.
 pub fn shell_quote(argv: &[String]) -> String {
     let mut out = String::new();
     for (i, a) in argv.iter().enumerate() {
         if i > 0 {
-            out.push_str(" \\\n    ");
+            out.push_str(if a.starts_with('-') { " \\\n    " } else { " " });
         }
         if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c)) {
             out.push_str(a);

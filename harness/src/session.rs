@@ -226,15 +226,44 @@ fn escape_bytes(bytes: &[u8]) -> String {
 }
 
 /// Records raw console traffic into the transcript during login and
-/// escalation.
-struct TranscriptTap(Transcript);
+/// escalation. Received bytes are gathered into lines (a serial console
+/// delivers a few bytes per read) and flushed at each newline, before
+/// anything is sent, and when the tap is removed.
+struct TranscriptTap {
+    transcript: Transcript,
+    pending: Vec<u8>,
+}
+
+impl TranscriptTap {
+    fn new(transcript: Transcript) -> Self {
+        TranscriptTap { transcript, pending: Vec::new() }
+    }
+
+    fn flush(&mut self, upto: usize) {
+        if upto > 0 {
+            let rest = self.pending.split_off(upto);
+            self.transcript.raw("<<<", &self.pending);
+            self.pending = rest;
+        }
+    }
+}
 
 impl ConsoleTap for TranscriptTap {
     fn received(&mut self, raw: &[u8]) {
-        self.0.raw("<<<", raw);
+        self.pending.extend_from_slice(raw);
+        if let Some(i) = self.pending.iter().rposition(|b| *b == b'\n') {
+            self.flush(i + 1);
+        }
     }
     fn sent(&mut self, raw: &[u8]) {
-        self.0.raw(">>>", raw);
+        self.flush(self.pending.len());
+        self.transcript.raw(">>>", raw);
+    }
+}
+
+impl Drop for TranscriptTap {
+    fn drop(&mut self) {
+        self.flush(self.pending.len());
     }
 }
 
@@ -303,7 +332,7 @@ impl Session {
         self.transcript.entry(&format!("--- {title} ---"));
         self.machine
             .console()
-            .set_tap(Some(Box::new(TranscriptTap(self.transcript.clone()))));
+            .set_tap(Some(Box::new(TranscriptTap::new(self.transcript.clone()))));
         TapGuard(&self.machine)
     }
 

@@ -1,0 +1,211 @@
+//! The `bootrig` command line: parse, call the library, map to exit codes
+//! (0 all passed, 1 a test failed, 2 bad usage or an invalid scenario).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::RunSettings;
+use crate::image::{Image, ImageStore, BUILTIN};
+use crate::report::{summary_line, write_junit};
+use crate::scenario::{self, Scenario};
+use crate::suite::{execute, Marks, TrialRecord, VmBudget};
+
+/// Test operating-system images in QEMU.
+#[derive(Debug, Parser)]
+#[command(name = "bootrig", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run scenario files (or folders of them).
+    Run {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Where artifacts go (a run folder is made inside).
+        #[arg(long, default_value = "target/bootrig")]
+        artifacts: PathBuf,
+        /// Only run tests whose `scenario::test` name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Force an accelerator for every VM: auto, kvm or tcg.
+        #[arg(long)]
+        accel: Option<crate::config::Accel>,
+        /// List the tests instead of running them.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Build and inspect built-in guest images.
+    Image {
+        #[command(subcommand)]
+        action: ImageCmd,
+    },
+    /// Check this host: QEMU, accelerator, firmware, image tools.
+    Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCmd {
+    /// Build an image (no-op when the cached one is current).
+    Build {
+        /// `busybox`, `debian`, `iso`, or `all`.
+        name: String,
+    },
+    /// Show the built-in images and whether they are built.
+    List,
+}
+
+/// Runs the CLI with the process arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Cmd::Run { scenarios, artifacts, filter, junit, accel, list } => {
+            run(scenarios, artifacts, filter, junit, accel, list)
+        }
+        Cmd::Image { action } => image(action),
+        Cmd::Doctor => crate::doctor::run(),
+    }
+}
+
+fn run(
+    paths: Vec<PathBuf>,
+    artifacts: PathBuf,
+    filter: Option<String>,
+    junit: Option<PathBuf>,
+    accel: Option<crate::config::Accel>,
+    list: bool,
+) -> ExitCode {
+    let files = match scenario::discover(&paths) {
+        Ok(f) if f.is_empty() => {
+            eprintln!("bootrig: no scenario files (*.json) in {paths:?}");
+            return ExitCode::from(2);
+        }
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("bootrig: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every file is validated before anything boots.
+    let mut loaded = Vec::new();
+    let mut invalid = false;
+    for f in &files {
+        match Scenario::load(f) {
+            Ok(sc) => loaded.push(Arc::new(sc)),
+            Err(e) => {
+                eprintln!("{e}");
+                invalid = true;
+            }
+        }
+    }
+    if invalid {
+        eprintln!("bootrig: invalid scenario; nothing was run");
+        return ExitCode::from(2);
+    }
+    let selected: Vec<(Arc<Scenario>, String)> = loaded
+        .iter()
+        .flat_map(|sc| sc.tests.iter().map(move |t| (sc.clone(), t.name.clone())))
+        .filter(|(sc, t)| filter.as_ref().is_none_or(|f| format!("{}::{t}", sc.name).contains(f.as_str())))
+        .collect();
+    if list {
+        for (sc, t) in &selected {
+            println!("{}::{t}", sc.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut settings = RunSettings::from_env(artifacts);
+    if accel.is_some() {
+        settings.accel = accel;
+    }
+    println!("bootrig: running {} test(s); artifacts in {}", selected.len(), settings.run_dir.display());
+    let budget = VmBudget::new(1);
+    let mut records: Vec<TrialRecord> = Vec::new();
+    for (sc, tname) in &selected {
+        let name = format!("{}::{tname}", sc.name);
+        let test = sc.tests.iter().find(|t| &t.name == tname).expect("selected from this scenario");
+        let mut marks = Marks::new();
+        if let Some(t) = sc.test_timeout() {
+            marks = marks.timeout(t);
+        }
+        if let Some(x) = &test.xfail {
+            marks = marks.xfail(x.clone());
+        }
+        let (sc2, tn) = (sc.clone(), tname.clone());
+        let body: crate::suite::Body = Arc::new(move |ctx| {
+            let test = sc2.tests.iter().find(|t| t.name == tn).expect("test exists");
+            crate::exec::run_test(ctx, &sc2, test)
+        });
+        let record = execute(&name, &marks, &body, settings.clone(), &budget);
+        println!("{}", summary_line(&record));
+        if record.outcome == "failed" || record.outcome == "xpass" {
+            if let Some(m) = &record.message {
+                println!("{m}");
+            }
+        }
+        records.push(record);
+    }
+    let count = |o: &str| records.iter().filter(|r| r.outcome == o).count();
+    let failed = count("failed") + count("xpass");
+    println!(
+        "bootrig: {} passed, {} failed, {} skipped, {} xfail, {} xpass; artifacts in {}",
+        count("passed"),
+        count("failed"),
+        count("skipped"),
+        count("xfail"),
+        count("xpass"),
+        settings.run_dir.display()
+    );
+    crate::postmortem::write_run_json(&settings.run_dir, &records);
+    if let Some(path) = junit {
+        if let Err(e) = write_junit(&path, "bootrig", &records) {
+            eprintln!("bootrig: could not write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn image(action: ImageCmd) -> ExitCode {
+    let store = ImageStore::default();
+    match action {
+        ImageCmd::Build { name } => {
+            let names: Vec<&str> = if name == "all" { BUILTIN.to_vec() } else { vec![name.as_str()] };
+            for n in names {
+                let mut progress = |line: &str| eprintln!("bootrig: {line}");
+                match store.ensure(&Image::builtin(n), &mut progress) {
+                    Ok(img) => println!("{}: {}", img.name, img.dir.display()),
+                    Err(e) => {
+                        eprintln!("bootrig: {e}");
+                        return ExitCode::from(if matches!(e, crate::Error::Image { .. }) { 1 } else { 2 });
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        ImageCmd::List => {
+            for n in BUILTIN {
+                match store.cached(n) {
+                    Ok(Some(img)) => println!("{n:8} built   {}", img.dir.display()),
+                    Ok(None) => println!("{n:8} not built (bootrig image build {n})"),
+                    Err(e) => println!("{n:8} error: {e}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The per-test context: fixtures in pytest's sense.
+//!
+//! A test asks its [`TestContext`] for what it needs (a VM booted from an
+//! image or a [`MachineConfig`], an artifacts folder) and the context tears
+//! it all down when the test ends. When the test failed, the context
+//! collects diagnostics from every VM it still has, while the guests still
+//! answer, and writes the postmortem into the test's artifacts folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::config::{Accel, MachineConfig};
+use crate::errors::{Error, Result};
+use crate::image::{Image, ImageRef, ImageStore};
+use crate::machine::{Machine, MachineOptions};
+use crate::postmortem::{CrashWatch, Postmortem};
+use crate::session::{Session, Timeouts};
+
+/// Settings shared by every test of a run.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The run's artifacts folder (`target/bootrig/<run-id>`).
+    pub run_dir: PathBuf,
+    /// Where images come from.
+    pub images: ImageStore,
+    /// Forces an accelerator for every VM (`BOOTRIG_ACCEL`).
+    pub accel: Option<Accel>,
+    /// Prints image-build progress and accelerator notes.
+    pub progress: crate::progress::Progress,
+}
+
+impl RunSettings {
+    /// Settings from the environment: `BOOTRIG_ARTIFACTS` (root folder),
+    /// `BOOTRIG_RUN_ID` / `NEXTEST_RUN_ID` (run folder name),
+    /// `BOOTRIG_ACCEL`.
+    pub fn from_env(default_root: PathBuf) -> RunSettings {
+        let root = std::env::var_os("BOOTRIG_ARTIFACTS")
+            .map(PathBuf::from)
+            .unwrap_or(default_root);
+        let run_id = std::env::var("BOOTRIG_RUN_ID")
+            .or_else(|_| std::env::var("NEXTEST_RUN_ID"))
+            .unwrap_or_else(|_| {
+                format!(
+                    "{}-{}",
+                    chrono::Local::now().format("%Y%m%d-%H%M%S"),
+                    std::process::id()
+                )
+            });
+        let accel = std::env::var("BOOTRIG_ACCEL").ok().and_then(|a| a.parse().ok());
+        RunSettings {
+            run_dir: root.join(safe_name(&run_id)),
+            images: ImageStore::default(),
+            accel,
+            progress: crate::progress::Progress::stderr(),
+        }
+    }
+}
+
+/// What a test is given: fixtures, and a place for artifacts.
+#[derive(Debug)]
+pub struct TestContext {
+    name: String,
+    dir: PathBuf,
+    settings: RunSettings,
+    vms: Mutex<Vec<Arc<Session>>>,
+    started: Instant,
+    postmortem: Postmortem,
+}
+
+impl TestContext {
+    /// A context for the test `name`, with its folder under the run folder.
+    pub fn new(name: &str, settings: RunSettings) -> Result<TestContext> {
+        let dir = settings
+            .run_dir
+            .join(safe_name(name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let postmortem = Postmortem::begin(name, &dir)?;
+        Ok(TestContext {
+            name: name.to_string(),
+            dir,
+            settings,
+            vms: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            postmortem,
+        })
+    }
+
+    /// The test's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The test's artifacts folder.
+    pub fn artifacts_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The run settings.
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    /// How long the test has been running.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The postmortem recorder (metadata.json, phases, failure).
+    pub fn postmortem(&self) -> &Postmortem {
+        &self.postmortem
+    }
+
+    fn vms(&self) -> MutexGuard<'_, Vec<Arc<Session>>> {
+        self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds (if needed) an image.
+    pub fn image(&self, image: &ImageRef) -> Result<Image> {
+        let progress = self.settings.progress.clone();
+        self.postmortem.phase_start(&format!("image {}", image.name));
+        let img = self
+            .settings
+            .images
+            .ensure(image, &mut |line| progress.line(line));
+        self.postmortem.phase_end(&format!("image {}", image.name));
+        img
+    }
+
+    /// Boots a VM from a built-in image. Images whose shell needs no login
+    /// (`busybox`, `iso`) come back attached to their shell; for images
+    /// with a getty (`debian`) call [`Session::login`].
+    pub fn vm(&self, image: ImageRef) -> Result<Arc<Session>> {
+        self.vm_with_timeouts(image, Timeouts::default())
+    }
+
+    /// [`TestContext::vm`] with other deadlines.
+    pub fn vm_with_timeouts(&self, image: ImageRef, timeouts: Timeouts) -> Result<Arc<Session>> {
+        let img = self.image(&image)?;
+        let name = format!("{}-{}", image.name, self.vms().len() + 1);
+        let config = img.machine_config(&name, None);
+        let vm = self.boot(config, timeouts, img.kernel())?;
+        if img.manifest.login.is_none() {
+            if let Some(prompt) = &img.manifest.shell_prompt {
+                vm.attach_shell(prompt)?;
+            }
+        }
+        Ok(vm)
+    }
+
+    /// Boots a VM from an explicit config. The first VM of a test writes
+    /// its logs into the test folder, later ones into `<folder>/<vm name>/`.
+    pub fn boot(
+        &self,
+        mut config: MachineConfig,
+        timeouts: Timeouts,
+        probe_kernel: Option<PathBuf>,
+    ) -> Result<Arc<Session>> {
+        if let Some(accel) = self.settings.accel {
+            config.accel = accel;
+        }
+        let out_dir = if self.vms().is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(safe_name(&config.name))
+        };
+        let probe_kernel = probe_kernel.or_else(|| {
+            // An ISO or disk boot has no kernel of its own to probe KVM
+            // with; use the busybox image's if it is built.
+            self.settings
+                .images
+                .cached("busybox")
+                .ok()
+                .flatten()
+                .and_then(|i| i.kernel())
+        });
+        let mut options = MachineOptions::new(&out_dir);
+        options.cache_dir = self.settings.images.cache.clone();
+        options.probe_kernel = probe_kernel;
+        options.observer = Some(Box::new(CrashWatch::new(self.postmortem.crash_config())));
+        self.postmortem.phase_start("qemu start");
+        let machine = Machine::start(&config, options)?;
+        self.postmortem.phase_end("qemu start");
+        if !machine.accel().reason.is_empty() {
+            self.settings.progress.note(&machine.accel().reason);
+        }
+        self.postmortem.record_machine(&machine);
+        let session = Arc::new(Session::new(machine, timeouts));
+        self.vms().push(session.clone());
+        Ok(session)
+    }
+
+    /// Kills every VM now (deadline enforcement from another thread).
+    pub fn kill_all(&self) {
+        for vm in self.vms().iter() {
+            vm.machine().kill();
+        }
+    }
+
+    /// Ends the test: on failure collects diagnostics from the VMs while
+    /// they still answer, then stops them and finalises `metadata.json`.
+    /// Returns the stand-alone failure message (None on success).
+    pub fn finish(self, outcome: &Result<()>, xfail: Option<&str>) -> Option<String> {
+        let vms: Vec<Arc<Session>> = std::mem::take(&mut *self.vms());
+        let message = self.postmortem.finish(&vms, outcome, xfail, self.started.elapsed());
+        for vm in &vms {
+            vm.machine().kill();
+        }
+        message
+    }
+}
+
+/// A safe single path component for a test name (temporary; moves to
+/// bootrig-diagnostics).
+fn safe_name(name: &str) -> String {
+    let s: String = name
+        .replace("::", ".")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .collect();
+    let s = s.trim_start_matches('.').to_string();
+    if s.is_empty() { "_".into() } else { s }
+}

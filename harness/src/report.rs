@@ -1,0 +1,119 @@
+//! Run reports: the JUnit XML that CI systems read (written with
+//! quick-junit) and the one-line-per-test console summary.
+
+use std::path::Path;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::suite::TrialRecord;
+
+/// Writes a JUnit XML report: one test case per trial; a failed test's
+/// message, its console tail as system-out, and its artifacts folder as
+/// the `artifacts` property.
+pub fn write_junit(path: &Path, suite_name: &str, records: &[TrialRecord]) -> std::io::Result<()> {
+    let mut report = Report::new("bootrig");
+    let mut suite = TestSuite::new(suite_name);
+    for r in records {
+        let (classname, name) = match r.name.rsplit_once("::") {
+            Some((c, n)) => (c.to_string(), n.to_string()),
+            None => (suite_name.to_string(), r.name.clone()),
+        };
+        let status = match r.outcome {
+            "passed" | "xfail" => TestCaseStatus::success(),
+            "skipped" => {
+                let mut s = TestCaseStatus::skipped();
+                if let Some(m) = &r.message {
+                    s.set_message(m.as_str());
+                }
+                s
+            }
+            _ => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let msg = r.message.clone().unwrap_or_default();
+                s.set_message(msg.lines().next().unwrap_or("failed"));
+                s.set_type(r.outcome);
+                s.set_description(msg.as_str());
+                s
+            }
+        };
+        let mut case = TestCase::new(name, status);
+        case.set_classname(classname);
+        case.set_time(r.duration);
+        if !r.artifacts.as_os_str().is_empty() {
+            case.add_property(("artifacts", r.artifacts.display().to_string().as_str()));
+        }
+        if r.outcome != "passed" && !r.console_tail.is_empty() {
+            case.set_system_out_lossy(r.console_tail.as_bytes());
+        }
+        suite.add_test_case(case);
+    }
+    report.add_test_suite(suite);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let xml = report
+        .to_string()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    std::fs::write(path, xml)
+}
+
+/// One line per test: outcome, name, duration, and the artifacts folder
+/// when it did not pass.
+pub fn summary_line(r: &TrialRecord) -> String {
+    let tag = match r.outcome {
+        "passed" => "PASS ",
+        "failed" => "FAIL ",
+        "skipped" => "SKIP ",
+        "xfail" => "XFAIL",
+        "xpass" => "XPASS",
+        other => other,
+    };
+    let mut line = format!("{tag} {} ({:.1}s)", r.name, r.duration.as_secs_f64());
+    if matches!(r.outcome, "failed" | "xpass" | "xfail") && !r.artifacts.as_os_str().is_empty() {
+        line.push_str(&format!("  artifacts: {}", r.artifacts.display()));
+    }
+    if r.outcome == "skipped" {
+        if let Some(m) = &r.message {
+            line.push_str(&format!("  ({m})"));
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rec(name: &str, outcome: &'static str) -> TrialRecord {
+        TrialRecord {
+            name: name.into(),
+            outcome,
+            duration: Duration::from_millis(1500),
+            message: (outcome != "passed").then(|| format!("{outcome}: details\nmore")),
+            artifacts: "/tmp/run/x".into(),
+            console_tail: "login: <&>".into(),
+        }
+    }
+
+    #[test]
+    fn junit_has_failures_artifacts_and_escaped_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j/junit.xml");
+        let records = [rec("sc::ok", "passed"), rec("sc::bad", "failed"), rec("sc::skip", "skipped")];
+        write_junit(&path, "bootrig", &records).unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        assert!(xml.contains(r#"tests="3""#), "{xml}");
+        assert!(xml.contains(r#"failures="1""#), "{xml}");
+        assert!(xml.contains(r#"skipped="1""#), "{xml}");
+        assert!(xml.contains(r#"<property name="artifacts" value="/tmp/run/x"/>"#), "{xml}");
+        assert!(xml.contains("login: &lt;&amp;&gt;"), "{xml}");
+        assert!(xml.contains(r#"classname="sc""#));
+    }
+
+    #[test]
+    fn summary_lines() {
+        assert_eq!(summary_line(&rec("a::b", "passed")), "PASS  a::b (1.5s)");
+        assert!(summary_line(&rec("a::b", "failed")).ends_with("artifacts: /tmp/run/x"));
+    }
+}
