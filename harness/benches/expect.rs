@@ -230,7 +230,8 @@ fn bench_rexpect(data: &'static [u8]) -> Duration {
     d
 }
 
-const NOISE: &[u8] = b"[\x1b[0;32m  OK  \x1b[0m] Started \x1b[0;1;39mfoo.service\x1b[0m - Foo.\r\r\n\
+const NOISE: &[u8] =
+    b"[\x1b[0;32m  OK  \x1b[0m] Started \x1b[0;1;39mfoo.service\x1b[0m - Foo.\r\r\n\
 [   12.345678] EXT4-fs (vda): mounted filesystem with ordered data mode.\r\r\n\
 \x1b]0;root@testvm: ~\x07\x1b[?2004hroot@testvm:~# \x1b[?2004l\r";
 
@@ -238,7 +239,11 @@ const NOISE: &[u8] = b"[\x1b[0;32m  OK  \x1b[0m] Started \x1b[0;1;39mfoo.service
 /// stamps the time, writes the marker line, and sends the stamp back.
 fn latency_writer(
     mut w: UnixStream,
-) -> (mpsc::Sender<usize>, mpsc::Receiver<Instant>, thread::JoinHandle<()>) {
+) -> (
+    mpsc::Sender<usize>,
+    mpsc::Receiver<Instant>,
+    thread::JoinHandle<()>,
+) {
     let (go_tx, go_rx) = mpsc::channel::<usize>();
     let (stamp_tx, stamp_rx) = mpsc::channel::<Instant>();
     let h = thread::spawn(move || {
@@ -260,7 +265,8 @@ fn latency_writer(
 
 fn latency_console() -> Vec<Duration> {
     let (a, b) = UnixStream::pair().unwrap();
-    let console = Console::start(a, tempfile::tempfile().unwrap(), ConsoleOptions::default()).unwrap();
+    let console =
+        Console::start(a, tempfile::tempfile().unwrap(), ConsoleOptions::default()).unwrap();
     let re = Regex::new(r"LAT-(\d{5})-MARK").unwrap();
     let (go, stamps, h) = latency_writer(b);
     let mut out = Vec::new();
@@ -366,7 +372,10 @@ fn python_json(args: &[&str]) -> Option<String> {
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("pexpect run failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "pexpect run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -397,7 +406,10 @@ fn pexpect_latency() -> Option<Vec<Duration>> {
 
 /// The first `len` bytes of `data` (cut at a line end), followed by the marker.
 fn prefix_with_marker(data: &[u8], len: usize) -> &'static [u8] {
-    let cut = data[..len].iter().rposition(|&b| b == b'\n').map_or(len, |i| i + 1);
+    let cut = data[..len]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(len, |i| i + 1);
     let mut v = data[..cut].to_vec();
     write!(v, "\r\n{MARKER}\r\n").unwrap();
     Vec::leak(v)
@@ -448,10 +460,7 @@ fn main() {
         name: "(b) bootrig AnsiStripper (in memory)".into(),
         bytes: data.len(),
         time: strip,
-        note: format!(
-            "best of 3; {:.1} MB text out",
-            produced as f64 / 1e6
-        ),
+        note: format!("best of 3; {:.1} MB text out", produced as f64 / 1e6),
     });
 
     let sae_bytes = data.len();
@@ -478,7 +487,7 @@ fn main() {
         bytes: data.len(),
         time: con,
         note: format!(
-            "best of 3; marker at the end; {:.0} MB passed the 4 MiB pending cap",
+            "best of 3; marker at the end; {:.0} MB unconsumed text dropped by the 4 MiB pending cap",
             dropped as f64 / 1e6
         ),
     });
@@ -536,7 +545,7 @@ fn main() {
     for r in &rows {
         let m = mbps(r.bytes, r.time);
         println!(
-            "| {} | {:.1} MB | {:.3} s | {:.0} | {:.2}x | {} |",
+            "| {} | {:.1} MB | {:.3} s | {:.0} | {:.3}x | {} |",
             r.name,
             r.bytes as f64 / 1e6,
             r.time.as_secs_f64(),

@@ -586,7 +586,10 @@ mod tests {
 
     #[test]
     fn c0_controls_dropped() {
-        assert_eq!(s(b"a\x00b\x07c\x08d\x0be\x0cf\x0eg\x0fh\x7fi"), b"abcdefghi");
+        assert_eq!(
+            s(b"a\x00b\x07c\x08d\x0be\x0cf\x0eg\x0fh\x7fi"),
+            b"abcdefghi"
+        );
         assert_eq!(s(b"\x00\x00\x00"), b"");
     }
 
@@ -636,7 +639,10 @@ mod tests {
     fn queries_are_reported() {
         let mut st = AnsiStripper::new();
         let mut out = Vec::new();
-        let q = st.feed(b"a\x1b[6nb\x1b[5n\x1b[c\x1b[0c\x1b[16n\x1b[?6n\x1b[>c", &mut out);
+        let q = st.feed(
+            b"a\x1b[6nb\x1b[5n\x1b[c\x1b[0c\x1b[16n\x1b[?6n\x1b[>c",
+            &mut out,
+        );
         assert_eq!(out, b"ab");
         assert_eq!(
             q.iter().collect::<Vec<_>>(),
@@ -770,7 +776,10 @@ mod tests {
             let long = round >= 40;
             let input = adversarial_stream(&mut rng, if long { 150 } else { 60 + round }, long);
             if long {
-                assert!(input.len() > MAX_STRING_LEN, "round {round} has no long string");
+                assert!(
+                    input.len() > MAX_STRING_LEN,
+                    "round {round} has no long string"
+                );
             }
             let (want, want_q) = feed_chunks(&input, &[]);
             assert_clean(&want);

@@ -174,7 +174,10 @@ impl Match {
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectError {
     /// The pattern did not appear in time.
-    #[error("timed out after {waited:.2?} waiting for {pattern} on the serial console; {}", show_tail(tail))]
+    #[error(
+        "timed out after {waited:.2?} waiting for {pattern} on the serial console; {}",
+        show_tail(tail)
+    )]
     Timeout {
         /// The pattern(s) waited for.
         pattern: String,
@@ -185,7 +188,10 @@ pub enum ExpectError {
     },
     /// The console reached end of file (QEMU exited or closed the socket)
     /// without the pattern appearing.
-    #[error("serial console closed (QEMU exited?) while waiting for {pattern}; {}", show_tail(tail))]
+    #[error(
+        "serial console closed (QEMU exited?) while waiting for {pattern}; {}",
+        show_tail(tail)
+    )]
     Closed {
         /// The pattern(s) waited for.
         pattern: String,
@@ -814,7 +820,14 @@ mod tests {
         let pat = re("MARKER-[0-9]+-END");
         let waiter = std::thread::scope(|s| {
             let h = s.spawn(|| c.expect(&pat, SEC));
-            for piece in [&b"noise MAR"[..], b"KER-12", b"\x1b[31", b"m3", b"-EN", b"D tail"] {
+            for piece in [
+                &b"noise MAR"[..],
+                b"KER-12",
+                b"\x1b[31",
+                b"m3",
+                b"-EN",
+                b"D tail",
+            ] {
                 g.write_all(piece).unwrap();
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -837,7 +850,8 @@ mod tests {
     #[test]
     fn dsr_query_is_answered() {
         let (c, mut g) = pair();
-        g.write_all(b"resize: \x1b7\x1b[r\x1b[999;999H\x1b[6n").unwrap();
+        g.write_all(b"resize: \x1b7\x1b[r\x1b[999;999H\x1b[6n")
+            .unwrap();
         g.set_read_timeout(Some(SEC)).unwrap();
         let mut answer = [0u8; 8];
         g.read_exact(&mut answer).unwrap();
@@ -879,7 +893,10 @@ mod tests {
         std::thread::scope(|s| {
             let h = s.spawn(|| {
                 let t0 = Instant::now();
-                (c.expect(&re("never"), Duration::from_secs(30)), t0.elapsed())
+                (
+                    c.expect(&re("never"), Duration::from_secs(30)),
+                    t0.elapsed(),
+                )
             });
             std::thread::sleep(Duration::from_millis(50));
             drop(g);
@@ -931,7 +948,8 @@ mod tests {
             })),
             ..Default::default()
         });
-        g.write_all(b"WARNING: CPU: 0 PID: 1 at foo\r\nmore\r\n").unwrap();
+        g.write_all(b"WARNING: CPU: 0 PID: 1 at foo\r\nmore\r\n")
+            .unwrap();
         c.expect(&re("more"), SEC).unwrap();
         assert_eq!(c.reports().len(), 1);
         assert!(c.fault().is_none());
@@ -958,7 +976,10 @@ mod tests {
         });
         // The fault sticks, even for text that would match.
         let err = c.expect(&re("login:"), SEC).unwrap_err();
-        assert!(err.to_string().contains("Kernel panic - not syncing"), "{err}");
+        assert!(
+            err.to_string().contains("Kernel panic - not syncing"),
+            "{err}"
+        );
         assert!(c.fault().unwrap().fatal);
         // First fault wins.
         g.write_all(b"Kernel panic - second\r\n").unwrap();
@@ -1024,12 +1045,7 @@ mod tests {
     fn tap_sees_both_directions_and_raw_log_gets_raw_bytes() {
         let (a, mut g) = UnixStream::pair().unwrap();
         let log_path = tempfile::NamedTempFile::new().unwrap();
-        let c = Console::start(
-            a,
-            log_path.reopen().unwrap(),
-            ConsoleOptions::default(),
-        )
-        .unwrap();
+        let c = Console::start(a, log_path.reopen().unwrap(), ConsoleOptions::default()).unwrap();
         let (tx, rx) = mpsc::channel();
         assert!(c.set_tap(Some(Box::new(Recorder(tx)))).is_none());
         c.send(b"root\n").unwrap();
