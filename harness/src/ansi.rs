@@ -308,12 +308,11 @@ impl AnsiStripper {
                     self.at_line_start = true;
                 }
             }
-            b'\r' => {
-                if !self.at_line_start {
-                    out.push(b'\n');
-                    self.at_line_start = true;
-                    self.cr_pending = true;
-                }
+            // At the start of a line a carriage return is a no-op.
+            b'\r' if !self.at_line_start => {
+                out.push(b'\n');
+                self.at_line_start = true;
+                self.cr_pending = true;
             }
             b'\t' => {
                 out.push(b'\t');
