@@ -592,6 +592,7 @@ impl Drop for Console {
 
 fn describe(res: &[&Regex]) -> String {
     match res {
+        [] => "(no pattern)".to_string(),
         [one] => format!("/{}/", one.as_str()),
         many => {
             let all: Vec<String> = many.iter().map(|r| format!("/{}/", r.as_str())).collect();

@@ -10,6 +10,7 @@
 
 pub mod accel;
 pub mod cli;
+pub mod collect;
 pub mod context;
 pub mod doctor;
 pub mod exec;

@@ -748,6 +748,11 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the session has a shell that answers commands.
+    pub fn has_shell(&self) -> bool {
+        self.state().ready
+    }
+
     /// Writes a free-form note into the transcript.
     pub fn note(&self, text: &str) {
         self.transcript.entry(text);
