@@ -59,6 +59,8 @@ pub struct ImageManifest {
     pub shell_prompt: Option<String>,
     /// Login prompt regex, if not the usual `login:`.
     pub login_prompt: Option<String>,
+    /// A kernel to probe KVM with, for images that boot none directly.
+    pub probe_kernel: Option<PathBuf>,
     /// What the image is.
     #[serde(default)]
     pub description: String,
@@ -108,7 +110,11 @@ impl Image {
 
     /// A kernel usable for the KVM probe.
     pub fn kernel(&self) -> Option<PathBuf> {
-        self.manifest.kernel.as_ref().map(|k| self.dir.join(k))
+        self.manifest
+            .kernel
+            .as_ref()
+            .or(self.manifest.probe_kernel.as_ref())
+            .map(|k| self.dir.join(k))
     }
 }
 
