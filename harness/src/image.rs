@@ -160,18 +160,31 @@ impl ImageStore {
         Ok(dir)
     }
 
-    /// The cache key of an image: recipe files plus package versions.
+    /// The cache key of an image: its recipe folder, the shared top-level
+    /// scripts (`*.sh`), the folders of the recipes it builds on (named in
+    /// `uses.txt`), and the candidate versions of its packages.
     pub fn key(&self, name: &str) -> Result<String> {
         let dir = self.recipe_dir(name)?;
-        let mut h = Sha256::new();
+        let read_err = |p: &Path, e| Error::io(format!("reading {}", p.display()), e);
         let mut files = Vec::new();
-        collect_files(&self.recipes, &mut files).map_err(|e| Error::io(format!("reading {}", self.recipes.display()), e))?;
+        collect_files(&dir, &mut files).map_err(|e| read_err(&dir, e))?;
+        for used in read_list(&dir.join("uses.txt")) {
+            let udir = self.recipes.join(&used);
+            collect_files(&udir, &mut files).map_err(|e| read_err(&udir, e))?;
+        }
+        for e in fs::read_dir(&self.recipes).map_err(|e| read_err(&self.recipes, e))? {
+            let p = e.map_err(|e| read_err(&self.recipes, e))?.path();
+            if p.is_file() && p.extension().is_some_and(|x| x == "sh") {
+                files.push(p);
+            }
+        }
         files.sort();
+        let mut h = Sha256::new();
         for f in &files {
             let rel = f.strip_prefix(&self.recipes).unwrap_or(f);
             h.update(rel.to_string_lossy().as_bytes());
             h.update([0]);
-            h.update(fs::read(f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?);
+            h.update(fs::read(f).map_err(|e| read_err(f, e))?);
             h.update([0]);
         }
         for (pkg, version) in package_versions(&dir.join("packages.txt")) {
@@ -279,14 +292,19 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Candidate versions (`apt-cache policy`) of the packages in `list`.
-fn package_versions(list: &Path) -> BTreeMap<String, String> {
-    let pkgs: Vec<String> = fs::read_to_string(list)
+/// The non-empty, non-comment lines of a list file (empty if absent).
+fn read_list(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
         .filter(|l| !l.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Candidate versions (`apt-cache policy`) of the packages in `list`.
+fn package_versions(list: &Path) -> BTreeMap<String, String> {
+    let pkgs = read_list(list);
     let mut out: BTreeMap<String, String> = pkgs.iter().map(|p| (p.clone(), "unknown".into())).collect();
     if pkgs.is_empty() {
         return out;
@@ -328,5 +346,53 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // SAFETY: unlocking the descriptor we locked.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(files: &[(&str, &str)]) -> (tempfile::TempDir, ImageStore) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        let store = ImageStore { recipes: dir.path().to_path_buf(), cache: dir.path().join("cache") };
+        (dir, store)
+    }
+
+    #[test]
+    fn key_follows_own_recipe_used_recipes_and_shared_scripts_only() {
+        let (dir, store) = store_with(&[
+            ("lib.sh", "a"),
+            ("README.md", "docs"),
+            ("busybox/recipe.sh", "b"),
+            ("debian/recipe.sh", "d"),
+            ("iso/recipe.sh", "i"),
+            ("iso/uses.txt", "busybox\n"),
+        ]);
+        let keys = |s: &ImageStore| (s.key("busybox").unwrap(), s.key("debian").unwrap(), s.key("iso").unwrap());
+        let (b0, d0, i0) = keys(&store);
+        fs::write(dir.path().join("README.md"), "other docs").unwrap();
+        assert_eq!(keys(&store), (b0.clone(), d0.clone(), i0.clone()), "docs must not rebuild images");
+        fs::write(dir.path().join("busybox/recipe.sh"), "b2").unwrap();
+        let (b1, d1, i1) = keys(&store);
+        assert_ne!(b1, b0);
+        assert_eq!(d1, d0, "debian does not use busybox");
+        assert_ne!(i1, i0, "iso uses busybox");
+        fs::write(dir.path().join("lib.sh"), "a2").unwrap();
+        let (b2, d2, _) = keys(&store);
+        assert_ne!(b2, b1);
+        assert_ne!(d2, d1);
+    }
+
+    #[test]
+    fn unknown_image_is_a_clear_error() {
+        let (_dir, store) = store_with(&[("lib.sh", "")]);
+        let e = store.key("plan9").unwrap_err().to_string();
+        assert!(e.contains("plan9") && e.contains("built-in images"), "{e}");
     }
 }
