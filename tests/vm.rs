@@ -34,6 +34,9 @@ fn main() -> ExitCode {
             check!(vm.succeed("printf abc")? == "abc", "printf output");
             // Escape sequences in output are stripped.
             check!(vm.succeed("printf '\\033[1;31mred\\033[0m\\n'")? == "red\n", "coloured output");
+            // A clean power-off: QEMU exits by itself.
+            vm.shutdown(Duration::from_secs(30))?;
+            check!(vm.machine().exit_status().is_some(), "QEMU still running after shutdown");
             Ok(())
         })
         .test_with("session::busybox::command_timeout_is_clear", vm_marks(), |ctx| {
@@ -80,12 +83,21 @@ fn main() -> ExitCode {
         })
         .test_with("session::debian::wrong_password_fails_fast", vm_marks().requires(Requirement::Tool("mmdebstrap".into())), |ctx| {
             let vm = ctx.vm(Image::builtin("debian"))?;
+            let started = Instant::now();
             match vm.login("tester", "not-the-password") {
                 Err(e @ Error::Login { .. }) => {
                     check!(e.to_string().contains("Login incorrect"), "unclear message: {e}");
                 }
                 other => return check_failed!("expected a login error, got {other:?}"),
             }
+            check!(started.elapsed() < Duration::from_secs(120), "login failure took {:?}", started.elapsed());
+            // No retry loop: the getty asks again, and a correct login and
+            // `su -` with the root password work on the same console.
+            vm.login("tester", "tester")?;
+            vm.su("root")?;
+            check!(vm.succeed("id -un")? == "root\n", "su - did not give root");
+            vm.shutdown(Duration::from_secs(60))?;
+            check!(vm.machine().exit_status().is_some(), "QEMU still running after shutdown");
             Ok(())
         })
         .parametrize("boot::iso", ["bios", "uefi"], vm_marks().requires(Requirement::Tool("grub-mkrescue".into())), |ctx, fw| {

@@ -257,10 +257,29 @@ impl ImageStore {
         }
         let _ = fs::remove_dir_all(&dir);
         fs::rename(&tmp, &dir).map_err(|e| Error::io(format!("moving {} into place", tmp.display()), e))?;
+        prune_stale(&images, name, &dir);
         load_image(name, &dir)?.ok_or_else(|| Error::Image {
             name: name.into(),
             message: format!("the recipe wrote no image.json in {}", dir.display()),
         })
+    }
+}
+
+/// Removes older builds of `name` (other keys) so the cache does not grow
+/// with every kernel update. Held under the build lock.
+fn prune_stale(images: &Path, name: &str, keep: &Path) {
+    let Ok(entries) = fs::read_dir(images) else { return };
+    let prefix = format!("{name}-");
+    for e in entries.flatten() {
+        let p = e.path();
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let is_key = fname
+            .strip_prefix(&prefix)
+            .is_some_and(|k| k.len() == 16 && k.chars().all(|c| c.is_ascii_hexdigit()));
+        if p != keep && p.is_dir() && is_key {
+            let _ = fs::remove_dir_all(&p);
+            let _ = fs::remove_file(images.join(format!("{fname}.build.log")));
+        }
     }
 }
 

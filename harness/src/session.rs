@@ -454,6 +454,8 @@ impl Session {
             Err(e) => return Err(Error::console(format!("waiting for shell prompt /{prompt}/"), e)),
         }
         self.setup_shell()?;
+        let root = self.run("id -u").map(|o| o.output.trim() == "0").unwrap_or(false);
+        self.state().root = root;
         Ok(self)
     }
 

@@ -1,0 +1,88 @@
+//! The `bootrig` command line without VMs: exit codes, scenario errors,
+//! listing. (VM runs are covered by the `vm` target.)
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bootrig_tests::bootrig_bin;
+
+fn bootrig(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bootrig_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("BOOTRIG_ARTIFACTS", cwd.join("artifacts"))
+        .output()
+        .expect("running bootrig")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn invalid_scenario_is_located_and_nothing_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\n  \"name\": \"bad\",\n  \"machine\": { \"image\": \"busybox\", \"memroy\": \"1G\" },\n  \"tests\": []\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.json"),
+        r#"{"name": "good", "machine": {"image": "busybox"}, "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#,
+    )
+    .unwrap();
+    let out = bootrig(&["run", "bad.json", "good.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("bad.json:3:"), "no file:line:column in {t}");
+    assert!(t.contains("unknown field `memroy`"), "{t}");
+    assert!(t.contains("nothing was run"), "{t}");
+    assert!(!dir.path().join("artifacts").exists(), "a run folder was created");
+}
+
+#[test]
+fn semantic_error_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.json"),
+        "{ \"name\": \"s\",\n  \"machine\": { \"kernel\": \"missing-vmlinuz\" },\n  \"tests\": [{\"name\": \"t\", \"steps\": []}] }\n",
+    )
+    .unwrap();
+    let out = bootrig(&["run", "s.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("s.json:2:") && t.contains("missing-vmlinuz") && t.contains("does not exist"), "{t}");
+}
+
+#[test]
+fn list_and_filter_do_not_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.json"),
+        r#"{"name": "a", "machine": {"image": "debian"}, "tests": [
+            {"name": "one", "steps": [{"expect": "x"}]}, {"name": "two", "steps": [{"expect": "x"}]}]}"#,
+    )
+    .unwrap();
+    let out = bootrig(&["run", "--list", "--filter", "two", "."], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a::two\n");
+}
+
+#[test]
+fn bad_usage_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(bootrig(&["run"], dir.path()).status.code(), Some(2));
+    assert_eq!(bootrig(&["frobnicate"], dir.path()).status.code(), Some(2));
+    assert_eq!(bootrig(&["run", "no-such-file.json"], dir.path()).status.code(), Some(2));
+}
+
+#[test]
+fn the_shipped_scenarios_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = bootrig(&["run", "--list", root.to_str().unwrap()], &std::env::temp_dir());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("busybox-smoke::shell"), "{listed}");
+    assert!(listed.contains("e2e-debian::systemd"), "{listed}");
+}
