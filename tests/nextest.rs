@@ -1,0 +1,96 @@
+//! bootrig's runner under cargo-nextest: listing boots nothing, and a
+//! partitioned run (how nightly jobs shard over machines) splits the
+//! trials into disjoint sets that together are the whole suite.
+//!
+//! Skipped with a message when cargo-nextest is not installed (under
+//! `CI=true` it fails instead).
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Instant;
+
+fn nextest_available() -> bool {
+    let ok = Command::new(env!("CARGO"))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "cargo-nextest is required under CI=true");
+        eprintln!("skipped: cargo-nextest is not installed");
+    }
+    ok
+}
+
+fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn nextest(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO"))
+        .arg("nextest")
+        .args(args)
+        .current_dir(workspace())
+        // The e2e target must not boot anything here: a nonexistent image
+        // cache and QEMU-less PATH would make any boot fail loudly.
+        .env("BOOTRIG_CACHE", "/nonexistent/bootrig-cache")
+        .output()
+        .expect("running cargo nextest");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn listed(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("bootrig-tests::vm "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn nextest_lists_vm_trials_without_booting() {
+    if !nextest_available() {
+        return;
+    }
+    let started = Instant::now();
+    let (ok, text) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm"]);
+    assert!(ok, "{text}");
+    let names = listed(&text);
+    for expected in ["e2e-busybox::console-and-commands", "boot::iso::bios", "boot::iso::uefi", "session::debian::login_sudo_units"] {
+        assert!(names.contains(expected), "{expected} not listed:\n{text}");
+    }
+    // Listing builds nothing and boots nothing: no image build lines.
+    assert!(!text.contains("building image"), "{text}");
+    eprintln!("nextest list took {:?}", started.elapsed());
+}
+
+#[test]
+fn partitions_are_disjoint_and_complete() {
+    if !nextest_available() {
+        return;
+    }
+    let (_, all) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm"]);
+    let all = listed(&all);
+    let mut seen = BTreeSet::new();
+    for k in 1..=3 {
+        let part = format!("hash:{k}/3");
+        let (ok, text) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm", "--partition", &part]);
+        assert!(ok, "{text}");
+        let names = listed(&text);
+        assert!(seen.is_disjoint(&names), "partition {part} overlaps: {names:?}");
+        seen.extend(names);
+    }
+    assert_eq!(seen, all);
+    // And a partitioned *run*: the runner's own non-VM trial, in whichever
+    // partition it falls, passes under nextest.
+    let mut ran = 0;
+    for k in 1..=3 {
+        let part = format!("hash:{k}/3");
+        let (ok, text) = nextest(&[
+            "run", "-p", "bootrig-tests", "--test", "vm", "--partition", &part,
+            "--no-tests=pass", "-E", "test(runner::)",
+        ]);
+        assert!(ok, "partition {part} failed:\n{text}");
+        ran += text.matches("PASS [").count();
+    }
+    assert_eq!(ran, 1, "the xfail trial should run exactly once over all partitions");
+}
