@@ -6,4 +6,8 @@
 //! starts QEMU, so it works offline on the artifacts a run left behind.
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod crash;
+pub mod errors;
+pub mod hash;
+pub mod names;
