@@ -90,6 +90,13 @@ pub trait ConsoleObserver: Send {
         let _ = now;
         None
     }
+
+    /// Called once when the console closes (QEMU exited), after the last
+    /// line: a report still waiting for its end marker is finished here, so
+    /// a crash that ends in an immediate reboot is never lost.
+    fn on_close(&mut self) -> Option<CrashReport> {
+        None
+    }
 }
 
 /// Sees the raw bytes in both directions, e.g. to write a transcript.
@@ -677,6 +684,7 @@ fn reader_loop(
         if !partial_line.is_empty() {
             handle_report(shared, obs.on_line(&partial_line, Instant::now()));
         }
+        handle_report(shared, obs.on_close());
     }
     let mut st = shared.state();
     st.closed = true;

@@ -49,7 +49,7 @@ impl RunSettings {
             });
         let accel = std::env::var("BOOTRIG_ACCEL").ok().and_then(|a| a.parse().ok());
         RunSettings {
-            run_dir: root.join(safe_name(&run_id)),
+            run_dir: root.join(bootrig_diagnostics::names::safe_name(&run_id)),
             images: ImageStore::default(),
             accel,
             progress: crate::progress::Progress::stderr(),
@@ -73,7 +73,7 @@ impl TestContext {
     pub fn new(name: &str, settings: RunSettings) -> Result<TestContext> {
         let dir = settings
             .run_dir
-            .join(safe_name(name));
+            .join(bootrig_diagnostics::names::safe_name(name));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -141,11 +141,15 @@ impl TestContext {
         let img = self.image(&image)?;
         let name = format!("{}-{}", image.name, self.vms().len() + 1);
         let config = img.machine_config(&name, None);
+        let spinner = self.settings.progress.spinner(&format!("{}: booting {name}", self.name));
         let vm = self.boot(config, timeouts, img.kernel())?;
         if img.manifest.login.is_none() {
             if let Some(prompt) = &img.manifest.shell_prompt {
                 vm.attach_shell(prompt)?;
             }
+        }
+        if let Some(s) = spinner {
+            s.finish_and_clear();
         }
         Ok(vm)
     }
@@ -164,7 +168,7 @@ impl TestContext {
         let out_dir = if self.vms().is_empty() {
             self.dir.clone()
         } else {
-            self.dir.join(safe_name(&config.name))
+            self.dir.join(bootrig_diagnostics::names::safe_name(&config.name))
         };
         let probe_kernel = probe_kernel.or_else(|| {
             // An ISO or disk boot has no kernel of its own to probe KVM
@@ -212,14 +216,3 @@ impl TestContext {
     }
 }
 
-/// A safe single path component for a test name (temporary; moves to
-/// bootrig-diagnostics).
-fn safe_name(name: &str) -> String {
-    let s: String = name
-        .replace("::", ".")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
-        .collect();
-    let s = s.trim_start_matches('.').to_string();
-    if s.is_empty() { "_".into() } else { s }
-}

@@ -62,6 +62,8 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     let pm = ctx.postmortem();
     pm.set_scenario(&sc.name, &sc.file);
     pm.set_diagnostics_spec(&sc.diagnostics.units, &sc.diagnostics.commands);
+    // A live line on a terminal while the guest boots; nothing otherwise.
+    let spinner = ctx.settings().progress.spinner(&format!("{}: booting", ctx.name()));
     let vm = ctx.boot(cfg, sc.timeouts.session(), image.as_ref().and_then(Image::kernel))?;
     let manifest = image.as_ref().map(|i| &i.manifest);
     let shell_prompt = sc
@@ -92,6 +94,9 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
                 step.describe()
             ),
         });
+    }
+    if let Some(s) = spinner {
+        s.finish_and_clear();
     }
     for (i, step) in test.steps.iter().enumerate() {
         pm.step_start(i, &step.describe());

@@ -162,28 +162,38 @@ pub struct CommandOutput {
     pub duration: Duration,
 }
 
-/// Appends human-readable transcript entries to `transcript.log`.
+/// Appends human-readable transcript entries to `transcript.log`; the
+/// login and escalation exchanges (every byte both ways) also go to
+/// `login-transcript.log`, so a login failure has its own artifact.
 #[derive(Debug, Clone)]
 struct Transcript {
-    file: Arc<Mutex<Option<File>>>,
+    files: Arc<Mutex<(Option<File>, Option<File>)>>,
+    login_path: PathBuf,
     started: Instant,
 }
 
 impl Transcript {
-    fn open(path: PathBuf, started: Instant) -> Transcript {
+    fn open(dir: &std::path::Path, started: Instant) -> Transcript {
         Transcript {
-            file: Arc::new(Mutex::new(File::create(path).ok())),
+            files: Arc::new(Mutex::new((File::create(dir.join("transcript.log")).ok(), None))),
+            login_path: dir.join("login-transcript.log"),
             started,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<File>> {
-        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, (Option<File>, Option<File>)> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn entry(&self, text: &str) {
+    fn write(&self, text: &str, login: bool) {
         let t = self.started.elapsed().as_secs_f64();
-        if let Some(f) = self.lock().as_mut() {
+        let mut files = self.lock();
+        if login && files.1.is_none() {
+            files.1 = File::create(&self.login_path).ok();
+        }
+        let (main, login_file) = &mut *files;
+        let targets = [main.as_mut(), if login { login_file.as_mut() } else { None }];
+        for f in targets.into_iter().flatten() {
             for (i, line) in text.lines().enumerate() {
                 let _ = if i == 0 {
                     writeln!(f, "[{t:9.3}] {line}")
@@ -195,8 +205,16 @@ impl Transcript {
         }
     }
 
+    fn entry(&self, text: &str) {
+        self.write(text, false);
+    }
+
     fn raw(&self, dir: &str, bytes: &[u8]) {
-        self.entry(&format!("{dir} {}", escape_bytes(bytes)));
+        self.write(&format!("{dir} {}", escape_bytes(bytes)), true);
+    }
+
+    fn section(&self, title: &str) {
+        self.write(&format!("--- {title} ---"), true);
     }
 }
 
@@ -300,7 +318,7 @@ impl Session {
     /// Wraps a started machine. Writes `transcript.log` next to its logs.
     pub fn new(machine: Machine, timeouts: Timeouts) -> Session {
         let token = random_token();
-        let transcript = Transcript::open(machine.out_dir().join("transcript.log"), machine.started());
+        let transcript = Transcript::open(machine.out_dir(), machine.started());
         Session {
             machine,
             timeouts,
@@ -329,7 +347,7 @@ impl Session {
     }
 
     fn tap(&self, title: &str) -> TapGuard<'_> {
-        self.transcript.entry(&format!("--- {title} ---"));
+        self.transcript.section(title);
         self.machine
             .console()
             .set_tap(Some(Box::new(TranscriptTap::new(self.transcript.clone()))));
