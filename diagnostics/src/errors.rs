@@ -70,9 +70,6 @@ pub enum ErrorKind {
         /// Why it is refused (`absolute path`, `contains ..`, `empty`).
         reason: &'static str,
     },
-    /// An artifact with this name is already in the catalog.
-    #[error("an artifact named {0:?} is already in the catalog")]
-    DuplicateArtifact(String),
 }
 
 /// Where and why a JSON document failed to parse or to match its type.
@@ -155,7 +152,10 @@ pub(crate) fn json_path_at(text: &str, line: usize, column: usize) -> String {
                 if let Some(Frame::Object { key, want_key }) = stack.last_mut() {
                     if *want_key {
                         let raw = &text[start..i.min(text.len())];
-                        *key = Some(serde_json::from_str(&format!("\"{raw}\"")).unwrap_or_else(|_| raw.to_string()));
+                        *key = Some(
+                            serde_json::from_str(&format!("\"{raw}\""))
+                                .unwrap_or_else(|_| raw.to_string()),
+                        );
                         *want_key = false;
                     }
                 }

@@ -292,7 +292,9 @@ mod tests {
     #[test]
     fn buffer_boundaries() {
         // Content spanning several buffers hashes like the in-memory digest.
-        let data: Vec<u8> = (0..(HASH_BUFFER * 2 + 17)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(HASH_BUFFER * 2 + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
         assert_eq!(digest_reader(&data[..]).unwrap(), digest_bytes(&data));
     }
 
@@ -321,7 +323,11 @@ mod tests {
         if let (Some(b), Some(a)) = (before, peak_rss_kib()) {
             // Other tests run concurrently; anything near 1 GiB would mean
             // the file was loaded.
-            assert!(a.saturating_sub(b) < 128 * 1024, "peak RSS grew by {} KiB", a - b);
+            assert!(
+                a.saturating_sub(b) < 128 * 1024,
+                "peak RSS grew by {} KiB",
+                a - b
+            );
         }
     }
 
@@ -393,7 +399,9 @@ mod tests {
         // Nothing to save: no write.
         let mut c = HashCache::load(&cache_path);
         c.save().unwrap();
-        let e = HashCache::in_memory().digest(&dir.path().join("nope")).unwrap_err();
+        let e = HashCache::in_memory()
+            .digest(&dir.path().join("nope"))
+            .unwrap_err();
         assert!(e.to_string().starts_with("hashing "), "{e}");
     }
 }

@@ -7,7 +7,17 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod catalog;
 pub mod crash;
 pub mod errors;
 pub mod hash;
+pub mod metadata;
 pub mod names;
+pub mod report;
+pub mod run;
+pub mod timestamp;
+
+mod json;
+
+#[cfg(test)]
+mod schema_tests;

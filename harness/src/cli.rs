@@ -170,7 +170,9 @@ fn run(
         count("xpass"),
         settings.run_dir.display()
     );
-    crate::postmortem::write_run_json(&settings.run_dir, &records);
+    if settings.run_dir.is_dir() {
+        crate::postmortem::write_run_json(&settings.run_dir);
+    }
     if let Some(path) = junit {
         if let Err(e) = write_junit(&path, "bootrig", &records) {
             eprintln!("bootrig: could not write {}: {e}", path.display());

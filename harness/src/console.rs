@@ -256,6 +256,8 @@ struct State {
     max_pending: usize,
     tail_bytes: usize,
     bytes_received: u64,
+    /// Terminal queries answered so far (cursor position and others).
+    queries_answered: u64,
     dropped_bytes: u64,
     closed: bool,
     close_error: Option<String>,
@@ -394,6 +396,7 @@ impl Console {
                 max_pending: options.max_pending.max(1),
                 tail_bytes: options.tail_bytes,
                 bytes_received: 0,
+            queries_answered: 0,
                 dropped_bytes: 0,
                 closed: false,
                 close_error: None,
@@ -556,6 +559,33 @@ impl Console {
         self.shared.state().reports.clone()
     }
 
+    /// How many terminal queries (`ESC[6n` and friends) have been answered.
+    pub fn queries_answered(&self) -> u64 {
+        self.shared.state().queries_answered
+    }
+
+    /// Waits until more than `seen` queries have been answered, up to
+    /// `timeout`; returns the count. A shell that asks for the cursor
+    /// position after its prompt (busybox ash) must get the answer before
+    /// the next command is typed, or the answer lands in the command line.
+    pub fn wait_query_answered(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.state();
+        while st.queries_answered <= seen && !st.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .shared
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        st.queries_answered
+    }
+
     /// Raw bytes received from the guest so far.
     pub fn bytes_received(&self) -> u64 {
         self.shared.state().bytes_received
@@ -661,9 +691,11 @@ fn reader_loop(
         }
         text.clear();
         let queries = stripper.feed(raw, &mut text);
+        let mut answered = 0;
         for q in queries.iter() {
             // A failed answer shows up as a read error or EOF soon enough.
             let _ = shared.write(q.standard_reply());
+            answered += 1;
         }
         if let Some(obs) = observer.as_mut() {
             let now = Instant::now();
@@ -676,6 +708,7 @@ fn reader_loop(
         {
             let mut st = shared.state();
             st.bytes_received += n as u64;
+            st.queries_answered += answered;
             st.append(&text);
         }
         shared.cond.notify_all();

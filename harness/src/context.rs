@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::{Accel, MachineConfig};
-use crate::errors::{Error, Result};
+use crate::errors::Result;
 use crate::image::{Image, ImageRef, ImageStore};
 use crate::machine::{Machine, MachineOptions};
-use crate::postmortem::{CrashWatch, Postmortem};
+use crate::postmortem::Postmortem;
 use crate::session::{Session, Timeouts};
 
 /// Settings shared by every test of a run.
@@ -71,16 +71,10 @@ pub struct TestContext {
 impl TestContext {
     /// A context for the test `name`, with its folder under the run folder.
     pub fn new(name: &str, settings: RunSettings) -> Result<TestContext> {
-        let dir = settings
-            .run_dir
-            .join(bootrig_diagnostics::names::safe_name(name));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let postmortem = Postmortem::begin(name, &dir)?;
+        let postmortem = Postmortem::begin(name, &settings.run_dir, &settings.images.cache)?;
         Ok(TestContext {
             name: name.to_string(),
-            dir,
+            dir: postmortem.dir().to_path_buf(),
             settings,
             vms: Mutex::new(Vec::new()),
             started: Instant::now(),
@@ -183,7 +177,7 @@ impl TestContext {
         let mut options = MachineOptions::new(&out_dir);
         options.cache_dir = self.settings.images.cache.clone();
         options.probe_kernel = probe_kernel;
-        options.observer = Some(Box::new(CrashWatch::new(self.postmortem.crash_config())));
+        options.observer = Some(Box::new(self.postmortem.console_observer()));
         self.postmortem.phase_start("qemu start");
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end("qemu start");

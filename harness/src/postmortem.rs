@@ -1,168 +1,567 @@
-//! The harness side of the postmortem: records phases and boot sources
-//! while a test runs, and when it fails collects diagnostics from the live
-//! guest and writes the artifacts and `metadata.json`.
+//! The harness side of the postmortem: records phases, boot sources and
+//! QEMU facts in `metadata.json` while a test runs (rewritten atomically at
+//! each phase, so a killed harness still leaves a valid file saying the
+//! test did not finish), and when the test fails collects diagnostics from
+//! the live guest and the host, catalogues every artifact with its sha256,
+//! and renders the stand-alone failure message.
 //!
-//! (Being written: this first version keeps the phase log and the failure
-//! message; the metadata schema and catalog come from bootrig-diagnostics.)
+//! The schema, catalog and report types are `bootrig-diagnostics`'; this
+//! module is the part that needs a live VM.
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bootrig_diagnostics::crash::CrashReport;
+use bootrig_diagnostics::catalog::{Producer, TestDir};
+use bootrig_diagnostics::crash::{CrashConfig, CrashDetector, CrashReport};
+use bootrig_diagnostics::hash::HashCache;
+use bootrig_diagnostics::metadata::{
+    parse_os_release, BootRole, BootSource, Failure, FailureKind, GuestInfo, HostInfo, Outcome,
+    Phase, QemuInfo,
+};
+use bootrig_diagnostics::report::FailureReport;
+use bootrig_diagnostics::run::RunSummary;
 
+use crate::ansi::AnsiStripper;
+use crate::collect::{collect_guest, collect_host, Collected};
 use crate::console::ConsoleObserver;
 use crate::errors::{Error, Result};
 use crate::machine::Machine;
 use crate::session::Session;
-use crate::suite::TrialRecord;
 
-/// Crash detection settings for a test.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CrashConfig {
-    /// Fail on WARNINGs (otherwise they are only recorded).
-    pub warnings_fatal: bool,
+/// Boot milestones seen on the console, as instants.
+#[derive(Debug, Default, Clone)]
+struct Timeline {
+    first_output: Option<Instant>,
+    kernel: Option<Instant>,
+    userspace: Option<Instant>,
+    login_prompt: Option<Instant>,
 }
 
-/// Watches console lines for kernel crash reports.
+/// Whether a console line is a kernel message (`[    1.234567] ...`).
+fn is_kernel_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let inner = rest.split(']').next().unwrap_or("");
+    let t = inner.trim();
+    !t.is_empty() && t.contains('.') && t.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+impl Timeline {
+    /// Notes milestones: the first output (firmware or boot loader), the
+    /// first kernel message, the first non-kernel line after it
+    /// (userspace), the first `login:`.
+    fn line(&mut self, line: &str, now: Instant) {
+        if line.trim().is_empty() {
+            return;
+        }
+        self.first_output.get_or_insert(now);
+        let kernel = is_kernel_line(line) || line.starts_with("Linux version");
+        if kernel {
+            self.kernel.get_or_insert(now);
+        } else if self.kernel.is_some() {
+            self.userspace.get_or_insert(now);
+        }
+        if self.login_prompt.is_none() && line.contains("login:") && !line.contains("Last login") {
+            self.login_prompt = Some(now);
+        }
+    }
+}
+
+/// Watches console lines for kernel crash reports and boot milestones.
 #[derive(Debug)]
 pub struct CrashWatch {
-    _config: CrashConfig,
+    detector: CrashDetector,
+    timeline: Arc<Mutex<Timeline>>,
 }
 
 impl CrashWatch {
-    /// A watcher with `config`.
-    pub fn new(config: CrashConfig) -> CrashWatch {
-        CrashWatch { _config: config }
+    fn new(config: CrashConfig, timeline: Arc<Mutex<Timeline>>) -> CrashWatch {
+        CrashWatch {
+            detector: CrashDetector::new(config),
+            timeline,
+        }
     }
 }
 
 impl ConsoleObserver for CrashWatch {
-    fn on_line(&mut self, _line: &[u8], _now: Instant) -> Option<CrashReport> {
-        None
+    fn on_line(&mut self, line: &[u8], now: Instant) -> Option<CrashReport> {
+        let text = String::from_utf8_lossy(line);
+        self.timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .line(&text, now);
+        self.detector.feed_line(&text, now)
+    }
+
+    fn on_tick(&mut self, now: Instant) -> Option<CrashReport> {
+        self.detector.poll(now)
+    }
+
+    fn on_close(&mut self) -> Option<CrashReport> {
+        self.detector.flush()
     }
 }
 
-#[derive(Debug, Default)]
-struct State {
-    phases: Vec<(String, Duration, Option<Duration>)>,
-    scenario: Option<(String, PathBuf)>,
+struct Inner {
+    dir: TestDir,
     units: Vec<String>,
     commands: Vec<String>,
+    step: Option<(usize, String)>,
     console_tail: String,
+    qemu_started: Option<Instant>,
+    shell_ready: Option<Instant>,
 }
 
-/// Per-test postmortem recorder.
-#[derive(Debug)]
+/// Per-test postmortem recorder. See the module documentation.
 pub struct Postmortem {
     name: String,
-    dir: PathBuf,
+    path: PathBuf,
     started: Instant,
-    state: Arc<Mutex<State>>,
+    cache_dir: PathBuf,
+    crash_config: CrashConfig,
+    timeline: Arc<Mutex<Timeline>>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Postmortem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postmortem").field("test", &self.name).field("dir", &self.path).finish()
+    }
+}
+
+fn diag_err(doing: &str, e: bootrig_diagnostics::errors::Error) -> Error {
+    Error::Config {
+        what: doing.to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl Postmortem {
-    /// Starts recording for test `name` into `dir`.
-    pub fn begin(name: &str, dir: &Path) -> Result<Postmortem> {
+    /// Creates the test's folder under `run_dir` and writes the first
+    /// `metadata.json` (outcome `running`).
+    pub fn begin(name: &str, run_dir: &Path, cache_dir: &Path) -> Result<Postmortem> {
+        let mut dir = TestDir::create(run_dir, name, chrono::Utc::now())
+            .map_err(|e| diag_err("creating the test's artifacts folder", e))?;
+        dir.metadata_mut().host = Some(HostInfo::detect());
+        let _ = dir.save_metadata();
         Ok(Postmortem {
             name: name.to_string(),
-            dir: dir.to_path_buf(),
+            path: dir.path().to_path_buf(),
             started: Instant::now(),
-            state: Arc::default(),
+            cache_dir: cache_dir.to_path_buf(),
+            crash_config: CrashConfig::default(),
+            timeline: Arc::default(),
+            inner: Mutex::new(Inner {
+                dir,
+                units: Vec::new(),
+                commands: Vec::new(),
+                step: None,
+                console_tail: String::new(),
+                qemu_started: None,
+                shell_ready: None,
+            }),
         })
     }
 
-    fn st(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The test's artifacts folder.
+    pub fn dir(&self) -> &Path {
+        &self.path
     }
 
-    /// Crash detection settings.
-    pub fn crash_config(&self) -> CrashConfig {
-        CrashConfig::default()
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(inner: &Inner) {
+        if let Err(e) = inner.dir.save_metadata() {
+            eprintln!("bootrig: could not update metadata.json: {e}");
+        }
+    }
+
+    /// A console observer for a VM of this test: crash detection and boot
+    /// milestones.
+    pub fn console_observer(&self) -> CrashWatch {
+        CrashWatch::new(self.crash_config, self.timeline.clone())
     }
 
     /// A phase begins.
     pub fn phase_start(&self, name: &str) {
         let at = self.started.elapsed();
-        self.st().phases.push((name.to_string(), at, None));
+        let mut inner = self.inner();
+        inner.dir.metadata_mut().phase_start(name, at);
+        Self::save(&inner);
     }
 
     /// A phase ends.
     pub fn phase_end(&self, name: &str) {
         let at = self.started.elapsed();
-        if let Some(p) = self.st().phases.iter_mut().rev().find(|p| p.0 == name) {
-            p.2 = Some(at - p.1);
-        }
+        let mut inner = self.inner();
+        inner.dir.metadata_mut().phase_end(name, at);
+        Self::save(&inner);
     }
 
     /// The scenario this test comes from.
     pub fn set_scenario(&self, name: &str, file: &Path) {
-        self.st().scenario = Some((name.to_string(), file.to_path_buf()));
+        let mut inner = self.inner();
+        let md = inner.dir.metadata_mut();
+        md.scenario = Some(name.to_string());
+        md.extra.insert("scenario_file".into(), file.display().to_string().into());
+        Self::save(&inner);
     }
 
     /// Units and commands to collect on failure.
     pub fn set_diagnostics_spec(&self, units: &[String], commands: &[String]) {
-        let mut st = self.st();
-        st.units = units.to_vec();
-        st.commands = commands.to_vec();
+        let mut inner = self.inner();
+        inner.units = units.to_vec();
+        inner.commands = commands.to_vec();
     }
 
-    /// The shell answers.
+    /// The shell answers: records the `shell ready` milestone.
     pub fn mark_shell_ready(&self) {
-        self.phase_start("shell ready");
-        self.phase_end("shell ready");
+        let at = self.started.elapsed();
+        let mut inner = self.inner();
+        inner.shell_ready.get_or_insert_with(Instant::now);
+        let md = inner.dir.metadata_mut();
+        md.phase_start("shell ready", at);
+        md.phase_end("shell ready", at);
+        Self::save(&inner);
     }
 
     /// Step `i` starts.
     pub fn step_start(&self, i: usize, what: &str) {
-        self.phase_start(&format!("step {}: {what}", i + 1));
+        self.inner().step = Some((i, what.to_string()));
+        self.phase_start(&Phase::step_name(i, what));
     }
 
-    /// Step `i` ends.
-    pub fn step_end(&self, i: usize, _ok: bool) {
-        let name = self
-            .st()
-            .phases
-            .iter()
-            .rev()
-            .find(|p| p.0.starts_with(&format!("step {}: ", i + 1)))
-            .map(|p| p.0.clone());
-        if let Some(n) = name {
-            self.phase_end(&n);
+    /// Step `i` ends; a failed step stays the failing step.
+    pub fn step_end(&self, i: usize, ok: bool) {
+        let what = self.inner().step.clone();
+        if let Some((idx, what)) = what {
+            if idx == i {
+                self.phase_end(&Phase::step_name(i, &what));
+                if ok {
+                    self.inner().step = None;
+                }
+            }
         }
     }
 
-    /// Records QEMU facts and boot sources.
-    pub fn record_machine(&self, _machine: &Machine) {}
+    /// Records QEMU facts and the boot sources with their sha256 (streamed,
+    /// cached by path + mtime + size in `<cache>/hashes.json`).
+    pub fn record_machine(&self, machine: &Machine) {
+        let mut cache = HashCache::load(&self.cache_dir.join("hashes.json"));
+        let mut sources = Vec::new();
+        for f in machine.boot_files() {
+            let role = match f.role {
+                "kernel" => BootRole::Kernel,
+                "initrd" => BootRole::Initrd,
+                "iso" => BootRole::Iso,
+                "disk" => BootRole::Disk,
+                "firmware" => BootRole::Firmware,
+                _ => BootRole::Drive,
+            };
+            match BootSource::from_file(role, &f.path, &mut cache) {
+                Ok(s) => sources.push(s),
+                Err(e) => eprintln!("bootrig: could not hash {}: {e}", f.path.display()),
+            }
+        }
+        let _ = cache.save();
+        let mut inner = self.inner();
+        inner.qemu_started.get_or_insert(machine.started());
+        let md = inner.dir.metadata_mut();
+        md.boot_sources.extend(sources);
+        md.qemu = Some(QemuInfo {
+            binary: machine.qemu().display().to_string(),
+            version: Some(machine.qemu_version().to_string()),
+            accel: Some(machine.accel().accel.to_string()),
+            argv: machine.argv().to_vec(),
+        });
+        if !machine.accel().reason.is_empty() {
+            md.extra.insert("accel_reason".into(), machine.accel().reason.clone().into());
+        }
+        Self::save(&inner);
+    }
 
     /// The console tail captured at finish.
     pub fn console_tail(&self) -> String {
-        self.st().console_tail.clone()
+        self.inner().console_tail.clone()
     }
 
-    /// Finalises; returns the failure message when the test failed.
+    /// Boot milestone phases from the console timeline.
+    fn boot_phases(&self, inner: &mut Inner) {
+        let mut tl = self.timeline.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(q) = inner.qemu_started else { return };
+        // A quiet kernel (loglevel) may print its first line only after the
+        // shell is up; milestones seen after that say nothing about boot.
+        if let Some(ready) = inner.shell_ready {
+            for m in [&mut tl.kernel, &mut tl.userspace, &mut tl.login_prompt] {
+                if m.is_some_and(|t| t > ready) {
+                    *m = None;
+                }
+            }
+        }
+        let rel = |t: Instant| t.saturating_duration_since(self.started);
+        let md = inner.dir.metadata_mut();
+        let mut mark = |name: &str, from: Option<Instant>, to: Option<Instant>| {
+            if let (Some(a), Some(b)) = (from, to) {
+                md.phase_start(name, rel(a));
+                md.phase_end(name, rel(b.max(a)));
+            }
+        };
+        mark("firmware", Some(q), tl.kernel.or(tl.userspace));
+        mark("kernel", tl.kernel, tl.userspace);
+        mark("userspace", tl.userspace, tl.login_prompt);
+        mark("login prompt", tl.login_prompt, tl.login_prompt);
+    }
+
+    /// Ends the test: records the guest's identity, on failure runs the
+    /// collectors while the guests still answer, stops the VMs, catalogues
+    /// every file, finalises `metadata.json` and `run.json`. Returns the
+    /// stand-alone failure message when the test did not pass as expected.
     pub fn finish(
         &self,
         vms: &[Arc<Session>],
         outcome: &Result<()>,
-        _xfail: Option<&str>,
-        elapsed: Duration,
+        xfail: Option<&str>,
+        _elapsed: Duration,
     ) -> Option<String> {
-        let tail = vms
-            .first()
-            .map(|vm| vm.machine().console().tail_lines(30))
-            .unwrap_or_default();
-        self.st().console_tail = tail.clone();
-        let err: &Error = outcome.as_ref().err()?;
-        Some(format!(
-            "==== bootrig: {} FAILED after {:.1}s ({}) ====\n{err}\n---- console (last 30 lines) ----\n{tail}\n---- artifacts: {} ----",
-            self.name,
-            elapsed.as_secs_f64(),
-            err.failure_kind(),
-            self.dir.display()
-        ))
+        let err = outcome.as_ref().err();
+        let (units, commands) = {
+            let inner = self.inner();
+            (inner.units.clone(), inner.commands.clone())
+        };
+        // Guest identity, from the first VM with a live shell.
+        if let Some(vm) = vms.iter().find(|v| v.has_shell() && v.machine().console().fault().is_none()) {
+            if let Ok(o) = vm.run_timeout("uname -r; cat /etc/os-release 2>/dev/null", Duration::from_secs(10)) {
+                let mut lines = o.output.splitn(2, '\n');
+                let kernel = lines.next().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+                let os = parse_os_release(lines.next().unwrap_or(""));
+                self.inner().dir.metadata_mut().guest = Some(GuestInfo { kernel_release: kernel, os_release: os });
+            }
+        }
+        let mut collected: Vec<(String, Collected)> = Vec::new();
+        if err.is_some() {
+            for vm in vms {
+                let prefix = self.prefix_of(vm);
+                let screendump = self.path.join(format!("{prefix}screendump.png"));
+                let shot = vm.machine().argv().iter().any(|a| a == "VGA").then_some(screendump.as_path());
+                for c in collect_guest(vm, &units, &commands) {
+                    collected.push((prefix.clone(), c));
+                }
+                for c in collect_host(vm, shot) {
+                    collected.push((prefix.clone(), c));
+                }
+            }
+        }
+        let tail = vms.first().map(|vm| vm.machine().console().tail_lines(30)).unwrap_or_default();
+        let reports: Vec<CrashReport> = vms.iter().flat_map(|vm| vm.machine().console().reports()).collect();
+        for vm in vms {
+            vm.machine().kill();
+        }
+        let mut inner = self.inner();
+        inner.console_tail = tail.clone();
+        self.boot_phases(&mut inner);
+        for (prefix, c) in &collected {
+            let rel = format!("{prefix}diagnostics/{}.txt", c.name);
+            let producer = if c.kind == "host" { Producer::host(c.source.clone()) } else { Producer::command(c.source.clone()) };
+            let name = format!("{prefix}{}", c.name);
+            if inner
+                .dir
+                .write_artifact(&name, &rel, c.output.as_bytes(), producer, c.exit, Some(c.duration))
+                .is_ok()
+            {
+                if let Some(note) = &c.note {
+                    inner.dir.set_note(&name, note.clone());
+                }
+            }
+        }
+        if !reports.is_empty() {
+            let text: String = reports
+                .iter()
+                .map(|r| format!("{}{}\n{}\n\n", if r.fatal { "" } else { "(recorded, not fatal) " }, r.title, r.excerpt))
+                .collect();
+            let _ = inner.dir.write_artifact(
+                "kernel-reports",
+                "kernel-reports.txt",
+                text.as_bytes(),
+                Producer::console("crash reports detected on the serial console"),
+                None,
+                None,
+            );
+        }
+        for vm in vms {
+            catalog_vm_files(&mut inner.dir, &self.prefix_of(vm));
+        }
+        let failure = err.map(|e| {
+            let mut f = Failure::new(kind_of(e), e.to_string());
+            if let Some((i, what)) = &inner.step {
+                f = f.with_step(*i, what.clone());
+            }
+            if let Some(c) = e.crash() {
+                f = f.with_crash(c);
+            }
+            f
+        });
+        let outcome = match (err.is_some(), xfail.is_some()) {
+            (false, false) => Outcome::Passed,
+            (true, false) => Outcome::Failed,
+            (true, true) => Outcome::Xfail,
+            (false, true) => Outcome::Xpass,
+        };
+        if let Some(reason) = xfail {
+            inner.dir.metadata_mut().extra.insert("xfail".into(), reason.into());
+        }
+        let report_failure = match outcome {
+            Outcome::Failed => failure.clone(),
+            Outcome::Xpass => Some(Failure::new(
+                FailureKind::HarnessError,
+                format!("UNEXPECTED PASS: marked xfail ({}) but passed", xfail.unwrap_or("")),
+            )),
+            _ => None,
+        };
+        if let Err(e) = inner.dir.finish(outcome, failure, chrono::Utc::now()) {
+            eprintln!("bootrig: could not finalise metadata.json: {e}");
+        }
+        if let Some(run_dir) = self.path.parent() {
+            write_run_json(run_dir);
+        }
+        let f = report_failure?;
+        let mut report = FailureReport::new(self.name.clone(), f).console(tail);
+        for (prefix, c) in &collected {
+            report = report.collector(format!("{prefix}{}", c.name), c.output.clone(), c.note.as_deref());
+        }
+        Some(report.artifacts_in(&self.path, inner.dir.artifacts()).render())
     }
 }
 
-/// Writes `run.json` for a run.
-pub fn write_run_json(_run_dir: &Path, _records: &[TrialRecord]) {}
+impl Postmortem {
+    /// Where a VM's files are, relative to the test folder: `""` for the
+    /// first VM, `<vm folder>/` for later ones.
+    fn prefix_of(&self, vm: &Session) -> String {
+        match vm.machine().out_dir().strip_prefix(&self.path) {
+            Ok(rel) if !rel.as_os_str().is_empty() => format!("{}/", rel.display()),
+            _ => String::new(),
+        }
+    }
+}
+
+fn kind_of(e: &Error) -> FailureKind {
+    match e.failure_kind() {
+        "boot-timeout" => FailureKind::BootTimeout,
+        "login" => FailureKind::Login,
+        "escalation" => FailureKind::Escalation,
+        "command" | "assertion" => FailureKind::Command,
+        "unit-failed" => FailureKind::UnitFailed,
+        "kernel-crash" => FailureKind::KernelCrash,
+        "qemu-exit" => FailureKind::QemuExit,
+        "timeout" => FailureKind::Timeout,
+        _ => FailureKind::HarnessError,
+    }
+}
+
+/// Catalogues the files a VM wrote into the folder (`prefix` is `""` for
+/// the first VM, `<vm name>/` for later ones), writing `serial.txt`, the
+/// ANSI-stripped console, from `serial.log` first.
+fn catalog_vm_files(dir: &mut TestDir, prefix: &str) {
+    let serial = dir.path().join(format!("{prefix}serial.log"));
+    let stripped = dir.path().join(format!("{prefix}serial.txt"));
+    if serial.is_file() {
+        if let Err(e) = strip_file(&serial, &stripped) {
+            eprintln!("bootrig: could not write {}: {e}", stripped.display());
+        }
+    }
+    let files: [(&str, &str, Producer); 7] = [
+        ("serial.log", "serial.log", Producer::console("raw serial console bytes")),
+        ("serial.txt", "serial.txt", Producer::harness("serial.log with terminal escapes removed")),
+        ("transcript", "transcript.log", Producer::harness("login, escalation and every command with output and exit code")),
+        ("login-transcript", "login-transcript.log", Producer::harness("every byte sent and received during login and escalation")),
+        ("qemu-cmdline", "qemu-cmdline.txt", Producer::qemu("QEMU argv")),
+        ("qemu-stderr", "qemu-stderr.log", Producer::qemu("QEMU stdout and stderr")),
+        ("screendump", "screendump.png", Producer::qemu("QMP screendump")),
+    ];
+    for (name, rel, producer) in files {
+        let rel = format!("{prefix}{rel}");
+        if dir.path().join(&rel).is_file() {
+            let _ = dir.add_existing(&format!("{prefix}{name}"), &rel, producer);
+        }
+    }
+}
+
+/// Streams `from` through the ANSI stripper into `to`.
+fn strip_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut input = BufReader::new(File::open(from)?);
+    let mut out = BufWriter::new(File::create(to)?);
+    let mut stripper = AnsiStripper::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut text = Vec::with_capacity(1 << 16);
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        text.clear();
+        stripper.feed(&buf[..n], &mut text);
+        out.write_all(&text)?;
+    }
+    out.flush()
+}
+
+/// Rewrites `run.json` from the `metadata.json` files in `run_dir`.
+pub fn write_run_json(run_dir: &Path) {
+    let id = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match RunSummary::scan(run_dir, id) {
+        Ok(mut summary) => {
+            summary.ended_at = Some(chrono::Utc::now());
+            let _ = bootrig_diagnostics::atomic::write_json_atomic(&run_dir.join(RunSummary::FILE), &summary);
+        }
+        Err(e) => eprintln!("bootrig: could not write run.json: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_lines_are_recognised() {
+        assert!(is_kernel_line("[    0.000000] Linux version 6.1"));
+        assert!(is_kernel_line("[ 1234.5] x"));
+        assert!(!is_kernel_line("[  OK  ] Started foo"));
+        assert!(!is_kernel_line("[1] foo"));
+        assert!(!is_kernel_line("login:"));
+    }
+
+    #[test]
+    fn timeline_marks_milestones_in_order() {
+        let mut t = Timeline::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        t.line("SeaBIOS (version x)", at(1));
+        t.line("[    0.000000] Linux version 6.1", at(2));
+        t.line("[    1.0] more kernel", at(3));
+        t.line("Welcome to Debian GNU/Linux 12", at(4));
+        t.line("[    2.0] late kernel line", at(5));
+        t.line("bootrig-guest login: ", at(6));
+        assert_eq!(t.first_output, Some(at(1)));
+        assert_eq!(t.kernel, Some(at(2)));
+        assert_eq!(t.userspace, Some(at(4)));
+        assert_eq!(t.login_prompt, Some(at(6)));
+    }
+
+    #[test]
+    fn stripping_a_log_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("serial.log");
+        std::fs::write(&raw, b"\x1b[1;32mok\x1b[0m\r\nline2\r\n").unwrap();
+        let out = dir.path().join("serial.txt");
+        strip_file(&raw, &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"ok\nline2\n");
+    }
+}

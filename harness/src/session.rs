@@ -148,7 +148,12 @@ struct ShellState {
     /// The login password, answered to sudo's prompt.
     password: Option<String>,
     root: bool,
+    /// The shell asks for the cursor position after each prompt.
+    asks_cursor: bool,
 }
+
+/// How long to wait for a shell's cursor-position query after its prompt.
+const QUERY_SETTLE: Duration = Duration::from_millis(300);
 
 /// The output and exit code of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,6 +433,7 @@ impl Session {
         if which == 2 {
             return Err(fail("the login was rejected before a password was asked"));
         }
+        let queries = self.machine.console().queries_answered();
         if which == 0 {
             self.send(&format!("{password}\n"))?;
             let (which, _) = self
@@ -442,6 +448,7 @@ impl Session {
                 return Err(fail("Login incorrect: wrong user name or password"));
             }
         }
+        self.settle_prompt(queries);
         self.setup_shell()?;
         let mut st = self.state();
         st.user = Some(user.to_string());
@@ -460,6 +467,7 @@ impl Session {
             .boot
             .saturating_sub(self.machine.started().elapsed())
             .max(Duration::from_secs(1));
+        let queries = self.machine.console().queries_answered();
         match self.machine.console().expect(&re, boot_left) {
             Ok(_) => {}
             Err(ExpectError::Timeout { waited, tail, .. }) => {
@@ -471,6 +479,7 @@ impl Session {
             }
             Err(e) => return Err(Error::console(format!("waiting for shell prompt /{prompt}/"), e)),
         }
+        self.settle_prompt(queries);
         self.setup_shell()?;
         let root = self.run("id -u").map(|o| o.output.trim() == "0").unwrap_or(false);
         self.state().root = root;
@@ -504,6 +513,7 @@ impl Session {
             message,
             tail: self.tail(),
         };
+        let queries = self.machine.console().queries_answered();
         self.send(&format!("{method}\n"))?;
         let password_re = compile(r"(?i)password( for [^:]*)?: ?$")?;
         let denied_re = compile(
@@ -545,6 +555,7 @@ impl Session {
             _ => {}
         }
         self.state().ready = false;
+        self.settle_prompt(queries);
         self.setup_shell()?;
         let out = self.run("id -u")?;
         if out.output.trim() != "0" {
@@ -563,6 +574,7 @@ impl Session {
             " stty -echo cols 200 2>/dev/null; export PS1='__BR''P{t}__ ' PS2='' PROMPT_COMMAND='' \
              TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat SYSTEMD_LOG_COLOR=0; unset HISTFILE\n"
         );
+        let queries = self.machine.console().queries_answered();
         self.send(&line)?;
         let re = compile(&format!("__BRP{t}__ "))?;
         self.expect_any(&[&re], self.timeouts.step, "setting up the shell prompt")
@@ -576,8 +588,20 @@ impl Session {
                 }
                 other => other,
             })?;
-        self.state().ready = true;
+        let asks = self.settle_prompt(queries);
+        let mut st = self.state();
+        st.ready = true;
+        st.asks_cursor = asks;
         Ok(())
+    }
+
+    /// After a prompt: if the shell asks for the cursor position (busybox
+    /// ash does, unless input is already pending), wait until the console
+    /// has answered, so the answer reaches the shell before the next
+    /// command instead of landing inside it. Returns whether a query came
+    /// after `seen`.
+    fn settle_prompt(&self, seen: u64) -> bool {
+        self.machine.console().wait_query_answered(seen, QUERY_SETTLE) > seen
     }
 
     /// Runs `cmd` in the guest shell; returns its exit code and output.
@@ -605,6 +629,7 @@ impl Session {
         let line = format!(
             "printf '\\n__BR''B{t}_%s__\\n' {n}; {{ {cmd}\n}} </dev/null; printf '\\n__BR''E{t}_%s_%s__\\n' {n} \"$?\"\n"
         );
+        let queries = self.machine.console().queries_answered();
         self.console_send(&line)?;
         let begin = compile(&format!("__BRB{t}_{n}__\n"))?;
         let end = compile(&format!("\n__BRE{t}_{n}_(\\d+)__\n"))?;
@@ -633,6 +658,12 @@ impl Session {
             .and_then(|s| s.parse().ok())
             .unwrap_or(-1);
         let output = String::from_utf8_lossy(&m.before).into_owned();
+        // Consume the prompt that follows, and let its cursor query be
+        // answered before anything else is typed.
+        let prompt = compile(&format!("__BRP{t}__ "))?;
+        if console.expect(&prompt, Duration::from_secs(5)).is_ok() && self.state().asks_cursor {
+            self.settle_prompt(queries);
+        }
         let out = CommandOutput {
             exit,
             output,

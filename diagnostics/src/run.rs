@@ -1,0 +1,175 @@
+//! `run.json`: the summary of a run, in the run folder next to the tests'
+//! folders.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_json_atomic;
+use crate::catalog::TestDir;
+use crate::errors::{Error, Result};
+use crate::json::load_versioned;
+use crate::metadata::{FailureKind, Metadata, Outcome};
+
+/// Version of the `run.json` format; same compatibility rules as
+/// [`crate::metadata::SCHEMA_VERSION`].
+pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+/// One test of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// The test's full name.
+    pub test: String,
+    /// How it ended (`running` if it never finished).
+    pub outcome: Outcome,
+    /// Its duration, once finished.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Its folder, relative to the run folder.
+    pub folder: String,
+    /// The kind of failure, for failed tests.
+    #[serde(default)]
+    pub failure_kind: Option<FailureKind>,
+}
+
+impl RunEntry {
+    /// The entry for a test with `metadata`, in `folder`.
+    pub fn from_metadata(metadata: &Metadata, folder: &str) -> RunEntry {
+        RunEntry {
+            test: metadata.test.clone(),
+            outcome: metadata.outcome,
+            duration_ms: metadata.duration_ms(),
+            folder: folder.to_string(),
+            failure_kind: metadata.failure.as_ref().map(|f| f.kind),
+        }
+    }
+}
+
+/// The contents of `run.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// [`RUN_SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The run's id (also the run folder's name, through `safe_name`).
+    pub run_id: String,
+    /// When the run started.
+    #[serde(with = "crate::timestamp")]
+    pub started_at: DateTime<Utc>,
+    /// When it ended; `null` while running.
+    #[serde(default, with = "crate::timestamp::option")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Its tests, in the order they were recorded.
+    #[serde(default)]
+    pub tests: Vec<RunEntry>,
+}
+
+impl RunSummary {
+    /// The summary file's name in the run folder.
+    pub const FILE: &'static str = "run.json";
+
+    /// A run `run_id` started at `started_at`, with no test yet.
+    pub fn new(run_id: impl Into<String>, started_at: DateTime<Utc>) -> RunSummary {
+        RunSummary {
+            schema_version: RUN_SCHEMA_VERSION,
+            run_id: run_id.into(),
+            started_at,
+            ended_at: None,
+            tests: Vec::new(),
+        }
+    }
+
+    /// Records `entry`, replacing an earlier entry for the same folder.
+    pub fn record(&mut self, entry: RunEntry) {
+        match self.tests.iter_mut().find(|e| e.folder == entry.folder) {
+            Some(e) => *e = entry,
+            None => self.tests.push(entry),
+        }
+    }
+
+    /// Number of tests with `outcome`.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.tests.iter().filter(|e| e.outcome == outcome).count()
+    }
+
+    /// Rebuilds the summary from the `metadata.json` of every test folder
+    /// in `run_dir` (sorted by folder name). Useful when several processes
+    /// ran the tests (one per test, as with nextest), since each wrote only
+    /// its own folder. Folders without a readable `metadata.json` are skipped.
+    pub fn scan(run_dir: &Path, run_id: impl Into<String>) -> Result<RunSummary> {
+        let err = |e| Error::io("listing the run folder", run_dir, e);
+        let mut entries = Vec::new();
+        for d in std::fs::read_dir(run_dir).map_err(err)? {
+            let d = d.map_err(err)?;
+            if !d.file_type().map_err(err)?.is_dir() {
+                continue;
+            }
+            if let Ok(t) = TestDir::open(&d.path()) {
+                entries.push((t.metadata().started_at, t.run_entry()));
+            }
+        }
+        entries.sort_by(|a, b| a.1.folder.cmp(&b.1.folder));
+        let started_at = entries.iter().map(|e| e.0).min().unwrap_or_else(Utc::now);
+        let mut s = RunSummary::new(run_id, started_at);
+        s.tests = entries.into_iter().map(|e| e.1).collect();
+        Ok(s)
+    }
+
+    /// Reads `run.json` at `path`.
+    pub fn load(path: &Path) -> Result<RunSummary> {
+        load_versioned(path, "loading run summary", RUN_SCHEMA_VERSION)
+    }
+
+    /// Writes it atomically to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_json_atomic(path, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::Failure;
+    use chrono::TimeZone;
+
+    #[test]
+    fn round_trip_record_and_scan() {
+        let run = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
+        let mut s = RunSummary::new("r1", t0);
+        let mut a = TestDir::create(run.path(), "a::passes", t0).unwrap();
+        a.finish(Outcome::Passed, None, t0 + chrono::Duration::seconds(3))
+            .unwrap();
+        let mut b = TestDir::create(run.path(), "b::fails", t0).unwrap();
+        s.record(b.run_entry());
+        assert_eq!(s.count(Outcome::Running), 1);
+        b.finish(
+            Outcome::Failed,
+            Some(Failure::new(FailureKind::BootTimeout, "no login prompt")),
+            t0 + chrono::Duration::seconds(60),
+        )
+        .unwrap();
+        s.record(b.run_entry());
+        s.record(a.run_entry());
+        s.ended_at = Some(t0 + chrono::Duration::seconds(61));
+        assert_eq!(s.tests.len(), 2);
+        assert_eq!(s.count(Outcome::Failed), 1);
+        assert_eq!(s.tests[0].failure_kind, Some(FailureKind::BootTimeout));
+        assert_eq!(s.tests[0].duration_ms, Some(60_000));
+
+        let p = run.path().join(RunSummary::FILE);
+        s.save(&p).unwrap();
+        assert_eq!(RunSummary::load(&p).unwrap(), s);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(v["tests"][0]["outcome"], "failed");
+        assert_eq!(v["tests"][0]["folder"], "b.fails");
+
+        // A stray file and a folder without metadata are ignored.
+        std::fs::create_dir(run.path().join("junk")).unwrap();
+        let scanned = RunSummary::scan(run.path(), "r1").unwrap();
+        assert_eq!(scanned.tests.len(), 2);
+        assert_eq!(scanned.tests[0].folder, "a.passes");
+        assert_eq!(scanned.started_at, t0);
+    }
+}
