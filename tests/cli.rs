@@ -16,7 +16,11 @@ fn bootrig(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -38,7 +42,10 @@ fn invalid_scenario_is_located_and_nothing_boots() {
     assert!(t.contains("bad.json:3:"), "no file:line:column in {t}");
     assert!(t.contains("unknown field `memroy`"), "{t}");
     assert!(t.contains("nothing was run"), "{t}");
-    assert!(!dir.path().join("artifacts").exists(), "a run folder was created");
+    assert!(
+        !dir.path().join("artifacts").exists(),
+        "a run folder was created"
+    );
 }
 
 #[test]
@@ -52,7 +59,10 @@ fn semantic_error_names_the_field() {
     let out = bootrig(&["run", "s.json"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let t = text(&out);
-    assert!(t.contains("s.json:2:") && t.contains("missing-vmlinuz") && t.contains("does not exist"), "{t}");
+    assert!(
+        t.contains("s.json:2:") && t.contains("missing-vmlinuz") && t.contains("does not exist"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -74,13 +84,21 @@ fn bad_usage_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(bootrig(&["run"], dir.path()).status.code(), Some(2));
     assert_eq!(bootrig(&["frobnicate"], dir.path()).status.code(), Some(2));
-    assert_eq!(bootrig(&["run", "no-such-file.json"], dir.path()).status.code(), Some(2));
+    assert_eq!(
+        bootrig(&["run", "no-such-file.json"], dir.path())
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
 fn the_shipped_scenarios_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let out = bootrig(&["run", "--list", root.to_str().unwrap()], &std::env::temp_dir());
+    let out = bootrig(
+        &["run", "--list", root.to_str().unwrap()],
+        &std::env::temp_dir(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("busybox-smoke::shell"), "{listed}");

@@ -15,7 +15,10 @@ fn nextest_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "cargo-nextest is required under CI=true");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cargo-nextest is required under CI=true"
+        );
         eprintln!("skipped: cargo-nextest is not installed");
     }
     ok
@@ -35,7 +38,11 @@ fn nextest(args: &[&str]) -> (bool, String) {
         .env("BOOTRIG_CACHE", "/nonexistent/bootrig-cache")
         .output()
         .expect("running cargo nextest");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -55,7 +62,12 @@ fn nextest_lists_vm_trials_without_booting() {
     let (ok, text) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm"]);
     assert!(ok, "{text}");
     let names = listed(&text);
-    for expected in ["e2e-busybox::console-and-commands", "boot::iso::bios", "boot::iso::uefi", "session::debian::login_sudo_units"] {
+    for expected in [
+        "e2e-busybox::console-and-commands",
+        "boot::iso::bios",
+        "boot::iso::uefi",
+        "session::debian::login_sudo_units",
+    ] {
         assert!(names.contains(expected), "{expected} not listed:\n{text}");
     }
     // Listing builds nothing and boots nothing: no image build lines.
@@ -73,10 +85,21 @@ fn partitions_are_disjoint_and_complete() {
     let mut seen = BTreeSet::new();
     for k in 1..=3 {
         let part = format!("hash:{k}/3");
-        let (ok, text) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm", "--partition", &part]);
+        let (ok, text) = nextest(&[
+            "list",
+            "-p",
+            "bootrig-tests",
+            "--test",
+            "vm",
+            "--partition",
+            &part,
+        ]);
         assert!(ok, "{text}");
         let names = listed(&text);
-        assert!(seen.is_disjoint(&names), "partition {part} overlaps: {names:?}");
+        assert!(
+            seen.is_disjoint(&names),
+            "partition {part} overlaps: {names:?}"
+        );
         seen.extend(names);
     }
     assert_eq!(seen, all);
@@ -86,11 +109,22 @@ fn partitions_are_disjoint_and_complete() {
     for k in 1..=3 {
         let part = format!("hash:{k}/3");
         let (ok, text) = nextest(&[
-            "run", "-p", "bootrig-tests", "--test", "vm", "--partition", &part,
-            "--no-tests=pass", "-E", "test(runner::)",
+            "run",
+            "-p",
+            "bootrig-tests",
+            "--test",
+            "vm",
+            "--partition",
+            &part,
+            "--no-tests=pass",
+            "-E",
+            "test(runner::)",
         ]);
         assert!(ok, "partition {part} failed:\n{text}");
         ran += text.matches("PASS [").count();
     }
-    assert_eq!(ran, 1, "the xfail trial should run exactly once over all partitions");
+    assert_eq!(
+        ran, 1,
+        "the xfail trial should run exactly once over all partitions"
+    );
 }

@@ -6,11 +6,13 @@
 //! Where QEMU or an image tool is missing the tests skip with the reason;
 //! under `CI=true` they fail instead, so CI cannot go green by skipping.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bootrig::{check, check_failed, Error, Image, Marks, Requirement, Suite, Timeouts};
+use bootrig_diagnostics::hash::digest_file;
+use bootrig_diagnostics::metadata::{FailureKind, Metadata, Outcome};
 use bootrig_tests::{bootrig_bin, qemu_pids_named, vm_marks};
 
 fn scenarios_dir() -> PathBuf {
@@ -20,100 +22,193 @@ fn scenarios_dir() -> PathBuf {
 fn main() -> ExitCode {
     Suite::from_args()
         .scenarios(scenarios_dir())
-        .test_with("session::busybox::exit_codes_and_output", vm_marks(), |ctx| {
-            let vm = ctx.vm(Image::builtin("busybox"))?;
-            let out = vm.run("echo hello; echo err >&2; exit_code() { return 7; }; exit_code")?;
-            check!(out.exit == 7, "exit code {} (expected 7)", out.exit);
-            check!(out.output == "hello\nerr\n", "output {:?}", out.output);
-            check!(vm.succeed("true")?.is_empty(), "`true` printed something");
-            vm.fail("false")?;
-            let many = vm.succeed("seq 1 2000")?;
-            check!(many.lines().count() == 2000, "seq printed {} lines", many.lines().count());
-            check!(many.ends_with("2000\n"), "seq output ends {:?}", &many[many.len() - 10..]);
-            // Output without a trailing newline is kept exactly.
-            check!(vm.succeed("printf abc")? == "abc", "printf output");
-            // Escape sequences in output are stripped.
-            check!(vm.succeed("printf '\\033[1;31mred\\033[0m\\n'")? == "red\n", "coloured output");
-            // A clean power-off: QEMU exits by itself.
-            vm.shutdown(Duration::from_secs(30))?;
-            check!(vm.machine().exit_status().is_some(), "QEMU still running after shutdown");
-            Ok(())
-        })
-        .test_with("session::busybox::command_timeout_is_clear", vm_marks(), |ctx| {
-            let vm = ctx.vm(Image::builtin("busybox"))?;
-            let started = Instant::now();
-            match vm.run_timeout("sleep 1000", Duration::from_secs(3)) {
-                Err(Error::CommandTimeout { command, .. }) if command == "sleep 1000" => {}
-                other => return check_failed!("expected a command timeout, got {other:?}"),
-            }
-            check!(started.elapsed() < Duration::from_secs(6), "timeout took {:?}", started.elapsed());
-            // The session is still usable: Ctrl-C interrupted the command.
-            check!(vm.succeed("echo back")? == "back\n", "session unusable after a timeout");
-            Ok(())
-        })
-        .test_with("session::busybox::no_prompt_is_a_boot_timeout", vm_marks(), |ctx| {
-            let img = ctx.image(&Image::builtin("busybox"))?;
-            let timeouts = Timeouts { boot: Duration::from_secs(20), step: Duration::from_secs(10) };
-            let vm = ctx.boot(img.machine_config("noprompt", None), timeouts, img.kernel())?;
-            let started = Instant::now();
-            match vm.attach_shell("this prompt never appears") {
-                Err(e @ Error::BootTimeout { .. }) => {
-                    check!(e.failure_kind() == "boot-timeout", "kind {}", e.failure_kind());
-                    check!(e.to_string().contains("console tail"), "message lacks the console: {e}");
+        .test_with(
+            "session::busybox::exit_codes_and_output",
+            vm_marks(),
+            |ctx| {
+                let vm = ctx.vm(Image::builtin("busybox"))?;
+                let out =
+                    vm.run("echo hello; echo err >&2; exit_code() { return 7; }; exit_code")?;
+                check!(out.exit == 7, "exit code {} (expected 7)", out.exit);
+                check!(out.output == "hello\nerr\n", "output {:?}", out.output);
+                check!(vm.succeed("true")?.is_empty(), "`true` printed something");
+                vm.fail("false")?;
+                let many = vm.succeed("seq 1 2000")?;
+                check!(
+                    many.lines().count() == 2000,
+                    "seq printed {} lines",
+                    many.lines().count()
+                );
+                check!(
+                    many.ends_with("2000\n"),
+                    "seq output ends {:?}",
+                    &many[many.len() - 10..]
+                );
+                // Output without a trailing newline is kept exactly.
+                check!(vm.succeed("printf abc")? == "abc", "printf output");
+                // Escape sequences in output are stripped.
+                check!(
+                    vm.succeed("printf '\\033[1;31mred\\033[0m\\n'")? == "red\n",
+                    "coloured output"
+                );
+                // A clean power-off: QEMU exits by itself.
+                vm.shutdown(Duration::from_secs(30))?;
+                check!(
+                    vm.machine().exit_status().is_some(),
+                    "QEMU still running after shutdown"
+                );
+                Ok(())
+            },
+        )
+        .test_with(
+            "session::busybox::command_timeout_is_clear",
+            vm_marks(),
+            |ctx| {
+                let vm = ctx.vm(Image::builtin("busybox"))?;
+                let started = Instant::now();
+                match vm.run_timeout("sleep 1000", Duration::from_secs(3)) {
+                    Err(Error::CommandTimeout { command, .. }) if command == "sleep 1000" => {}
+                    other => return check_failed!("expected a command timeout, got {other:?}"),
                 }
-                other => return check_failed!("expected a boot timeout, got {other:?}"),
-            }
-            check!(started.elapsed() < Duration::from_secs(25), "took {:?}", started.elapsed());
-            Ok(())
-        })
-        .test_with("session::debian::login_sudo_units", vm_marks().requires(Requirement::Tool("mmdebstrap".into())), |ctx| {
-            let vm = ctx.vm(Image::builtin("debian"))?;
-            vm.login("tester", "tester")?;
-            check!(vm.succeed("id -un")? == "tester\n", "not logged in as tester");
-            vm.become_root()?;
-            check!(vm.succeed("id -u")? == "0\n", "not root after sudo -i");
-            vm.wait_for_unit("multi-user.target", Duration::from_secs(120))?;
-            let out = vm.run("systemctl is-active no-such-unit.service")?;
-            check!(out.exit != 0, "is-active of a missing unit exited 0");
-            match vm.wait_for_unit("no-such-unit.service", Duration::from_secs(10)) {
-                Err(Error::UnitFailed { state, .. }) if state == "not-found" => {}
-                other => return check_failed!("expected a not-found unit error, got {other:?}"),
-            }
-            Ok(())
-        })
-        .test_with("session::debian::wrong_password_fails_fast", vm_marks().requires(Requirement::Tool("mmdebstrap".into())), |ctx| {
-            let vm = ctx.vm(Image::builtin("debian"))?;
-            let started = Instant::now();
-            match vm.login("tester", "not-the-password") {
-                Err(e @ Error::Login { .. }) => {
-                    check!(e.to_string().contains("Login incorrect"), "unclear message: {e}");
+                check!(
+                    started.elapsed() < Duration::from_secs(6),
+                    "timeout took {:?}",
+                    started.elapsed()
+                );
+                // The session is still usable: Ctrl-C interrupted the command.
+                check!(
+                    vm.succeed("echo back")? == "back\n",
+                    "session unusable after a timeout"
+                );
+                Ok(())
+            },
+        )
+        .test_with(
+            "session::busybox::no_prompt_is_a_boot_timeout",
+            vm_marks(),
+            |ctx| {
+                let img = ctx.image(&Image::builtin("busybox"))?;
+                let timeouts = Timeouts {
+                    boot: Duration::from_secs(20),
+                    step: Duration::from_secs(10),
+                };
+                let vm = ctx.boot(img.machine_config("noprompt", None), timeouts, img.kernel())?;
+                let started = Instant::now();
+                match vm.attach_shell("this prompt never appears") {
+                    Err(e @ Error::BootTimeout { .. }) => {
+                        check!(
+                            e.failure_kind() == "boot-timeout",
+                            "kind {}",
+                            e.failure_kind()
+                        );
+                        check!(
+                            e.to_string().contains("console tail"),
+                            "message lacks the console: {e}"
+                        );
+                    }
+                    other => return check_failed!("expected a boot timeout, got {other:?}"),
                 }
-                other => return check_failed!("expected a login error, got {other:?}"),
-            }
-            check!(started.elapsed() < Duration::from_secs(120), "login failure took {:?}", started.elapsed());
-            // No retry loop: the getty asks again, and a correct login and
-            // `su -` with the root password work on the same console.
-            vm.login("tester", "tester")?;
-            vm.su("root")?;
-            check!(vm.succeed("id -un")? == "root\n", "su - did not give root");
-            vm.shutdown(Duration::from_secs(60))?;
-            check!(vm.machine().exit_status().is_some(), "QEMU still running after shutdown");
-            Ok(())
-        })
-        .parametrize("boot::iso", ["bios", "uefi"], vm_marks().requires(Requirement::Tool("grub-mkrescue".into())), |ctx, fw| {
-            let img = ctx.image(&Image::builtin("iso"))?;
-            let firmware = if *fw == "uefi" { bootrig::Firmware::Uefi } else { bootrig::Firmware::Bios };
-            let cfg = img.machine_config(&format!("iso-{fw}"), Some(firmware));
-            let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
-            vm.wait_for_console("GRUB|grub", Duration::from_secs(120))?;
-            vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
-            let efi = vm.run("test -d /sys/firmware/efi")?.exit == 0;
-            check!(efi == (*fw == "uefi"), "firmware {fw}: /sys/firmware/efi present = {efi}");
-            Ok(())
-        })
+                check!(
+                    started.elapsed() < Duration::from_secs(25),
+                    "took {:?}",
+                    started.elapsed()
+                );
+                Ok(())
+            },
+        )
+        .test_with(
+            "session::debian::login_sudo_units",
+            vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
+            |ctx| {
+                let vm = ctx.vm(Image::builtin("debian"))?;
+                vm.login("tester", "tester")?;
+                check!(
+                    vm.succeed("id -un")? == "tester\n",
+                    "not logged in as tester"
+                );
+                vm.become_root()?;
+                check!(vm.succeed("id -u")? == "0\n", "not root after sudo -i");
+                vm.wait_for_unit("multi-user.target", Duration::from_secs(120))?;
+                let out = vm.run("systemctl is-active no-such-unit.service")?;
+                check!(out.exit != 0, "is-active of a missing unit exited 0");
+                match vm.wait_for_unit("no-such-unit.service", Duration::from_secs(10)) {
+                    Err(Error::UnitFailed { state, .. }) if state == "not-found" => {}
+                    other => {
+                        return check_failed!("expected a not-found unit error, got {other:?}")
+                    }
+                }
+                Ok(())
+            },
+        )
+        .test_with(
+            "session::debian::wrong_password_fails_fast",
+            vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
+            |ctx| {
+                let vm = ctx.vm(Image::builtin("debian"))?;
+                let started = Instant::now();
+                match vm.login("tester", "not-the-password") {
+                    Err(e @ Error::Login { .. }) => {
+                        check!(
+                            e.to_string().contains("Login incorrect"),
+                            "unclear message: {e}"
+                        );
+                    }
+                    other => return check_failed!("expected a login error, got {other:?}"),
+                }
+                check!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "login failure took {:?}",
+                    started.elapsed()
+                );
+                // No retry loop: the getty asks again, and a correct login and
+                // `su -` with the root password work on the same console.
+                vm.login("tester", "tester")?;
+                vm.su("root")?;
+                check!(vm.succeed("id -un")? == "root\n", "su - did not give root");
+                vm.shutdown(Duration::from_secs(60))?;
+                check!(
+                    vm.machine().exit_status().is_some(),
+                    "QEMU still running after shutdown"
+                );
+                Ok(())
+            },
+        )
+        .parametrize(
+            "boot::iso",
+            ["bios", "uefi"],
+            vm_marks().requires(Requirement::Tool("grub-mkrescue".into())),
+            |ctx, fw| {
+                let img = ctx.image(&Image::builtin("iso"))?;
+                let firmware = if *fw == "uefi" {
+                    bootrig::Firmware::Uefi
+                } else {
+                    bootrig::Firmware::Bios
+                };
+                let cfg = img.machine_config(&format!("iso-{fw}"), Some(firmware));
+                let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+                vm.wait_for_console("GRUB|grub", Duration::from_secs(120))?;
+                vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
+                let efi = vm.run("test -d /sys/firmware/efi")?.exit == 0;
+                check!(
+                    efi == (*fw == "uefi"),
+                    "firmware {fw}: /sys/firmware/efi present = {efi}"
+                );
+                Ok(())
+            },
+        )
         .test_with("harness::sigkill_leaves_no_qemu", vm_marks(), |ctx| {
             sigkill_leaves_no_qemu(ctx)
         })
+        .test_with(
+            "postmortem::busybox::sysrq_crash_is_a_kernel_crash",
+            vm_marks(),
+            |ctx| sysrq_crash(ctx),
+        )
+        .test_with(
+            "postmortem::debian::failed_service_leaves_diagnostics",
+            vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
+            |ctx| failed_service(ctx),
+        )
         .test_with(
             "runner::xfail_expected_failure_passes",
             Marks::new().xfail("demonstrates xfail: the check below fails"),
@@ -168,5 +263,233 @@ fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     }
     let left = qemu_pids_named(&unique);
     check!(left.is_empty(), "QEMU {left:?} survived SIGKILL of bootrig");
+    // The killed harness still left a metadata.json that parses and says
+    // the test did not finish.
+    let md_path =
+        find_test_folder(&dir.join("artifacts"), &format!("{unique}.wait"))?.join("metadata.json");
+    let md = Metadata::load(&md_path).map_err(|e| Error::Check(e.to_string()))?;
+    check!(!md.finished(), "metadata says finished: {:?}", md.outcome);
+    check!(md.outcome == Outcome::Running, "outcome {:?}", md.outcome);
+    check!(
+        md.qemu.is_some(),
+        "QEMU facts missing from a mid-test metadata.json"
+    );
+    Ok(())
+}
+
+/// The single run folder under `artifacts`, and the test folder in it.
+fn find_test_folder(artifacts: &Path, folder: &str) -> bootrig::Result<PathBuf> {
+    let runs: Vec<PathBuf> = std::fs::read_dir(artifacts)
+        .map_err(|e| Error::io(format!("listing {}", artifacts.display()), e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    check!(
+        runs.len() == 1,
+        "expected one run folder in {}, found {runs:?}",
+        artifacts.display()
+    );
+    let dir = runs[0].join(folder);
+    check!(dir.is_dir(), "no test folder {}", dir.display());
+    Ok(dir)
+}
+
+/// Runs `bootrig run` on `scenario`; returns its exit code and output.
+fn bootrig_run(scenario: &Path, artifacts: &Path) -> bootrig::Result<(Option<i32>, String)> {
+    let out = std::process::Command::new(bootrig_bin())
+        .args(["run", "--artifacts"])
+        .arg(artifacts)
+        .arg(scenario)
+        .output()
+        .map_err(|e| Error::io("running bootrig run", e))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code(), text))
+}
+
+/// Every catalogued artifact exists with the recorded size and sha256.
+fn check_catalog(dir: &Path, md: &Metadata) -> bootrig::Result<()> {
+    for a in md.artifacts.iter() {
+        let d = digest_file(&dir.join(&a.path)).map_err(|e| Error::Check(e.to_string()))?;
+        check!(
+            d.sha256 == a.sha256 && d.size == a.bytes,
+            "artifact {} does not match its catalog entry",
+            a.path
+        );
+    }
+    Ok(())
+}
+
+/// `echo c > /proc/sysrq-trigger` fails the test as a kernel crash within
+/// 2 s, with a syzkaller-style title and the report's excerpt, both live
+/// and in metadata.json.
+fn sysrq_crash(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let vm = ctx.vm(Image::builtin("busybox"))?;
+    let started = Instant::now();
+    match vm.run("echo c > /proc/sysrq-trigger") {
+        Err(Error::KernelCrash(report)) => {
+            let took = started.elapsed();
+            check!(
+                took < Duration::from_secs(2),
+                "crash reported after {took:?}"
+            );
+            check!(
+                report.title.contains("sysrq triggered crash"),
+                "title {:?}",
+                report.title
+            );
+            check!(
+                report.excerpt.contains("Kernel panic - not syncing"),
+                "excerpt {:?}",
+                report.excerpt
+            );
+            check!(
+                report.excerpt.contains("Call Trace"),
+                "excerpt has no call trace"
+            );
+        }
+        other => return check_failed!("expected a kernel crash, got {other:?}"),
+    }
+    // The same through `bootrig run`: metadata.json says kernel-crash.
+    let dir = ctx.artifacts_dir().join("cli");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let scenario = dir.join("crash.json");
+    std::fs::write(
+        &scenario,
+        r#"{"name": "crash", "machine": {"image": "busybox"},
+            "tests": [{"name": "sysrq", "steps": [{"succeed": "true"}, {"succeed": "echo c > /proc/sysrq-trigger"}]}]}"#,
+    )
+    .map_err(|e| Error::io("writing the scenario", e))?;
+    let (code, text) = bootrig_run(&scenario, &dir.join("artifacts"))?;
+    check!(code == Some(1), "bootrig run exited {code:?}:\n{text}");
+    check!(
+        text.contains("kernel crash: kernel panic: sysrq triggered crash"),
+        "no crash title in:\n{text}"
+    );
+    let folder = find_test_folder(&dir.join("artifacts"), "crash.sysrq")?;
+    let md =
+        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let failure = md
+        .failure
+        .as_ref()
+        .ok_or_else(|| Error::Check("no failure recorded".into()))?;
+    check!(
+        failure.kind == FailureKind::KernelCrash,
+        "kind {:?}",
+        failure.kind
+    );
+    let crash = failure
+        .crash
+        .as_ref()
+        .ok_or_else(|| Error::Check("no crash in metadata".into()))?;
+    check!(
+        crash.title.contains("sysrq triggered crash"),
+        "title {:?}",
+        crash.title
+    );
+    check!(
+        failure.step.as_ref().is_some_and(|s| s.index == 1),
+        "failing step {:?}",
+        failure.step
+    );
+    let step = md.phases.iter().find(|p| p.name.starts_with("step 2:"));
+    check!(
+        step.and_then(|p| p.duration_ms).is_some_and(|d| d < 2000),
+        "the crashing step took {:?}",
+        step.map(|p| p.duration_ms)
+    );
+    check_catalog(&folder, &md)?;
+    Ok(())
+}
+
+/// A unit that fails in the debian image: the failed test's folder holds
+/// the unit's status and journal, lsblk, list-jobs, the serial log, and a
+/// metadata.json whose catalog lists each with a correct sha256.
+fn failed_service(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let dir = ctx.artifacts_dir().join("cli");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let scenario = dir.join("broken.json");
+    std::fs::write(
+        &scenario,
+        r#"{"name": "broken", "machine": {"image": "debian"},
+            "login": {"user": "tester", "password": "tester", "root": true},
+            "diagnostics": {"units": ["bootrig-broken.service"], "commands": ["cat /etc/hostname"]},
+            "tests": [{"name": "service", "steps": [
+              {"succeed": "printf '[Service]\nType=oneshot\nExecStart=/bin/sh -c \"echo bootrig-unit-about-to-fail; exit 3\"\n' > /etc/systemd/system/bootrig-broken.service && systemctl daemon-reload"},
+              {"fail": "systemctl start bootrig-broken.service"},
+              {"wait_for_unit": "bootrig-broken.service", "timeout": 30}]}]}"#,
+    )
+    .map_err(|e| Error::io("writing the scenario", e))?;
+    let (code, text) = bootrig_run(&scenario, &dir.join("artifacts"))?;
+    check!(code == Some(1), "bootrig run exited {code:?}:\n{text}");
+    let folder = find_test_folder(&dir.join("artifacts"), "broken.service")?;
+    let md =
+        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    check!(
+        md.finished() && md.outcome == Outcome::Failed,
+        "outcome {:?}",
+        md.outcome
+    );
+    let failure = md
+        .failure
+        .as_ref()
+        .ok_or_else(|| Error::Check("no failure".into()))?;
+    check!(
+        failure.kind == FailureKind::UnitFailed,
+        "kind {:?}",
+        failure.kind
+    );
+    let read = |rel: &str| std::fs::read_to_string(folder.join(rel)).unwrap_or_default();
+    check!(
+        read("diagnostics/unit-bootrig-broken.service-status.txt")
+            .contains("bootrig-broken.service"),
+        "unit status missing"
+    );
+    check!(
+        read("diagnostics/unit-bootrig-broken.service-journal.txt")
+            .contains("bootrig-unit-about-to-fail"),
+        "unit journal missing"
+    );
+    check!(
+        read("diagnostics/lsblk.txt").contains("vda"),
+        "lsblk missing"
+    );
+    check!(
+        md.artifacts.get("systemctl-list-jobs").is_some(),
+        "list-jobs not catalogued"
+    );
+    check!(
+        read("diagnostics/command-1.txt").contains("bootrig-guest"),
+        "scenario command missing"
+    );
+    for name in [
+        "serial.log",
+        "serial.txt",
+        "transcript",
+        "qemu-cmdline",
+        "qemu-stderr",
+        "journal",
+        "lsblk",
+    ] {
+        check!(
+            md.artifacts.get(name).is_some(),
+            "{name} not in the catalog"
+        );
+    }
+    check!(
+        md.guest
+            .as_ref()
+            .is_some_and(|g| g.os_release.get("ID").map(String::as_str) == Some("debian")),
+        "guest os-release missing"
+    );
+    check!(
+        md.boot_sources.iter().any(|b| b.sha256.len() == 64),
+        "boot sources not hashed"
+    );
+    check_catalog(&folder, &md)?;
     Ok(())
 }

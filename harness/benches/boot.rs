@@ -54,7 +54,11 @@ fn main() {
     let img = store
         .ensure(&Image::builtin("busybox"), &mut |l| eprintln!("{l}"))
         .expect("busybox image");
-    let prompt = img.manifest.shell_prompt.clone().expect("busybox has a shell prompt");
+    let prompt = img
+        .manifest
+        .shell_prompt
+        .clone()
+        .expect("busybox has a shell prompt");
     let config = img.machine_config("bench", None).with_accel(Accel::Tcg);
     let dir = tempfile::tempdir().unwrap();
 
@@ -86,9 +90,15 @@ fn main() {
     for i in 0..runs {
         raw.push(raw_qemu(&raw_argv, needle));
         let started = Instant::now();
-        let m = Machine::start(&config, MachineOptions::new(dir.path().join(format!("run{i}")))).unwrap();
+        let m = Machine::start(
+            &config,
+            MachineOptions::new(dir.path().join(format!("run{i}"))),
+        )
+        .unwrap();
         let re = regex::bytes::Regex::new(&prompt).unwrap();
-        m.console().expect(&re, Duration::from_secs(120)).expect("prompt");
+        m.console()
+            .expect(&re, Duration::from_secs(120))
+            .expect("prompt");
         prompt_t.push(started.elapsed().as_secs_f64());
         let session = Session::new(m, Timeouts::default());
         // The prompt was consumed above; set up the shell the way
@@ -97,9 +107,19 @@ fn main() {
         session.attach_shell(&prompt).unwrap();
         ready_t.push(started.elapsed().as_secs_f64());
     }
-    let (r, p, s) = (median(&mut raw), median(&mut prompt_t), median(&mut ready_t));
+    let (r, p, s) = (
+        median(&mut raw),
+        median(&mut prompt_t),
+        median(&mut ready_t),
+    );
     println!("boot overhead, busybox image, TCG, {runs} runs each (median):");
     println!("  raw QEMU to prompt bytes          {r:7.3} s   1.000 (baseline)");
-    println!("  bootrig to prompt match           {p:7.3} s   {:.3}", p / r);
-    println!("  bootrig to responsive shell       {s:7.3} s   {:.3}", s / r);
+    println!(
+        "  bootrig to prompt match           {p:7.3} s   {:.3}",
+        p / r
+    );
+    println!(
+        "  bootrig to responsive shell       {s:7.3} s   {:.3}",
+        s / r
+    );
 }

@@ -150,18 +150,35 @@ fn probe_kvm(qemu: &Path, kernel: &Path, scratch: &Path) -> Result<(), String> {
     let out = fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(qemu);
-    cmd.args(["-machine", "q35,accel=kvm", "-cpu", "host", "-m", "256M", "-smp", "2"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .args(["-serial", "stdio", "-kernel"])
-        .arg(kernel)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.args([
+        "-machine",
+        "q35,accel=kvm",
+        "-cpu",
+        "host",
+        "-m",
+        "256M",
+        "-smp",
+        "2",
+    ])
+    .args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .args(["-serial", "stdio", "-kernel"])
+    .arg(kernel)
+    .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
+    .stdin(Stdio::null())
+    .stdout(out)
+    .stderr(err);
     let started = Instant::now();
     let mut child = OwnedChild::spawn("qemu (kvm probe)", &mut cmd)
         .map_err(|e| format!("could not start {}: {e}", qemu.display()))?;
-    let status = child.wait_deadline(PROBE_DEADLINE).map_err(|e| e.to_string())?;
+    let status = child
+        .wait_deadline(PROBE_DEADLINE)
+        .map_err(|e| e.to_string())?;
     drop(child);
     let mut text = String::new();
     if let Ok(mut f) = fs::File::open(&log) {
@@ -179,11 +196,18 @@ fn probe_kvm(qemu: &Path, kernel: &Path, scratch: &Path) -> Result<(), String> {
                 .unwrap_or("no output")
                 .trim()
                 .to_string();
-            Err(format!("QEMU exited with {status} after {:.1}s: {last}", started.elapsed().as_secs_f64()))
+            Err(format!(
+                "QEMU exited with {status} after {:.1}s: {last}",
+                started.elapsed().as_secs_f64()
+            ))
         }
         None => Err(format!(
             "a kernel printed {} under KVM within {}s",
-            if text.contains("Linux version") { "its banner but did not finish booting" } else { "nothing" },
+            if text.contains("Linux version") {
+                "its banner but did not finish booting"
+            } else {
+                "nothing"
+            },
             PROBE_DEADLINE.as_secs()
         )),
     }
@@ -198,7 +222,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("bootrig");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
     home.join(".cache").join("bootrig")
 }
 
@@ -222,7 +248,12 @@ mod tests {
             // Without /dev/kvm the cache is never consulted; the fallback
             // reason must say so.
             let dir = tempfile::tempdir().unwrap();
-            let v = resolve(Accel::Auto, Path::new("qemu-system-x86_64"), None, dir.path());
+            let v = resolve(
+                Accel::Auto,
+                Path::new("qemu-system-x86_64"),
+                None,
+                dir.path(),
+            );
             assert_eq!(v.accel, Accel::Tcg);
             assert!(v.reason.contains("/dev/kvm"), "{}", v.reason);
             return;
@@ -233,10 +264,23 @@ mod tests {
         let mut cache = BTreeMap::new();
         cache.insert(
             key,
-            AccelVerdict { accel: Accel::Tcg, reason: "from cache".into(), cached: false },
+            AccelVerdict {
+                accel: Accel::Tcg,
+                reason: "from cache".into(),
+                cached: false,
+            },
         );
-        fs::write(dir.path().join("accel.json"), serde_json::to_vec(&cache).unwrap()).unwrap();
-        let v = resolve(Accel::Auto, qemu, Some(Path::new("/nonexistent/kernel")), dir.path());
+        fs::write(
+            dir.path().join("accel.json"),
+            serde_json::to_vec(&cache).unwrap(),
+        )
+        .unwrap();
+        let v = resolve(
+            Accel::Auto,
+            qemu,
+            Some(Path::new("/nonexistent/kernel")),
+            dir.path(),
+        );
         assert_eq!(v.accel, Accel::Tcg);
         assert_eq!(v.reason, "from cache");
         assert!(v.cached);

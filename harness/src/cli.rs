@@ -70,13 +70,22 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
-        Cmd::Run { scenarios, artifacts, filter, junit, accel, list } => {
-            run(scenarios, artifacts, filter, junit, accel, list)
-        }
+        Cmd::Run {
+            scenarios,
+            artifacts,
+            filter,
+            junit,
+            accel,
+            list,
+        } => run(scenarios, artifacts, filter, junit, accel, list),
         Cmd::Image { action } => image(action),
         Cmd::Doctor => crate::doctor::run(),
     }
@@ -120,7 +129,11 @@ fn run(
     let selected: Vec<(Arc<Scenario>, String)> = loaded
         .iter()
         .flat_map(|sc| sc.tests.iter().map(move |t| (sc.clone(), t.name.clone())))
-        .filter(|(sc, t)| filter.as_ref().is_none_or(|f| format!("{}::{t}", sc.name).contains(f.as_str())))
+        .filter(|(sc, t)| {
+            filter
+                .as_ref()
+                .is_none_or(|f| format!("{}::{t}", sc.name).contains(f.as_str()))
+        })
         .collect();
     if list {
         for (sc, t) in &selected {
@@ -132,12 +145,20 @@ fn run(
     if accel.is_some() {
         settings.accel = accel;
     }
-    println!("bootrig: running {} test(s); artifacts in {}", selected.len(), settings.run_dir.display());
+    println!(
+        "bootrig: running {} test(s); artifacts in {}",
+        selected.len(),
+        settings.run_dir.display()
+    );
     let budget = VmBudget::new(1);
     let mut records: Vec<TrialRecord> = Vec::new();
     for (sc, tname) in &selected {
         let name = format!("{}::{tname}", sc.name);
-        let test = sc.tests.iter().find(|t| &t.name == tname).expect("selected from this scenario");
+        let test = sc
+            .tests
+            .iter()
+            .find(|t| &t.name == tname)
+            .expect("selected from this scenario");
         let mut marks = Marks::new();
         if let Some(t) = sc.test_timeout() {
             marks = marks.timeout(t);
@@ -147,7 +168,11 @@ fn run(
         }
         let (sc2, tn) = (sc.clone(), tname.clone());
         let body: crate::suite::Body = Arc::new(move |ctx| {
-            let test = sc2.tests.iter().find(|t| t.name == tn).expect("test exists");
+            let test = sc2
+                .tests
+                .iter()
+                .find(|t| t.name == tn)
+                .expect("test exists");
             crate::exec::run_test(ctx, &sc2, test)
         });
         let record = execute(&name, &marks, &body, settings.clone(), &budget);
@@ -179,21 +204,33 @@ fn run(
             return ExitCode::from(2);
         }
     }
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn image(action: ImageCmd) -> ExitCode {
     let store = ImageStore::default();
     match action {
         ImageCmd::Build { name } => {
-            let names: Vec<&str> = if name == "all" { BUILTIN.to_vec() } else { vec![name.as_str()] };
+            let names: Vec<&str> = if name == "all" {
+                BUILTIN.to_vec()
+            } else {
+                vec![name.as_str()]
+            };
             for n in names {
                 let mut progress = |line: &str| eprintln!("bootrig: {line}");
                 match store.ensure(&Image::builtin(n), &mut progress) {
                     Ok(img) => println!("{}: {}", img.name, img.dir.display()),
                     Err(e) => {
                         eprintln!("bootrig: {e}");
-                        return ExitCode::from(if matches!(e, crate::Error::Image { .. }) { 1 } else { 2 });
+                        return ExitCode::from(if matches!(e, crate::Error::Image { .. }) {
+                            1
+                        } else {
+                            2
+                        });
                     }
                 }
             }

@@ -53,9 +53,18 @@ pub fn guest_commands(units: &[String], commands: &[String]) -> Vec<(String, Str
         let q = shell_quote(unit);
         let safe: String = unit
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        v.push((format!("unit-{safe}-status"), format!("systemctl status --no-pager -l {q}")));
+        v.push((
+            format!("unit-{safe}-status"),
+            format!("systemctl status --no-pager -l {q}"),
+        ));
         v.push((
             format!("unit-{safe}-journal"),
             format!("journalctl -u {q} -b --no-pager | tail -n 2000"),
@@ -95,18 +104,40 @@ pub fn collect_guest(vm: &Session, units: &[String], commands: &[String]) -> Vec
             Ok(o) => {
                 let note = (o.exit == 127 || o.output.contains("not found"))
                     .then(|| "a tool this needs is not installed in the guest".to_string());
-                Collected { name, source: cmd, kind: "command", output: o.output, exit: Some(o.exit), duration, note }
+                Collected {
+                    name,
+                    source: cmd,
+                    kind: "command",
+                    output: o.output,
+                    exit: Some(o.exit),
+                    duration,
+                    note,
+                }
             }
             Err(e) => {
                 let why = match &e {
                     Error::CommandTimeout { .. } => {
-                        format!("the guest did not answer within {}s", COLLECTOR_TIMEOUT.as_secs())
+                        format!(
+                            "the guest did not answer within {}s",
+                            COLLECTOR_TIMEOUT.as_secs()
+                        )
                     }
                     Error::KernelCrash(r) => format!("the kernel crashed: {}", r.title),
-                    other => format!("could not run: {}", other.to_string().lines().next().unwrap_or("")),
+                    other => format!(
+                        "could not run: {}",
+                        other.to_string().lines().next().unwrap_or("")
+                    ),
                 };
                 unresponsive = Some(why.clone());
-                Collected { name, source: cmd, kind: "command", output: String::new(), exit: None, duration, note: Some(why) }
+                Collected {
+                    name,
+                    source: cmd,
+                    kind: "command",
+                    output: String::new(),
+                    exit: None,
+                    duration,
+                    note: Some(why),
+                }
             }
         };
         out.push(c);
@@ -136,9 +167,15 @@ pub fn collect_host(vm: &Session, screendump_to: Option<&std::path::Path>) -> Ve
     let (output, note) = match status {
         Some(Ok(s)) => (format!("status: {s}\n"), None),
         Some(Err(e)) => (String::new(), Some(format!("QMP query-status failed: {e}"))),
-        None => (String::new(), Some("QEMU has exited; QMP is gone".to_string())),
+        None => (
+            String::new(),
+            Some("QEMU has exited; QMP is gone".to_string()),
+        ),
     };
-    let exit_note = m.exit_status().map(|s| format!("QEMU exited: {s}\n")).unwrap_or_default();
+    let exit_note = m
+        .exit_status()
+        .map(|s| format!("QEMU exited: {s}\n"))
+        .unwrap_or_default();
     out.push(Collected {
         name: "qemu-status".into(),
         source: "QMP query-status".into(),
@@ -166,9 +203,21 @@ mod tests {
         let v = guest_commands(&["a b@x.service".into()], &["uname -a".into()]);
         let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"unit-a_b@x.service-status"), "{names:?}");
-        assert!(v.iter().any(|(_, c)| c == "systemctl status --no-pager -l 'a b@x.service'"));
-        assert_eq!(v.last().unwrap(), &("command-1".to_string(), "uname -a".to_string()));
-        for std in ["journal", "systemctl-failed", "systemctl-list-jobs", "lsblk", "network", "dmesg-tail"] {
+        assert!(v
+            .iter()
+            .any(|(_, c)| c == "systemctl status --no-pager -l 'a b@x.service'"));
+        assert_eq!(
+            v.last().unwrap(),
+            &("command-1".to_string(), "uname -a".to_string())
+        );
+        for std in [
+            "journal",
+            "systemctl-failed",
+            "systemctl-list-jobs",
+            "lsblk",
+            "network",
+            "dmesg-tail",
+        ] {
             assert!(names.contains(&std), "{std} missing");
         }
     }

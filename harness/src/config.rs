@@ -44,7 +44,9 @@ impl FromStr for Accel {
             "auto" => Ok(Accel::Auto),
             "kvm" => Ok(Accel::Kvm),
             "tcg" => Ok(Accel::Tcg),
-            other => Err(format!("unknown accelerator {other:?} (expected auto, kvm or tcg)")),
+            other => Err(format!(
+                "unknown accelerator {other:?} (expected auto, kvm or tcg)"
+            )),
         }
     }
 }
@@ -244,7 +246,10 @@ impl MachineConfig {
             return Err("kernel and iso are exclusive: give one boot source".into());
         }
         if self.memory_mib < 64 {
-            return Err(format!("memory {} MiB is too small (at least 64M)", self.memory_mib));
+            return Err(format!(
+                "memory {} MiB is too small (at least 64M)",
+                self.memory_mib
+            ));
         }
         if self.cpus == 0 || self.cpus > 64 {
             return Err(format!("cpus {} out of range (1..=64)", self.cpus));
@@ -269,7 +274,10 @@ impl MachineConfig {
         }
         for (field, path) in files {
             if !path.is_file() {
-                return Err(format!("{field}: {} does not exist or is not a file", path.display()));
+                return Err(format!(
+                    "{field}: {} does not exist or is not a file",
+                    path.display()
+                ));
             }
         }
         Ok(())

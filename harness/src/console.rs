@@ -396,7 +396,7 @@ impl Console {
                 max_pending: options.max_pending.max(1),
                 tail_bytes: options.tail_bytes,
                 bytes_received: 0,
-            queries_answered: 0,
+                queries_answered: 0,
                 dropped_bytes: 0,
                 closed: false,
                 close_error: None,

@@ -47,7 +47,9 @@ impl RunSettings {
                     std::process::id()
                 )
             });
-        let accel = std::env::var("BOOTRIG_ACCEL").ok().and_then(|a| a.parse().ok());
+        let accel = std::env::var("BOOTRIG_ACCEL")
+            .ok()
+            .and_then(|a| a.parse().ok());
         RunSettings {
             run_dir: root.join(bootrig_diagnostics::names::safe_name(&run_id)),
             images: ImageStore::default(),
@@ -114,7 +116,8 @@ impl TestContext {
     /// Builds (if needed) an image.
     pub fn image(&self, image: &ImageRef) -> Result<Image> {
         let progress = self.settings.progress.clone();
-        self.postmortem.phase_start(&format!("image {}", image.name));
+        self.postmortem
+            .phase_start(&format!("image {}", image.name));
         let img = self
             .settings
             .images
@@ -135,7 +138,10 @@ impl TestContext {
         let img = self.image(&image)?;
         let name = format!("{}-{}", image.name, self.vms().len() + 1);
         let config = img.machine_config(&name, None);
-        let spinner = self.settings.progress.spinner(&format!("{}: booting {name}", self.name));
+        let spinner = self
+            .settings
+            .progress
+            .spinner(&format!("{}: booting {name}", self.name));
         let vm = self.boot(config, timeouts, img.kernel())?;
         if img.manifest.login.is_none() {
             if let Some(prompt) = &img.manifest.shell_prompt {
@@ -162,7 +168,8 @@ impl TestContext {
         let out_dir = if self.vms().is_empty() {
             self.dir.clone()
         } else {
-            self.dir.join(bootrig_diagnostics::names::safe_name(&config.name))
+            self.dir
+                .join(bootrig_diagnostics::names::safe_name(&config.name))
         };
         let probe_kernel = probe_kernel.or_else(|| {
             // An ISO or disk boot has no kernel of its own to probe KVM
@@ -202,11 +209,12 @@ impl TestContext {
     /// Returns the stand-alone failure message (None on success).
     pub fn finish(self, outcome: &Result<()>, xfail: Option<&str>) -> Option<String> {
         let vms: Vec<Arc<Session>> = std::mem::take(&mut *self.vms());
-        let message = self.postmortem.finish(&vms, outcome, xfail, self.started.elapsed());
+        let message = self
+            .postmortem
+            .finish(&vms, outcome, xfail, self.started.elapsed());
         for vm in &vms {
             vm.machine().kill();
         }
         message
     }
 }
-

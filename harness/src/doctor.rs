@@ -18,9 +18,17 @@ pub fn run() -> ExitCode {
             let v = qemu_version(&q).unwrap_or_default();
             println!("qemu        ok       {} ({v})", q.display());
             let store = ImageStore::default();
-            let probe = store.cached("busybox").ok().flatten().and_then(|i| i.kernel());
+            let probe = store
+                .cached("busybox")
+                .ok()
+                .flatten()
+                .and_then(|i| i.kernel());
             let verdict = accel::resolve(Accel::Auto, &q, probe.as_deref(), &store.cache);
-            let why = if verdict.reason.is_empty() { "KVM works".to_string() } else { verdict.reason.clone() };
+            let why = if verdict.reason.is_empty() {
+                "KVM works".to_string()
+            } else {
+                verdict.reason.clone()
+            };
             println!("accel       {:<8} {why}", verdict.accel.to_string());
         }
         Err(e) => {
@@ -80,5 +88,9 @@ pub fn run() -> ExitCode {
             missing_pkgs.join(" ")
         );
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -69,7 +69,10 @@ pub enum Error {
         tail: String,
     },
     /// Becoming root failed.
-    #[error("becoming root with {method} failed: {message}{}", section("console tail", tail))]
+    #[error(
+        "becoming root with {method} failed: {message}{}",
+        section("console tail", tail)
+    )]
     Escalation {
         /// `sudo -i` or `su -`.
         method: String,
@@ -79,7 +82,10 @@ pub enum Error {
         tail: String,
     },
     /// A command's exit code or output was not what the test expected.
-    #[error("command `{command}` {expected}, but it exited with {exit}{}", section("output", output))]
+    #[error(
+        "command `{command}` {expected}, but it exited with {exit}{}",
+        section("output", output)
+    )]
     Command {
         /// The command.
         command: String,
@@ -101,7 +107,10 @@ pub enum Error {
         tail: String,
     },
     /// A systemd unit entered the `failed` state.
-    #[error("unit {unit} failed (ActiveState={state}){}", section("systemctl status", status))]
+    #[error(
+        "unit {unit} failed (ActiveState={state}){}",
+        section("systemctl status", status)
+    )]
     UnitFailed {
         /// The unit.
         unit: String,

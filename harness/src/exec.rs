@@ -15,7 +15,11 @@ use crate::session::{compile, Session};
 /// Resolves the scenario's machine into a config (building the image if
 /// one is named). Returns the config, the image's manifest prompts and a
 /// kernel for the KVM probe.
-fn machine_config(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<(MachineConfig, Option<Image>)> {
+fn machine_config(
+    ctx: &TestContext,
+    sc: &Scenario,
+    test: &TestSpec,
+) -> Result<(MachineConfig, Option<Image>)> {
     let m = &sc.machine;
     let vm_name = format!("{}-{}", sc.name, test.name);
     let (mut cfg, image) = match &m.image {
@@ -63,8 +67,15 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     pm.set_scenario(&sc.name, &sc.file);
     pm.set_diagnostics_spec(&sc.diagnostics.units, &sc.diagnostics.commands);
     // A live line on a terminal while the guest boots; nothing otherwise.
-    let spinner = ctx.settings().progress.spinner(&format!("{}: booting", ctx.name()));
-    let vm = ctx.boot(cfg, sc.timeouts.session(), image.as_ref().and_then(Image::kernel))?;
+    let spinner = ctx
+        .settings()
+        .progress
+        .spinner(&format!("{}: booting", ctx.name()));
+    let vm = ctx.boot(
+        cfg,
+        sc.timeouts.session(),
+        image.as_ref().and_then(Image::kernel),
+    )?;
     let manifest = image.as_ref().map(|i| &i.manifest);
     let shell_prompt = sc
         .shell_prompt
@@ -120,7 +131,11 @@ pub fn run_step(vm: &Arc<Session>, step: &Step) -> Result<()> {
         Step::SendKey(key) => vm.send_key(*key),
         Step::Succeed(cmd) => vm.succeed(cmd).map(drop),
         Step::Fail(cmd) => vm.fail(cmd).map(drop),
-        Step::Run { cmd, exit, output_matches } => {
+        Step::Run {
+            cmd,
+            exit,
+            output_matches,
+        } => {
             let out = vm.run(cmd)?;
             if out.exit != *exit {
                 return Err(Error::Command {
@@ -143,11 +158,15 @@ pub fn run_step(vm: &Arc<Session>, step: &Step) -> Result<()> {
             }
             Ok(())
         }
-        Step::WaitForUnit { unit, timeout } => {
-            vm.wait_for_unit(unit, timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout))
-        }
+        Step::WaitForUnit { unit, timeout } => vm.wait_for_unit(
+            unit,
+            timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout),
+        ),
         Step::WaitUntilSucceeds { cmd, timeout } => vm
-            .wait_until_succeeds(cmd, timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout))
+            .wait_until_succeeds(
+                cmd,
+                timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout),
+            )
             .map(drop),
     }
 }

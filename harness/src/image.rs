@@ -88,7 +88,9 @@ pub struct ImageRef {
 impl Image {
     /// Names a built-in image (`busybox`, `debian`, `iso`).
     pub fn builtin(name: &str) -> ImageRef {
-        ImageRef { name: name.to_string() }
+        ImageRef {
+            name: name.to_string(),
+        }
     }
 
     /// A machine config booting this image.
@@ -97,7 +99,11 @@ impl Image {
         let path = |p: &PathBuf| self.dir.join(p);
         let mut cfg = MachineConfig::new(vm_name);
         if let Some(k) = &m.kernel {
-            cfg = cfg.with_kernel(path(k), m.initrd.as_ref().map(path), m.append.clone().unwrap_or_default());
+            cfg = cfg.with_kernel(
+                path(k),
+                m.initrd.as_ref().map(path),
+                m.append.clone().unwrap_or_default(),
+            );
         }
         if let Some(iso) = &m.iso {
             cfg = cfg.with_iso(path(iso));
@@ -207,7 +213,8 @@ impl ImageStore {
         let recipe = self.recipe_dir(name)?;
         let key = self.key(name)?;
         let images = self.cache.join("images");
-        fs::create_dir_all(&images).map_err(|e| Error::io(format!("creating {}", images.display()), e))?;
+        fs::create_dir_all(&images)
+            .map_err(|e| Error::io(format!("creating {}", images.display()), e))?;
         let dir = images.join(format!("{name}-{key}"));
         if let Some(img) = load_image(name, &dir)? {
             return Ok(img);
@@ -218,10 +225,16 @@ impl ImageStore {
         }
         let tmp = images.join(format!("{name}-{key}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        fs::create_dir_all(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         let log_path = images.join(format!("{name}-{key}.build.log"));
-        progress(&format!("building image {name} (recipe {}, log {})", recipe.display(), log_path.display()));
-        let log = File::create(&log_path).map_err(|e| Error::io(format!("creating {}", log_path.display()), e))?;
+        progress(&format!(
+            "building image {name} (recipe {}, log {})",
+            recipe.display(),
+            log_path.display()
+        ));
+        let log = File::create(&log_path)
+            .map_err(|e| Error::io(format!("creating {}", log_path.display()), e))?;
         let mut cmd = Command::new("bash");
         cmd.arg(recipe.join("recipe.sh"))
             .arg(&tmp)
@@ -238,7 +251,9 @@ impl ImageStore {
                 progress(&format!("image {name}: {step}"));
             }
         }
-        let status = child.wait_deadline(std::time::Duration::from_secs(3600)).map_err(|e| Error::io("waiting for the recipe", e))?;
+        let status = child
+            .wait_deadline(std::time::Duration::from_secs(3600))
+            .map_err(|e| Error::io("waiting for the recipe", e))?;
         drop(child);
         match status {
             Some(s) if s.success() => {}
@@ -248,7 +263,9 @@ impl ImageStore {
                     name: name.into(),
                     message: format!(
                         "recipe failed ({}); last lines of {}:\n{}",
-                        other.map(|s| s.to_string()).unwrap_or_else(|| "timed out".into()),
+                        other
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "timed out".into()),
                         log_path.display(),
                         crate::machine::tail_of_file(&log_path, 15)
                     ),
@@ -256,7 +273,8 @@ impl ImageStore {
             }
         }
         let _ = fs::remove_dir_all(&dir);
-        fs::rename(&tmp, &dir).map_err(|e| Error::io(format!("moving {} into place", tmp.display()), e))?;
+        fs::rename(&tmp, &dir)
+            .map_err(|e| Error::io(format!("moving {} into place", tmp.display()), e))?;
         prune_stale(&images, name, &dir);
         load_image(name, &dir)?.ok_or_else(|| Error::Image {
             name: name.into(),
@@ -268,7 +286,9 @@ impl ImageStore {
 /// Removes older builds of `name` (other keys) so the cache does not grow
 /// with every kernel update. Held under the build lock.
 fn prune_stale(images: &Path, name: &str, keep: &Path) {
-    let Ok(entries) = fs::read_dir(images) else { return };
+    let Ok(entries) = fs::read_dir(images) else {
+        return;
+    };
     let prefix = format!("{name}-");
     for e in entries.flatten() {
         let p = e.path();
@@ -290,7 +310,12 @@ fn load_image(name: &str, dir: &Path) -> Result<Option<Image>> {
     };
     let manifest: ImageManifest = serde_json::from_str(&text).map_err(|e| Error::Image {
         name: name.into(),
-        message: format!("{}:{}:{}: {e}", manifest_path.display(), e.line(), e.column()),
+        message: format!(
+            "{}:{}:{}: {e}",
+            manifest_path.display(),
+            e.line(),
+            e.column()
+        ),
     })?;
     Ok(Some(Image {
         name: name.into(),
@@ -324,11 +349,17 @@ fn read_list(path: &Path) -> Vec<String> {
 /// Candidate versions (`apt-cache policy`) of the packages in `list`.
 fn package_versions(list: &Path) -> BTreeMap<String, String> {
     let pkgs = read_list(list);
-    let mut out: BTreeMap<String, String> = pkgs.iter().map(|p| (p.clone(), "unknown".into())).collect();
+    let mut out: BTreeMap<String, String> =
+        pkgs.iter().map(|p| (p.clone(), "unknown".into())).collect();
     if pkgs.is_empty() {
         return out;
     }
-    let Ok(res) = Command::new("apt-cache").arg("policy").args(&pkgs).stdin(Stdio::null()).output() else {
+    let Ok(res) = Command::new("apt-cache")
+        .arg("policy")
+        .args(&pkgs)
+        .stdin(Stdio::null())
+        .output()
+    else {
         return out;
     };
     let mut current = None;
@@ -352,10 +383,14 @@ struct FileLock(File);
 
 impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock> {
-        let f = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let f =
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         // SAFETY: flock on a valid open descriptor.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(format!("locking {}", path.display()), std::io::Error::last_os_error()));
+            return Err(Error::io(
+                format!("locking {}", path.display()),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(FileLock(f))
     }
@@ -379,7 +414,10 @@ mod tests {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, text).unwrap();
         }
-        let store = ImageStore { recipes: dir.path().to_path_buf(), cache: dir.path().join("cache") };
+        let store = ImageStore {
+            recipes: dir.path().to_path_buf(),
+            cache: dir.path().join("cache"),
+        };
         (dir, store)
     }
 
@@ -393,10 +431,20 @@ mod tests {
             ("iso/recipe.sh", "i"),
             ("iso/uses.txt", "busybox\n"),
         ]);
-        let keys = |s: &ImageStore| (s.key("busybox").unwrap(), s.key("debian").unwrap(), s.key("iso").unwrap());
+        let keys = |s: &ImageStore| {
+            (
+                s.key("busybox").unwrap(),
+                s.key("debian").unwrap(),
+                s.key("iso").unwrap(),
+            )
+        };
         let (b0, d0, i0) = keys(&store);
         fs::write(dir.path().join("README.md"), "other docs").unwrap();
-        assert_eq!(keys(&store), (b0.clone(), d0.clone(), i0.clone()), "docs must not rebuild images");
+        assert_eq!(
+            keys(&store),
+            (b0.clone(), d0.clone(), i0.clone()),
+            "docs must not rebuild images"
+        );
         fs::write(dir.path().join("busybox/recipe.sh"), "b2").unwrap();
         let (b1, d1, i1) = keys(&store);
         assert_ne!(b1, b0);

@@ -9,26 +9,26 @@
 #![warn(missing_docs)]
 
 pub mod accel;
+pub mod ansi;
 pub mod cli;
 pub mod collect;
-pub mod context;
-pub mod doctor;
-pub mod exec;
-pub mod postmortem;
-pub mod progress;
-pub mod report;
-pub mod suite;
-pub mod ansi;
 pub mod config;
 pub mod console;
+pub mod context;
+pub mod doctor;
 pub mod errors;
+pub mod exec;
 pub mod image;
 pub mod machine;
+pub mod postmortem;
 pub mod process;
+pub mod progress;
 pub mod qemu_args;
 pub mod qmp;
+pub mod report;
 pub mod scenario;
 pub mod session;
+pub mod suite;
 pub mod wait;
 
 /// Fails a Rust test with a formatted message: `return check_failed!("...")`.
@@ -46,9 +46,9 @@ macro_rules! check {
 }
 
 pub use config::{Accel, Drive, Firmware, MachineConfig};
+pub use context::{RunSettings, TestContext};
 pub use errors::{Error, Result};
 pub use image::{Image, ImageRef, ImageStore};
 pub use machine::{Machine, MachineOptions};
-pub use context::{RunSettings, TestContext};
-pub use suite::{Marks, Requirement, Suite};
 pub use session::{CommandOutput, Key, Session, Timeouts};
+pub use suite::{Marks, Requirement, Suite};

@@ -107,7 +107,12 @@ impl Machine {
             .as_ref()
             .map(|k| k.kernel.clone())
             .or(options.probe_kernel.clone());
-        let verdict = accel::resolve(config.accel, &qemu, probe_kernel.as_deref(), &options.cache_dir);
+        let verdict = accel::resolve(
+            config.accel,
+            &qemu,
+            probe_kernel.as_deref(),
+            &options.cache_dir,
+        );
 
         // Short paths: Unix socket paths are limited to 108 bytes.
         let workdir = tempfile::Builder::new()
@@ -128,20 +133,36 @@ impl Machine {
             memory_mib: config.memory_mib,
             cpus: config.cpus,
             kernel: config.kernel.as_ref().map(|k| {
-                boot_files.push(BootFile { role: "kernel", path: k.kernel.clone() });
+                boot_files.push(BootFile {
+                    role: "kernel",
+                    path: k.kernel.clone(),
+                });
                 if let Some(i) = &k.initrd {
-                    boot_files.push(BootFile { role: "initrd", path: i.clone() });
+                    boot_files.push(BootFile {
+                        role: "initrd",
+                        path: i.clone(),
+                    });
                 }
-                (abs(&k.kernel), k.initrd.as_deref().map(abs), k.append.clone())
+                (
+                    abs(&k.kernel),
+                    k.initrd.as_deref().map(abs),
+                    k.append.clone(),
+                )
             }),
             uefi: prepare_uefi(config.firmware, workdir.path())?,
             iso: config.iso.as_ref().map(|iso| {
-                boot_files.push(BootFile { role: "iso", path: iso.clone() });
+                boot_files.push(BootFile {
+                    role: "iso",
+                    path: iso.clone(),
+                });
                 abs(iso)
             }),
             disk: match &config.disk {
                 Some(disk) => {
-                    boot_files.push(BootFile { role: "disk", path: disk.clone() });
+                    boot_files.push(BootFile {
+                        role: "disk",
+                        path: disk.clone(),
+                    });
                     Some(prepare_disk(disk, config.persist, workdir.path())?)
                 }
                 None => None,
@@ -158,7 +179,10 @@ impl Machine {
         let argv: Vec<String> = std::iter::once(qemu.to_string_lossy().into_owned())
             .chain(argv_os.iter().map(|a| a.to_string_lossy().into_owned()))
             .collect();
-        write_file(&options.out_dir.join("qemu-cmdline.txt"), shell_quote(&argv).as_bytes())?;
+        write_file(
+            &options.out_dir.join("qemu-cmdline.txt"),
+            shell_quote(&argv).as_bytes(),
+        )?;
 
         let stderr_path = options.out_dir.join("qemu-stderr.log");
         let stderr = File::create(&stderr_path)
@@ -301,7 +325,12 @@ impl Machine {
             let _ = qmp.quit();
         }
         let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if child.wait_deadline(Duration::from_secs(2)).ok().flatten().is_none() {
+        if child
+            .wait_deadline(Duration::from_secs(2))
+            .ok()
+            .flatten()
+            .is_none()
+        {
             let _ = child.terminate();
         }
     }
@@ -347,8 +376,9 @@ pub fn resolve_binary(qemu: &Path) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| Error::MissingTool {
             tool: qemu.display().to_string(),
-            hint: "install it with scripts/install-deps.sh (qemu-system-x86 from bookworm-backports)"
-                .into(),
+            hint:
+                "install it with scripts/install-deps.sh (qemu-system-x86 from bookworm-backports)"
+                    .into(),
         })
 }
 
@@ -359,10 +389,20 @@ fn abs(p: &Path) -> PathBuf {
 fn sanitize_vm_name(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
-    if s.is_empty() { "vm".into() } else { s }
+    if s.is_empty() {
+        "vm".into()
+    } else {
+        s
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -377,7 +417,10 @@ pub fn shell_quote(argv: &[String]) -> String {
         if i > 0 {
             out.push_str(if a.starts_with('-') { " \\\n    " } else { " " });
         }
-        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c)) {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c))
+        {
             out.push_str(a);
         } else {
             out.push('\'');
@@ -450,15 +493,19 @@ fn prepare_drives(
     for (i, d) in drives.iter().enumerate() {
         match d {
             Drive::File(path) => {
-                boot_files.push(BootFile { role: "drive", path: path.clone() });
+                boot_files.push(BootFile {
+                    role: "drive",
+                    path: path.clone(),
+                });
                 out.push((abs(path), image_format(path)?));
             }
             Drive::Scratch(size) => {
                 let path = workdir.join(format!("scratch{}.raw", i + 1));
                 let f = File::create(&path)
                     .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                f.set_len(*size)
-                    .map_err(|e| Error::io(format!("sizing {} to {size} bytes", path.display()), e))?;
+                f.set_len(*size).map_err(|e| {
+                    Error::io(format!("sizing {} to {size} bytes", path.display()), e)
+                })?;
                 out.push((path, "raw".into()));
             }
         }
@@ -472,11 +519,16 @@ fn prepare_uefi(firmware: Firmware, workdir: &Path) -> Result<Option<(PathBuf, P
     }
     let (code, vars) = qemu_args::find_uefi_code().ok_or_else(|| Error::MissingTool {
         tool: "OVMF firmware".into(),
-        hint: "firmware \"uefi\" needs /usr/share/OVMF/OVMF_CODE_4M.fd: apt-get install ovmf".into(),
+        hint: "firmware \"uefi\" needs /usr/share/OVMF/OVMF_CODE_4M.fd: apt-get install ovmf"
+            .into(),
     })?;
     let own_vars = workdir.join("OVMF_VARS.fd");
-    fs::copy(&vars, &own_vars)
-        .map_err(|e| Error::io(format!("copying {} to {}", vars.display(), own_vars.display()), e))?;
+    fs::copy(&vars, &own_vars).map_err(|e| {
+        Error::io(
+            format!("copying {} to {}", vars.display(), own_vars.display()),
+            e,
+        )
+    })?;
     Ok(Some((code, own_vars)))
 }
 
@@ -489,7 +541,10 @@ fn accept_until(
 ) -> Result<UnixStream> {
     loop {
         let now = Instant::now();
-        if let Some(status) = child.try_wait().map_err(|e| Error::io("checking QEMU", e))? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::io("checking QEMU", e))?
+        {
             return Err(Error::Qemu {
                 message: format!("QEMU exited during start-up with {status}"),
                 stderr_tail: tail_of_file(stderr_path, 20),

@@ -129,7 +129,10 @@ pub struct Postmortem {
 
 impl std::fmt::Debug for Postmortem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Postmortem").field("test", &self.name).field("dir", &self.path).finish()
+        f.debug_struct("Postmortem")
+            .field("test", &self.name)
+            .field("dir", &self.path)
+            .finish()
     }
 }
 
@@ -209,7 +212,8 @@ impl Postmortem {
         let mut inner = self.inner();
         let md = inner.dir.metadata_mut();
         md.scenario = Some(name.to_string());
-        md.extra.insert("scenario_file".into(), file.display().to_string().into());
+        md.extra
+            .insert("scenario_file".into(), file.display().to_string().into());
         Self::save(&inner);
     }
 
@@ -281,7 +285,8 @@ impl Postmortem {
             argv: machine.argv().to_vec(),
         });
         if !machine.accel().reason.is_empty() {
-            md.extra.insert("accel_reason".into(), machine.accel().reason.clone().into());
+            md.extra
+                .insert("accel_reason".into(), machine.accel().reason.clone().into());
         }
         Self::save(&inner);
     }
@@ -293,7 +298,11 @@ impl Postmortem {
 
     /// Boot milestone phases from the console timeline.
     fn boot_phases(&self, inner: &mut Inner) {
-        let mut tl = self.timeline.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut tl = self
+            .timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let Some(q) = inner.qemu_started else { return };
         // A quiet kernel (loglevel) may print its first line only after the
         // shell is up; milestones seen after that say nothing about boot.
@@ -330,17 +339,35 @@ impl Postmortem {
         _elapsed: Duration,
     ) -> Option<String> {
         let err = outcome.as_ref().err();
+        // The console as it was when the test ended, before the identity
+        // query and the collectors add their own traffic.
+        let tail = vms
+            .first()
+            .map(|vm| vm.machine().console().tail_lines(30))
+            .unwrap_or_default();
         let (units, commands) = {
             let inner = self.inner();
             (inner.units.clone(), inner.commands.clone())
         };
         // Guest identity, from the first VM with a live shell.
-        if let Some(vm) = vms.iter().find(|v| v.has_shell() && v.machine().console().fault().is_none()) {
-            if let Ok(o) = vm.run_timeout("uname -r; cat /etc/os-release 2>/dev/null", Duration::from_secs(10)) {
+        if let Some(vm) = vms
+            .iter()
+            .find(|v| v.has_shell() && v.machine().console().fault().is_none())
+        {
+            if let Ok(o) = vm.run_timeout(
+                "uname -r; cat /etc/os-release 2>/dev/null",
+                Duration::from_secs(10),
+            ) {
                 let mut lines = o.output.splitn(2, '\n');
-                let kernel = lines.next().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+                let kernel = lines
+                    .next()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty());
                 let os = parse_os_release(lines.next().unwrap_or(""));
-                self.inner().dir.metadata_mut().guest = Some(GuestInfo { kernel_release: kernel, os_release: os });
+                self.inner().dir.metadata_mut().guest = Some(GuestInfo {
+                    kernel_release: kernel,
+                    os_release: os,
+                });
             }
         }
         let mut collected: Vec<(String, Collected)> = Vec::new();
@@ -348,7 +375,12 @@ impl Postmortem {
             for vm in vms {
                 let prefix = self.prefix_of(vm);
                 let screendump = self.path.join(format!("{prefix}screendump.png"));
-                let shot = vm.machine().argv().iter().any(|a| a == "VGA").then_some(screendump.as_path());
+                let shot = vm
+                    .machine()
+                    .argv()
+                    .iter()
+                    .any(|a| a == "VGA")
+                    .then_some(screendump.as_path());
                 for c in collect_guest(vm, &units, &commands) {
                     collected.push((prefix.clone(), c));
                 }
@@ -357,8 +389,10 @@ impl Postmortem {
                 }
             }
         }
-        let tail = vms.first().map(|vm| vm.machine().console().tail_lines(30)).unwrap_or_default();
-        let reports: Vec<CrashReport> = vms.iter().flat_map(|vm| vm.machine().console().reports()).collect();
+        let reports: Vec<CrashReport> = vms
+            .iter()
+            .flat_map(|vm| vm.machine().console().reports())
+            .collect();
         for vm in vms {
             vm.machine().kill();
         }
@@ -367,11 +401,22 @@ impl Postmortem {
         self.boot_phases(&mut inner);
         for (prefix, c) in &collected {
             let rel = format!("{prefix}diagnostics/{}.txt", c.name);
-            let producer = if c.kind == "host" { Producer::host(c.source.clone()) } else { Producer::command(c.source.clone()) };
+            let producer = if c.kind == "host" {
+                Producer::host(c.source.clone())
+            } else {
+                Producer::command(c.source.clone())
+            };
             let name = format!("{prefix}{}", c.name);
             if inner
                 .dir
-                .write_artifact(&name, &rel, c.output.as_bytes(), producer, c.exit, Some(c.duration))
+                .write_artifact(
+                    &name,
+                    &rel,
+                    c.output.as_bytes(),
+                    producer,
+                    c.exit,
+                    Some(c.duration),
+                )
                 .is_ok()
             {
                 if let Some(note) = &c.note {
@@ -382,7 +427,18 @@ impl Postmortem {
         if !reports.is_empty() {
             let text: String = reports
                 .iter()
-                .map(|r| format!("{}{}\n{}\n\n", if r.fatal { "" } else { "(recorded, not fatal) " }, r.title, r.excerpt))
+                .map(|r| {
+                    format!(
+                        "{}{}\n{}\n\n",
+                        if r.fatal {
+                            ""
+                        } else {
+                            "(recorded, not fatal) "
+                        },
+                        r.title,
+                        r.excerpt
+                    )
+                })
                 .collect();
             let _ = inner.dir.write_artifact(
                 "kernel-reports",
@@ -397,7 +453,11 @@ impl Postmortem {
             catalog_vm_files(&mut inner.dir, &self.prefix_of(vm));
         }
         let failure = err.map(|e| {
-            let mut f = Failure::new(kind_of(e), e.to_string());
+            let message = match e.crash() {
+                Some(c) => format!("kernel crash: {}", c.title),
+                None => e.to_string(),
+            };
+            let mut f = Failure::new(kind_of(e), message);
             if let Some((i, what)) = &inner.step {
                 f = f.with_step(*i, what.clone());
             }
@@ -413,13 +473,20 @@ impl Postmortem {
             (false, true) => Outcome::Xpass,
         };
         if let Some(reason) = xfail {
-            inner.dir.metadata_mut().extra.insert("xfail".into(), reason.into());
+            inner
+                .dir
+                .metadata_mut()
+                .extra
+                .insert("xfail".into(), reason.into());
         }
         let report_failure = match outcome {
             Outcome::Failed => failure.clone(),
             Outcome::Xpass => Some(Failure::new(
                 FailureKind::HarnessError,
-                format!("UNEXPECTED PASS: marked xfail ({}) but passed", xfail.unwrap_or("")),
+                format!(
+                    "UNEXPECTED PASS: marked xfail ({}) but passed",
+                    xfail.unwrap_or("")
+                ),
             )),
             _ => None,
         };
@@ -432,9 +499,17 @@ impl Postmortem {
         let f = report_failure?;
         let mut report = FailureReport::new(self.name.clone(), f).console(tail);
         for (prefix, c) in &collected {
-            report = report.collector(format!("{prefix}{}", c.name), c.output.clone(), c.note.as_deref());
+            report = report.collector(
+                format!("{prefix}{}", c.name),
+                c.output.clone(),
+                c.note.as_deref(),
+            );
         }
-        Some(report.artifacts_in(&self.path, inner.dir.artifacts()).render())
+        Some(
+            report
+                .artifacts_in(&self.path, inner.dir.artifacts())
+                .render(),
+        )
     }
 }
 
@@ -475,13 +550,41 @@ fn catalog_vm_files(dir: &mut TestDir, prefix: &str) {
         }
     }
     let files: [(&str, &str, Producer); 7] = [
-        ("serial.log", "serial.log", Producer::console("raw serial console bytes")),
-        ("serial.txt", "serial.txt", Producer::harness("serial.log with terminal escapes removed")),
-        ("transcript", "transcript.log", Producer::harness("login, escalation and every command with output and exit code")),
-        ("login-transcript", "login-transcript.log", Producer::harness("every byte sent and received during login and escalation")),
-        ("qemu-cmdline", "qemu-cmdline.txt", Producer::qemu("QEMU argv")),
-        ("qemu-stderr", "qemu-stderr.log", Producer::qemu("QEMU stdout and stderr")),
-        ("screendump", "screendump.png", Producer::qemu("QMP screendump")),
+        (
+            "serial.log",
+            "serial.log",
+            Producer::console("raw serial console bytes"),
+        ),
+        (
+            "serial.txt",
+            "serial.txt",
+            Producer::harness("serial.log with terminal escapes removed"),
+        ),
+        (
+            "transcript",
+            "transcript.log",
+            Producer::harness("login, escalation and every command with output and exit code"),
+        ),
+        (
+            "login-transcript",
+            "login-transcript.log",
+            Producer::harness("every byte sent and received during login and escalation"),
+        ),
+        (
+            "qemu-cmdline",
+            "qemu-cmdline.txt",
+            Producer::qemu("QEMU argv"),
+        ),
+        (
+            "qemu-stderr",
+            "qemu-stderr.log",
+            Producer::qemu("QEMU stdout and stderr"),
+        ),
+        (
+            "screendump",
+            "screendump.png",
+            Producer::qemu("QMP screendump"),
+        ),
     ];
     for (name, rel, producer) in files {
         let rel = format!("{prefix}{rel}");
@@ -519,7 +622,10 @@ pub fn write_run_json(run_dir: &Path) {
     match RunSummary::scan(run_dir, id) {
         Ok(mut summary) => {
             summary.ended_at = Some(chrono::Utc::now());
-            let _ = bootrig_diagnostics::atomic::write_json_atomic(&run_dir.join(RunSummary::FILE), &summary);
+            let _ = bootrig_diagnostics::atomic::write_json_atomic(
+                &run_dir.join(RunSummary::FILE),
+                &summary,
+            );
         }
         Err(e) => eprintln!("bootrig: could not write run.json: {e}"),
     }

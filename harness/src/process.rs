@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn exit_status_is_kept() {
         let mut child = OwnedChild::spawn("false", &mut Command::new("false")).unwrap();
-        let status = child.wait_deadline(Duration::from_secs(5)).unwrap().unwrap();
+        let status = child
+            .wait_deadline(Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
         assert_eq!(status.code(), Some(1));
         assert_eq!(child.terminate().unwrap().code(), Some(1));
     }

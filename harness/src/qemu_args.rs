@@ -234,7 +234,10 @@ pub fn find_uefi_code() -> Option<(PathBuf, PathBuf)> {
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
             "/usr/share/OVMF/OVMF_VARS_4M.fd",
         ),
-        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
         (
             "/usr/share/edk2/ovmf/OVMF_CODE.fd",
             "/usr/share/edk2/ovmf/OVMF_VARS.fd",
@@ -260,15 +263,16 @@ mod tests {
     use super::*;
 
     fn strings(args: Vec<OsString>) -> Vec<String> {
-        args.into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect()
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
     }
 
     #[test]
     fn kvm_gets_host_cpu_and_tcg_does_not() {
         let kvm = strings(machine_args(Accel::Kvm, true));
-        assert_eq!(kvm, ["-machine", "q35,accel=kvm", "-cpu", "host", "-no-reboot"]);
+        assert_eq!(
+            kvm,
+            ["-machine", "q35,accel=kvm", "-cpu", "host", "-no-reboot"]
+        );
         let tcg = strings(machine_args(Accel::Tcg, false));
         assert_eq!(tcg, ["-machine", "q35,accel=tcg"]);
     }
@@ -276,7 +280,10 @@ mod tests {
     #[test]
     fn commas_in_paths_are_doubled() {
         let args = strings(cdrom_args(Path::new("/tmp/a,b.iso")));
-        assert_eq!(args[1], "file=/tmp/a,,b.iso,media=cdrom,readonly=on,if=ide,index=2");
+        assert_eq!(
+            args[1],
+            "file=/tmp/a,,b.iso,media=cdrom,readonly=on,if=ide,index=2"
+        );
     }
 
     #[test]

@@ -55,7 +55,9 @@ impl Qmp {
         };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
-            return Err(QmpError::Protocol(format!("expected greeting, got {greeting}")));
+            return Err(QmpError::Protocol(format!(
+                "expected greeting, got {greeting}"
+            )));
         }
         qmp.execute("qmp_capabilities", None)?;
         Ok(qmp)

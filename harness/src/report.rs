@@ -46,7 +46,10 @@ pub fn write_junit(path: &Path, suite_name: &str, records: &[TrialRecord]) -> st
         if failed && !r.artifacts.as_os_str().is_empty() {
             let folder = r.artifacts.display().to_string();
             suite.add_property((format!("artifacts:{}", r.name).as_str(), folder.as_str()));
-            let mut out = format!("artifacts: {folder}\n[[ATTACHMENT|{}]]\n", r.artifacts.join("serial.log").display());
+            let mut out = format!(
+                "artifacts: {folder}\n[[ATTACHMENT|{}]]\n",
+                r.artifacts.join("serial.log").display()
+            );
             if !r.console_tail.is_empty() {
                 out.push_str("--- console tail ---\n");
                 out.push_str(&r.console_tail);
@@ -108,23 +111,43 @@ mod tests {
     fn junit_has_failures_artifacts_and_escaped_output() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j/junit.xml");
-        let records = [rec("sc::ok", "passed"), rec("sc::bad", "failed"), rec("sc::skip", "skipped")];
+        let records = [
+            rec("sc::ok", "passed"),
+            rec("sc::bad", "failed"),
+            rec("sc::skip", "skipped"),
+        ];
         write_junit(&path, "bootrig", &records).unwrap();
         let xml = std::fs::read_to_string(&path).unwrap();
         assert!(xml.contains(r#"tests="3""#), "{xml}");
         assert!(xml.contains(r#"failures="1""#), "{xml}");
-        assert!(xml.contains(r#"disabled="1""#) && xml.contains("<skipped"), "{xml}");
-        assert!(xml.contains(r#"<property name="artifacts:sc::bad" value="/tmp/run/x"/>"#), "{xml}");
-        assert!(xml.contains("[[ATTACHMENT|/tmp/run/x/serial.log]]"), "{xml}");
+        assert!(
+            xml.contains(r#"disabled="1""#) && xml.contains("<skipped"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="artifacts:sc::bad" value="/tmp/run/x"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("[[ATTACHMENT|/tmp/run/x/serial.log]]"),
+            "{xml}"
+        );
         assert!(xml.contains("login: &lt;&amp;&gt;"), "{xml}");
         assert!(xml.contains(r#"classname="sc""#));
     }
 
     #[test]
     fn junit_validates_against_the_schema_ci_systems_read() {
-        let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/junit.xsd");
-        let Ok(status) = std::process::Command::new("xmllint").arg("--version").output() else {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "xmllint is required under CI=true");
+        let xsd =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/junit.xsd");
+        let Ok(status) = std::process::Command::new("xmllint")
+            .arg("--version")
+            .output()
+        else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "xmllint is required under CI=true"
+            );
             eprintln!("skipped: xmllint not installed (apt-get install libxml2-utils)");
             return;
         };
@@ -133,8 +156,14 @@ mod tests {
         let path = dir.path().join("junit.xml");
         let mut weird = rec("sc::odd \"name\" <&>", "failed");
         weird.console_tail = "bad bytes \u{1b}[31m\u{7}".into();
-        let records = [rec("sc::ok", "passed"), rec("sc::bad", "failed"), rec("sc::skip", "skipped"),
-            rec("sc::x", "xfail"), rec("sc::y", "xpass"), weird];
+        let records = [
+            rec("sc::ok", "passed"),
+            rec("sc::bad", "failed"),
+            rec("sc::skip", "skipped"),
+            rec("sc::x", "xfail"),
+            rec("sc::y", "xpass"),
+            weird,
+        ];
         write_junit(&path, "bootrig", &records).unwrap();
         let out = std::process::Command::new("xmllint")
             .args(["--noout", "--schema"])

@@ -262,14 +262,18 @@ impl TryFrom<RawStep> for Step {
         }
         let action = given[0];
         if (r.exit.is_some() || r.output_matches.is_some()) && action != "run" {
-            return Err(format!("\"exit\" and \"output_matches\" belong to \"run\" steps, not \"{action}\""));
+            return Err(format!(
+                "\"exit\" and \"output_matches\" belong to \"run\" steps, not \"{action}\""
+            ));
         }
         if r.timeout.is_some() && !matches!(action, "wait_for_unit" | "wait_until_succeeds") {
             return Err(format!("\"timeout\" belongs to wait_for_unit and wait_until_succeeds steps, not \"{action}\""));
         }
         if let Some(t) = r.timeout {
             if !(t.is_finite() && t > 0.0) {
-                return Err(format!("timeout must be a positive number of seconds, not {t}"));
+                return Err(format!(
+                    "timeout must be a positive number of seconds, not {t}"
+                ));
             }
         }
         let check_regex = |s: &str| {
@@ -338,7 +342,10 @@ impl Scenario {
             message,
         };
         let m = &mut sc.machine;
-        for p in [&mut m.kernel, &mut m.initrd, &mut m.iso, &mut m.disk].into_iter().flatten() {
+        for p in [&mut m.kernel, &mut m.initrd, &mut m.iso, &mut m.disk]
+            .into_iter()
+            .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -350,41 +357,74 @@ impl Scenario {
                 }
             }
         }
-        let sources = [m.image.is_some(), m.kernel.is_some(), m.iso.is_some(), m.disk.is_some()];
+        let sources = [
+            m.image.is_some(),
+            m.kernel.is_some(),
+            m.iso.is_some(),
+            m.disk.is_some(),
+        ];
         if !sources.iter().any(|s| *s) {
-            return Err(err("machine", "machine needs a boot source: \"image\", \"kernel\", \"iso\" or \"disk\"".into()));
+            return Err(err(
+                "machine",
+                "machine needs a boot source: \"image\", \"kernel\", \"iso\" or \"disk\"".into(),
+            ));
         }
         if m.image.is_some() && (m.kernel.is_some() || m.iso.is_some() || m.disk.is_some()) {
-            return Err(err("image", "\"image\" replaces kernel/iso/disk: give one or the other".into()));
+            return Err(err(
+                "image",
+                "\"image\" replaces kernel/iso/disk: give one or the other".into(),
+            ));
         }
         if m.kernel.is_some() && m.iso.is_some() {
             return Err(err("iso", "\"kernel\" and \"iso\" are exclusive".into()));
         }
         if m.kernel.is_none() && (m.initrd.is_some() || m.append.is_some()) {
-            return Err(err("initrd", "\"initrd\" and \"append\" need \"kernel\"".into()));
+            return Err(err(
+                "initrd",
+                "\"initrd\" and \"append\" need \"kernel\"".into(),
+            ));
         }
         if let Some(name) = &m.image {
             if !crate::image::BUILTIN.contains(&name.as_str()) {
                 return Err(err(
                     "image",
-                    format!("unknown image {name:?} (built-in images: {})", crate::image::BUILTIN.join(", ")),
+                    format!(
+                        "unknown image {name:?} (built-in images: {})",
+                        crate::image::BUILTIN.join(", ")
+                    ),
                 ));
             }
         }
-        for (key, p) in [("kernel", &m.kernel), ("initrd", &m.initrd), ("iso", &m.iso), ("disk", &m.disk)] {
+        for (key, p) in [
+            ("kernel", &m.kernel),
+            ("initrd", &m.initrd),
+            ("iso", &m.iso),
+            ("disk", &m.disk),
+        ] {
             if let Some(p) = p {
                 if !p.is_file() {
-                    return Err(err(key, format!("{key} file {} does not exist", p.display())));
+                    return Err(err(
+                        key,
+                        format!("{key} file {} does not exist", p.display()),
+                    ));
                 }
             }
         }
         for d in &m.drives {
             match (&d.path, &d.size) {
                 (Some(p), None) if !p.is_file() => {
-                    return Err(err("drives", format!("drive file {} does not exist", p.display())))
+                    return Err(err(
+                        "drives",
+                        format!("drive file {} does not exist", p.display()),
+                    ))
                 }
                 (Some(_), None) | (None, Some(_)) => {}
-                _ => return Err(err("drives", "each drive has either \"path\" or \"size\"".into())),
+                _ => {
+                    return Err(err(
+                        "drives",
+                        "each drive has either \"path\" or \"size\"".into(),
+                    ))
+                }
             }
         }
         if let Some(cpus) = m.cpus {
@@ -404,10 +444,17 @@ impl Scenario {
                 return Err(err(&t.name, format!("two tests are named {:?}", t.name)));
             }
         }
-        for (key, v) in [("boot", sc.timeouts.boot), ("step", sc.timeouts.step), ("test", sc.timeouts.test)] {
+        for (key, v) in [
+            ("boot", sc.timeouts.boot),
+            ("step", sc.timeouts.step),
+            ("test", sc.timeouts.test),
+        ] {
             if let Some(v) = v {
                 if !(v.is_finite() && v > 0.0) {
-                    return Err(err(key, format!("timeouts.{key} must be a positive number of seconds")));
+                    return Err(err(
+                        key,
+                        format!("timeouts.{key} must be a positive number of seconds"),
+                    ));
                 }
             }
         }
@@ -450,7 +497,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if p.is_dir() {
             let mut stack = vec![p.clone()];
             while let Some(dir) = stack.pop() {
-                let entries = fs::read_dir(&dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+                let entries = fs::read_dir(&dir)
+                    .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
                 for e in entries.flatten() {
                     let path = e.path();
                     if path.is_dir() {
@@ -508,7 +556,11 @@ mod tests {
         assert_eq!(steps[2], Step::SendKey(Key::Down));
         assert_eq!(
             steps[5],
-            Step::Run { cmd: "echo hi".into(), exit: 0, output_matches: Some("^hi".into()) }
+            Step::Run {
+                cmd: "echo hi".into(),
+                exit: 0,
+                output_matches: Some("^hi".into())
+            }
         );
     }
 
@@ -533,7 +585,10 @@ mod tests {
         assert!(err_of(&text).contains("unknown key \"Sideways\""));
         let text = OK.replace(r#""^hi""#, r#""(unclosed""#);
         assert!(err_of(&text).contains("invalid regex"));
-        let text = OK.replace(r#"{"succeed": "true"}"#, r#"{"succeed": "true", "fail": "x"}"#);
+        let text = OK.replace(
+            r#"{"succeed": "true"}"#,
+            r#"{"succeed": "true", "fail": "x"}"#,
+        );
         assert!(err_of(&text).contains("exactly one action"));
     }
 
@@ -553,7 +608,10 @@ mod tests {
 
     #[test]
     fn duplicate_test_names_are_rejected() {
-        let text = OK.replace(r#""tests": ["#, r#""tests": [ { "name": "basics", "steps": [] },"#);
+        let text = OK.replace(
+            r#""tests": ["#,
+            r#""tests": [ { "name": "basics", "steps": [] },"#,
+        );
         assert!(err_of(&text).contains("two tests are named \"basics\""));
     }
 }

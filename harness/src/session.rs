@@ -105,7 +105,10 @@ impl Key {
 
     /// Parses a key name: `Up`, `down`, `Enter`, `F1`..`F12`, `Ctrl-C`, ...
     pub fn parse(name: &str) -> Option<Key> {
-        let n = name.trim().to_ascii_lowercase().replace(['-', '_', '+'], "");
+        let n = name
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_', '+'], "");
         Some(match n.as_str() {
             "up" => Key::Up,
             "down" => Key::Down,
@@ -180,7 +183,10 @@ struct Transcript {
 impl Transcript {
     fn open(dir: &std::path::Path, started: Instant) -> Transcript {
         Transcript {
-            files: Arc::new(Mutex::new((File::create(dir.join("transcript.log")).ok(), None))),
+            files: Arc::new(Mutex::new((
+                File::create(dir.join("transcript.log")).ok(),
+                None,
+            ))),
             login_path: dir.join("login-transcript.log"),
             started,
         }
@@ -197,7 +203,10 @@ impl Transcript {
             files.1 = File::create(&self.login_path).ok();
         }
         let (main, login_file) = &mut *files;
-        let targets = [main.as_mut(), if login { login_file.as_mut() } else { None }];
+        let targets = [
+            main.as_mut(),
+            if login { login_file.as_mut() } else { None },
+        ];
         for f in targets.into_iter().flatten() {
             for (i, line) in text.lines().enumerate() {
                 let _ = if i == 0 {
@@ -259,7 +268,10 @@ struct TranscriptTap {
 
 impl TranscriptTap {
     fn new(transcript: Transcript) -> Self {
-        TranscriptTap { transcript, pending: Vec::new() }
+        TranscriptTap {
+            transcript,
+            pending: Vec::new(),
+        }
     }
 
     fn flush(&mut self, upto: usize) {
@@ -423,11 +435,16 @@ impl Session {
             tail: self.tail(),
         };
         let (which, _) = self
-            .expect_any(&[&password_re, &prompt_re, &incorrect_re], self.timeouts.step, "logging in")
+            .expect_any(
+                &[&password_re, &prompt_re, &incorrect_re],
+                self.timeouts.step,
+                "logging in",
+            )
             .map_err(|e| match e {
-                Error::Console { source: ExpectError::Timeout { .. }, .. } => {
-                    fail("neither a password prompt nor a shell prompt after the user name")
-                }
+                Error::Console {
+                    source: ExpectError::Timeout { .. },
+                    ..
+                } => fail("neither a password prompt nor a shell prompt after the user name"),
                 other => other,
             })?;
         if which == 2 {
@@ -437,11 +454,16 @@ impl Session {
         if which == 0 {
             self.send(&format!("{password}\n"))?;
             let (which, _) = self
-                .expect_any(&[&incorrect_re, &login_re, &prompt_re], self.timeouts.step, "logging in")
+                .expect_any(
+                    &[&incorrect_re, &login_re, &prompt_re],
+                    self.timeouts.step,
+                    "logging in",
+                )
                 .map_err(|e| match e {
-                    Error::Console { source: ExpectError::Timeout { .. }, .. } => {
-                        fail("no shell prompt after the password")
-                    }
+                    Error::Console {
+                        source: ExpectError::Timeout { .. },
+                        ..
+                    } => fail("no shell prompt after the password"),
                     other => other,
                 })?;
             if which != 2 {
@@ -477,11 +499,19 @@ impl Session {
                     tail,
                 })
             }
-            Err(e) => return Err(Error::console(format!("waiting for shell prompt /{prompt}/"), e)),
+            Err(e) => {
+                return Err(Error::console(
+                    format!("waiting for shell prompt /{prompt}/"),
+                    e,
+                ))
+            }
         }
         self.settle_prompt(queries);
         self.setup_shell()?;
-        let root = self.run("id -u").map(|o| o.output.trim() == "0").unwrap_or(false);
+        let root = self
+            .run("id -u")
+            .map(|o| o.output.trim() == "0")
+            .unwrap_or(false);
         self.state().root = root;
         Ok(self)
     }
@@ -521,26 +551,34 @@ impl Session {
         )?;
         let root_prompt_re = compile(r"# ?$")?;
         let (which, _) = self
-            .expect_any(&[&password_re, &denied_re, &root_prompt_re], self.timeouts.step, method)
+            .expect_any(
+                &[&password_re, &denied_re, &root_prompt_re],
+                self.timeouts.step,
+                method,
+            )
             .map_err(|e| match e {
-                Error::Console { source: ExpectError::Timeout { .. }, .. } => {
-                    fail("no password prompt and no root prompt".into())
-                }
+                Error::Console {
+                    source: ExpectError::Timeout { .. },
+                    ..
+                } => fail("no password prompt and no root prompt".into()),
                 other => other,
             })?;
         match which {
             0 => {
                 let Some(pw) = password else {
                     let _ = self.send_key(Key::CtrlC);
-                    return Err(fail("a password was asked but none is known (use become_root_with)".into()));
+                    return Err(fail(
+                        "a password was asked but none is known (use become_root_with)".into(),
+                    ));
                 };
                 self.send(&format!("{pw}\n"))?;
                 let (which, m) = self
                     .expect_any(&[&denied_re, &root_prompt_re], self.timeouts.step, method)
                     .map_err(|e| match e {
-                        Error::Console { source: ExpectError::Timeout { .. }, .. } => {
-                            fail("no root prompt after the password".into())
-                        }
+                        Error::Console {
+                            source: ExpectError::Timeout { .. },
+                            ..
+                        } => fail("no root prompt after the password".into()),
                         other => other,
                     })?;
                 if which == 0 {
@@ -559,7 +597,10 @@ impl Session {
         self.setup_shell()?;
         let out = self.run("id -u")?;
         if out.output.trim() != "0" {
-            return Err(fail(format!("the shell is not root: id -u says {:?}", out.output.trim())));
+            return Err(fail(format!(
+                "the shell is not root: id -u says {:?}",
+                out.output.trim()
+            )));
         }
         self.state().root = true;
         Ok(self)
@@ -579,13 +620,14 @@ impl Session {
         let re = compile(&format!("__BRP{t}__ "))?;
         self.expect_any(&[&re], self.timeouts.step, "setting up the shell prompt")
             .map_err(|e| match e {
-                Error::Console { source: ExpectError::Timeout { waited, tail, .. }, .. } => {
-                    Error::BootTimeout {
-                        expected: "a shell answering commands".into(),
-                        waited,
-                        tail,
-                    }
-                }
+                Error::Console {
+                    source: ExpectError::Timeout { waited, tail, .. },
+                    ..
+                } => Error::BootTimeout {
+                    expected: "a shell answering commands".into(),
+                    waited,
+                    tail,
+                },
                 other => other,
             })?;
         let asks = self.settle_prompt(queries);
@@ -601,7 +643,10 @@ impl Session {
     /// command instead of landing inside it. Returns whether a query came
     /// after `seen`.
     fn settle_prompt(&self, seen: u64) -> bool {
-        self.machine.console().wait_query_answered(seen, QUERY_SETTLE) > seen
+        self.machine
+            .console()
+            .wait_query_answered(seen, QUERY_SETTLE)
+            > seen
     }
 
     /// Runs `cmd` in the guest shell; returns its exit code and output.
@@ -718,7 +763,9 @@ impl Session {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
         let found = wait::poll_until(deadline, wait::POLL_INTERVAL, || {
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
             let out = self.run_timeout(cmd, left.min(self.timeouts.step))?;
             if out.exit == 0 {
                 return Ok(Some(out.output));
@@ -738,7 +785,8 @@ impl Session {
     pub fn wait_for_unit(&self, unit: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let quoted = shell_quote(unit);
-        let query = format!("systemctl show --no-pager -p ActiveState -p LoadState -p SubState {quoted}");
+        let query =
+            format!("systemctl show --no-pager -p ActiveState -p LoadState -p SubState {quoted}");
         let mut last = String::new();
         let done = wait::poll_until(deadline, wait::POLL_INTERVAL, || {
             let out = self.run(&query)?;

@@ -126,7 +126,10 @@ pub struct VmSlot<'a>(&'a VmBudget);
 impl VmBudget {
     /// A budget of `n` concurrent VMs.
     pub fn new(n: usize) -> VmBudget {
-        VmBudget { free: Mutex::new(n.max(1)), cv: Condvar::new() }
+        VmBudget {
+            free: Mutex::new(n.max(1)),
+            cv: Condvar::new(),
+        }
     }
 
     /// `BOOTRIG_MAX_VMS`, else min(cores, available memory / 1.5 GiB).
@@ -157,7 +160,9 @@ impl Drop for VmSlot<'_> {
 }
 
 fn default_max_vms() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let avail_kib: u64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -195,7 +200,9 @@ pub struct Suite {
 
 impl std::fmt::Debug for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Suite").field("tests", &self.specs.len()).finish()
+        f.debug_struct("Suite")
+            .field("tests", &self.specs.len())
+            .finish()
     }
 }
 
@@ -207,7 +214,10 @@ impl Suite {
 
     /// A suite with explicit arguments.
     pub fn with_args(args: Arguments) -> Suite {
-        Suite { args, specs: Vec::new() }
+        Suite {
+            args,
+            specs: Vec::new(),
+        }
     }
 
     /// Adds every test of every scenario file under `path` (a file or a
@@ -219,9 +229,16 @@ impl Suite {
             Ok(f) => f,
             Err(e) => {
                 let msg = e.to_string();
-                self.push(format!("scenarios::{}", path.as_ref().display()), Marks::new(), move |_| {
-                    Err(Error::Config { what: "scenario folder".into(), message: msg.clone() })
-                });
+                self.push(
+                    format!("scenarios::{}", path.as_ref().display()),
+                    Marks::new(),
+                    move |_| {
+                        Err(Error::Config {
+                            what: "scenario folder".into(),
+                            message: msg.clone(),
+                        })
+                    },
+                );
                 return self;
             }
         };
@@ -239,16 +256,26 @@ impl Suite {
                         }
                         let (sc2, tname) = (sc.clone(), test.name.clone());
                         self.push(format!("{}::{}", sc.name, test.name), marks, move |ctx| {
-                            let test = sc2.tests.iter().find(|t| t.name == tname).expect("test exists");
+                            let test = sc2
+                                .tests
+                                .iter()
+                                .find(|t| t.name == tname)
+                                .expect("test exists");
                             crate::exec::run_test(ctx, &sc2, test)
                         });
                     }
                 }
                 Err(e) => {
-                    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    let stem = file
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     let msg = e.to_string();
                     self.push(format!("{stem}::load"), Marks::new(), move |_| {
-                        Err(Error::Config { what: "scenario".into(), message: msg.clone() })
+                        Err(Error::Config {
+                            what: "scenario".into(),
+                            message: msg.clone(),
+                        })
                     });
                 }
             }
@@ -256,12 +283,25 @@ impl Suite {
         self
     }
 
-    fn push(&mut self, name: String, marks: Marks, f: impl Fn(&TestContext) -> Result<()> + Send + Sync + 'static) {
-        self.specs.push(Spec { name, marks, body: Arc::new(f) });
+    fn push(
+        &mut self,
+        name: String,
+        marks: Marks,
+        f: impl Fn(&TestContext) -> Result<()> + Send + Sync + 'static,
+    ) {
+        self.specs.push(Spec {
+            name,
+            marks,
+            body: Arc::new(f),
+        });
     }
 
     /// Adds a Rust test.
-    pub fn test(self, name: &str, f: impl Fn(&TestContext) -> Result<()> + Send + Sync + 'static) -> Suite {
+    pub fn test(
+        self,
+        name: &str,
+        f: impl Fn(&TestContext) -> Result<()> + Send + Sync + 'static,
+    ) -> Suite {
         self.test_with(name, Marks::new(), f)
     }
 
@@ -277,7 +317,13 @@ impl Suite {
     }
 
     /// Adds one trial per value, named `<name>::<value>`.
-    pub fn parametrize<T, F>(mut self, name: &str, values: impl IntoIterator<Item = T>, marks: Marks, f: F) -> Suite
+    pub fn parametrize<T, F>(
+        mut self,
+        name: &str,
+        values: impl IntoIterator<Item = T>,
+        marks: Marks,
+        f: F,
+    ) -> Suite
     where
         T: std::fmt::Display + Clone + Send + Sync + 'static,
         F: Fn(&TestContext, &T) -> Result<()> + Send + Sync + 'static,
@@ -286,7 +332,9 @@ impl Suite {
         for v in values {
             let f = f.clone();
             let label = v.to_string();
-            self.push(format!("{name}::{label}"), marks.clone(), move |ctx| f(ctx, &v));
+            self.push(format!("{name}::{label}"), marks.clone(), move |ctx| {
+                f(ctx, &v)
+            });
         }
         self
     }
@@ -303,7 +351,10 @@ impl Suite {
         let (records, code) = self.run_collect();
         if let Some(path) = junit {
             if let Err(e) = crate::report::write_junit(&path, "bootrig", &records) {
-                eprintln!("bootrig: could not write the JUnit report {}: {e}", path.display());
+                eprintln!(
+                    "bootrig: could not write the JUnit report {}: {e}",
+                    path.display()
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -321,7 +372,8 @@ impl Suite {
             .into_iter()
             .map(|spec| {
                 let slow = spec.marks.slow;
-                let (records, settings, budget) = (records.clone(), settings.clone(), budget.clone());
+                let (records, settings, budget) =
+                    (records.clone(), settings.clone(), budget.clone());
                 Trial::ignorable_test(spec.name.clone(), move || {
                     let settings = settings
                         .lock()
@@ -330,11 +382,18 @@ impl Suite {
                         .clone();
                     let record = execute(&spec.name, &spec.marks, &spec.body, settings, &budget);
                     let result = match record.outcome {
-                        "skipped" => Ok(Completion::ignored_with(record.message.clone().unwrap_or_default())),
-                        "failed" | "xpass" => Err(Failed::from(record.message.clone().unwrap_or_default())),
+                        "skipped" => Ok(Completion::ignored_with(
+                            record.message.clone().unwrap_or_default(),
+                        )),
+                        "failed" | "xpass" => {
+                            Err(Failed::from(record.message.clone().unwrap_or_default()))
+                        }
                         _ => Ok(Completion::Completed),
                     };
-                    records.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+                    records
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(record);
                     result
                 })
                 .with_ignored_flag(slow)
@@ -404,15 +463,17 @@ pub fn execute(
             }
         })
     });
-    let result = catch_unwind(AssertUnwindSafe(|| (body)(&ctx)))
-        .unwrap_or_else(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
-            Err(Error::Config { what: "test".into(), message: format!("panicked: {msg}") })
-        });
+    let result = catch_unwind(AssertUnwindSafe(|| (body)(&ctx))).unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into());
+        Err(Error::Config {
+            what: "test".into(),
+            message: format!("panicked: {msg}"),
+        })
+    });
     {
         let (lock, cv) = &*done;
         *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -442,7 +503,10 @@ pub fn execute(
         }
         (Err(e), Some(reason)) => {
             record.outcome = "xfail";
-            record.message = Some(format!("expected failure ({reason}): {}", first_line(&e.to_string())));
+            record.message = Some(format!(
+                "expected failure ({reason}): {}",
+                first_line(&e.to_string())
+            ));
         }
         (Ok(()), Some(reason)) => {
             record.outcome = "xpass";

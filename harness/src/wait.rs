@@ -37,17 +37,27 @@ mod tests {
     #[test]
     fn stops_on_success_error_or_deadline() {
         let mut n = 0;
-        let r: Result<_, ()> = poll_until(Instant::now() + Duration::from_secs(5), Duration::from_millis(1), || {
-            n += 1;
-            Ok((n == 3).then_some(n))
-        });
+        let r: Result<_, ()> = poll_until(
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                n += 1;
+                Ok((n == 3).then_some(n))
+            },
+        );
         assert_eq!(r, Ok(Some(3)));
-        let r: Result<Option<()>, &str> =
-            poll_until(Instant::now() + Duration::from_secs(5), Duration::from_millis(1), || Err("boom"));
+        let r: Result<Option<()>, &str> = poll_until(
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_millis(1),
+            || Err("boom"),
+        );
         assert_eq!(r, Err("boom"));
         let start = Instant::now();
-        let r: Result<Option<()>, ()> =
-            poll_until(Instant::now() + Duration::from_millis(30), Duration::from_millis(5), || Ok(None));
+        let r: Result<Option<()>, ()> = poll_until(
+            Instant::now() + Duration::from_millis(30),
+            Duration::from_millis(5),
+            || Ok(None),
+        );
         assert_eq!(r, Ok(None));
         assert!(start.elapsed() >= Duration::from_millis(30));
     }
