@@ -202,12 +202,12 @@ fn main() -> ExitCode {
         .test_with(
             "postmortem::busybox::sysrq_crash_is_a_kernel_crash",
             vm_marks(),
-            |ctx| sysrq_crash(ctx),
+            sysrq_crash,
         )
         .test_with(
             "postmortem::debian::failed_service_leaves_diagnostics",
             vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
-            |ctx| failed_service(ctx),
+            failed_service,
         )
         .test_with(
             "runner::xfail_expected_failure_passes",

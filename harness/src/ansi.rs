@@ -625,11 +625,11 @@ mod tests {
     fn unterminated_strings_are_bounded() {
         // The body byte after the first MAX_STRING_LEN ones abandons the string.
         let mut input = b"a\x1b]".to_vec();
-        input.extend(std::iter::repeat(b'x').take(MAX_STRING_LEN + 1));
+        input.extend(std::iter::repeat_n(b'x', MAX_STRING_LEN + 1));
         input.extend_from_slice(b"VISIBLE");
         assert_eq!(s(&input), b"aVISIBLE");
         let mut input = b"a\x1b[".to_vec();
-        input.extend(std::iter::repeat(b'1').take(MAX_CSI_LEN + 1));
+        input.extend(std::iter::repeat_n(b'1', MAX_CSI_LEN + 1));
         input.extend_from_slice(b"mb");
         assert_eq!(s(&input), b"amb");
     }
@@ -746,7 +746,7 @@ mod tests {
                     // An overlong OSC to exercise the bound.
                     v.extend_from_slice(b"\x1b]0;");
                     let len = MAX_STRING_LEN - 3 + rng.below(8);
-                    v.extend(std::iter::repeat(b'y').take(len));
+                    v.extend(std::iter::repeat_n(b'y', len));
                 }
                 1 => {
                     // A random byte, any value.

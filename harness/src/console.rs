@@ -470,7 +470,7 @@ impl Console {
                 let mut best: Option<(usize, usize)> = None;
                 for (i, re) in res.iter().enumerate() {
                     if let Some(m) = re.find_at(hay, start) {
-                        if best.map_or(true, |(_, s)| m.start() < s) {
+                        if best.is_none_or(|(_, s)| m.start() < s) {
                             best = Some((i, m.start()));
                         }
                     }

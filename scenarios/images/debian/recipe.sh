@@ -41,7 +41,10 @@ step "mmdebstrap bookworm (about a minute)"
 # The initramfs-tools config goes in before the kernel is installed, so the
 # initrd built by its postinst has the virtio drivers (MODULES=most).
 # /etc/resolv.conf: QEMU user networking's DNS (no systemd-resolved).
-mmdebstrap --variant=apt --quiet "${nodocs[@]}" \
+# --mode=unshare: mmdebstrap's /proc, /dev mounts live in a private mount
+# namespace, never in the host's (BOOTRIG_MMDEBSTRAP_MODE=root if user
+# namespaces are unavailable).
+mmdebstrap --mode="${BOOTRIG_MMDEBSTRAP_MODE:-unshare}" --variant=apt --quiet "${nodocs[@]}" \
     --include=systemd-sysv,udev,dbus,kmod,linux-image-cloud-amd64,initramfs-tools,sudo,iproute2,procps,util-linux,e2fsprogs,less \
     --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; printf "MODULES=most\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/bootrig.conf"' \
     --customize-hook='echo bootrig-guest > "$1/etc/hostname"' \
