@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use bootrig::collect::{collect_guest, collect_host};
 use bootrig::{check, check_failed, Error, Image, Marks, Requirement, Suite, Timeouts};
 use bootrig_diagnostics::hash::digest_file;
 use bootrig_diagnostics::metadata::{FailureKind, Metadata, Outcome};
@@ -205,6 +206,11 @@ fn main() -> ExitCode {
             sysrq_crash,
         )
         .test_with(
+            "postmortem::busybox::collectors_survive_a_guest_that_stops_answering",
+            vm_marks(),
+            collectors_on_a_dead_guest,
+        )
+        .test_with(
             "postmortem::debian::failed_service_leaves_diagnostics",
             vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
             failed_service,
@@ -273,6 +279,53 @@ fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     check!(
         md.qemu.is_some(),
         "QEMU facts missing from a mid-test metadata.json"
+    );
+    Ok(())
+}
+
+/// The guest's shell stops itself; the guest collectors each give up after
+/// their deadline (the first) or are skipped (the rest), all with notes,
+/// and the host-side collectors still report.
+fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let vm = ctx.vm(Image::builtin("busybox"))?;
+    vm.send("kill -STOP $$\n")?;
+    let started = Instant::now();
+    let out = collect_guest(
+        &vm,
+        &["x.service".into()],
+        &["uname -a".into()],
+        Duration::from_secs(2),
+    );
+    let took = started.elapsed();
+    check!(
+        took < Duration::from_secs(6),
+        "collectors took {took:?} on a dead guest"
+    );
+    check!(
+        out.len() == 9,
+        "expected every collector to be reported, got {}",
+        out.len()
+    );
+    let first = out[0].note.clone().unwrap_or_default();
+    check!(first.contains("did not answer"), "first note {first:?}");
+    for c in &out[1..] {
+        let note = c.note.clone().unwrap_or_default();
+        check!(
+            note.starts_with("skipped: the guest did not answer"),
+            "{}: {note:?}",
+            c.name
+        );
+    }
+    let host = collect_host(&vm, None);
+    check!(
+        host.iter()
+            .any(|c| c.name == "qemu-status" && c.output.contains("running")),
+        "{host:?}"
+    );
+    check!(
+        host.iter()
+            .any(|c| c.name == "console-tail" && c.output.contains("__BRP")),
+        "{host:?}"
     );
     Ok(())
 }

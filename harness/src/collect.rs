@@ -76,8 +76,14 @@ pub fn guest_commands(units: &[String], commands: &[String]) -> Vec<(String, Str
     v
 }
 
-/// Runs the guest collectors through `vm`'s shell (if it has one).
-pub fn collect_guest(vm: &Session, units: &[String], commands: &[String]) -> Vec<Collected> {
+/// Runs the guest collectors through `vm`'s shell (if it has one), each
+/// with `timeout`.
+pub fn collect_guest(
+    vm: &Session,
+    units: &[String],
+    commands: &[String],
+    timeout: Duration,
+) -> Vec<Collected> {
     let mut out = Vec::new();
     let mut unresponsive: Option<String> = if vm.has_shell() {
         None
@@ -98,7 +104,7 @@ pub fn collect_guest(vm: &Session, units: &[String], commands: &[String]) -> Vec
             });
             continue;
         }
-        let result = vm.run_timeout(&cmd, COLLECTOR_TIMEOUT);
+        let result = vm.run_timeout(&cmd, timeout);
         let duration = started.elapsed();
         let c = match result {
             Ok(o) => {

@@ -66,6 +66,7 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     let pm = ctx.postmortem();
     pm.set_scenario(&sc.name, &sc.file);
     pm.set_diagnostics_spec(&sc.diagnostics.units, &sc.diagnostics.commands);
+    pm.set_warnings_fatal(sc.diagnostics.warnings_fatal);
     // A live line on a terminal while the guest boots; nothing otherwise.
     let spinner = ctx
         .settings()

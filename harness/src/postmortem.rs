@@ -25,7 +25,7 @@ use bootrig_diagnostics::report::FailureReport;
 use bootrig_diagnostics::run::RunSummary;
 
 use crate::ansi::AnsiStripper;
-use crate::collect::{collect_guest, collect_host, Collected};
+use crate::collect::{collect_guest, collect_host, Collected, COLLECTOR_TIMEOUT};
 use crate::console::ConsoleObserver;
 use crate::errors::{Error, Result};
 use crate::machine::Machine;
@@ -122,7 +122,7 @@ pub struct Postmortem {
     path: PathBuf,
     started: Instant,
     cache_dir: PathBuf,
-    crash_config: CrashConfig,
+    crash_config: Mutex<CrashConfig>,
     timeline: Arc<Mutex<Timeline>>,
     inner: Mutex<Inner>,
 }
@@ -156,7 +156,7 @@ impl Postmortem {
             path: dir.path().to_path_buf(),
             started: Instant::now(),
             cache_dir: cache_dir.to_path_buf(),
-            crash_config: CrashConfig::default(),
+            crash_config: Mutex::new(CrashConfig::default()),
             timeline: Arc::default(),
             inner: Mutex::new(Inner {
                 dir,
@@ -188,7 +188,17 @@ impl Postmortem {
     /// A console observer for a VM of this test: crash detection and boot
     /// milestones.
     pub fn console_observer(&self) -> CrashWatch {
-        CrashWatch::new(self.crash_config, self.timeline.clone())
+        let config = *self.crash_config.lock().unwrap_or_else(|p| p.into_inner());
+        CrashWatch::new(config, self.timeline.clone())
+    }
+
+    /// Whether kernel WARNINGs (and other non-fatal reports) fail the test
+    /// or are only recorded (the default). Applies to VMs booted after.
+    pub fn set_warnings_fatal(&self, fatal: bool) {
+        self.crash_config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .warnings_fatal = fatal;
     }
 
     /// A phase begins.
@@ -381,7 +391,7 @@ impl Postmortem {
                     .iter()
                     .any(|a| a == "VGA")
                     .then_some(screendump.as_path());
-                for c in collect_guest(vm, &units, &commands) {
+                for c in collect_guest(vm, &units, &commands, COLLECTOR_TIMEOUT) {
                     collected.push((prefix.clone(), c));
                 }
                 for c in collect_host(vm, shot) {

@@ -130,6 +130,9 @@ pub struct DiagnosticsSpec {
     /// Extra commands whose output is collected on failure.
     #[serde(default)]
     pub commands: Vec<String>,
+    /// Fail the test on kernel WARNINGs (default: only record them).
+    #[serde(default)]
+    pub warnings_fatal: bool,
 }
 
 /// One test: a name and steps.

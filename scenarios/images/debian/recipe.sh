@@ -15,8 +15,8 @@ command -v mmdebstrap >/dev/null || die "mmdebstrap missing (apt-get install mmd
 
 # Package sources: the host's own (bookworm + updates + security), so the
 # packages match the versions apt-cache policy reports for the cache key.
-# BOOTRIG_DEBIAN_MIRROR (a URI) overrides; with neither, mmdebstrap uses
-# deb.debian.org and adds -updates and -security itself.
+# BOOTRIG_DEBIAN_MIRROR (a URI: that suite only, or a sources file) replaces
+# them; with neither, mmdebstrap uses deb.debian.org plus -updates/-security.
 mirrors=()
 if [ -n "${BOOTRIG_DEBIAN_MIRROR:-}" ]; then
     mirrors=("$BOOTRIG_DEBIAN_MIRROR")
