@@ -86,7 +86,7 @@ cat > "$out/image.json" <<JSON
   "description": "Debian $release kernel with a busybox initramfs; root shell on ttyS0, no login",
   "kernel": "vmlinuz",
   "initrd": "initrd.img",
-  "append": "console=ttyS0 panic=-1 oops=panic loglevel=4",
+  "append": "console=ttyS0 panic=-1 oops=panic loglevel=5",
   "shell_prompt": "busybox:[^\\\\n]*# \$"
 }
 JSON

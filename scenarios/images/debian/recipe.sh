@@ -84,7 +84,7 @@ cat > "$out/image.json" <<JSON
   "description": "Debian 12 (bookworm) with systemd, kernel $release; serial getty on ttyS0; user tester/tester (sudo), root/root",
   "kernel": "vmlinuz",
   "initrd": "initrd.img",
-  "append": "root=/dev/vda rw console=ttyS0 panic=-1 oops=panic loglevel=4 net.ifnames=0",
+  "append": "root=/dev/vda rw console=ttyS0 panic=-1 oops=panic loglevel=5 net.ifnames=0",
   "disk": "disk.qcow2",
   "login": { "user": "tester", "password": "tester" },
   "root_password": "root"
