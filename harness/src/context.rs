@@ -28,6 +28,9 @@ pub struct RunSettings {
     pub accel: Option<Accel>,
     /// Prints image-build progress and accelerator notes.
     pub progress: crate::progress::Progress,
+    /// A missing requirement fails the test instead of skipping it
+    /// (`CI=true`), so CI cannot go green by skipping.
+    pub strict_requirements: bool,
 }
 
 impl RunSettings {
@@ -55,6 +58,7 @@ impl RunSettings {
             images: ImageStore::default(),
             accel,
             progress: crate::progress::Progress::stderr(),
+            strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
         }
     }
 }

@@ -157,6 +157,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A Rust test panicked (e.g. a failed `assert!`).
+    #[error("test panicked: {0}")]
+    Panic(String),
     /// A check in a Rust test failed.
     #[error("check failed: {0}")]
     Check(String),
@@ -213,7 +216,7 @@ impl Error {
                 _ => "harness-error",
             },
             Error::WaitTimeout { .. } | Error::TestTimeout(_) => "timeout",
-            Error::Check(_) => "assertion",
+            Error::Check(_) | Error::Panic(_) => "assertion",
             Error::Config { .. }
             | Error::MissingTool { .. }
             | Error::Io { .. }

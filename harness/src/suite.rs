@@ -196,6 +196,7 @@ pub fn default_artifacts_root() -> PathBuf {
 pub struct Suite {
     args: Arguments,
     specs: Vec<Spec>,
+    settings: Option<RunSettings>,
 }
 
 impl std::fmt::Debug for Suite {
@@ -217,6 +218,7 @@ impl Suite {
         Suite {
             args,
             specs: Vec::new(),
+            settings: None,
         }
     }
 
@@ -339,6 +341,12 @@ impl Suite {
         self
     }
 
+    /// Uses these settings instead of the environment's.
+    pub fn with_settings(mut self, settings: RunSettings) -> Suite {
+        self.settings = Some(settings);
+        self
+    }
+
     /// The trial names, in order (what `--list` prints).
     pub fn names(&self) -> Vec<String> {
         self.specs.iter().map(|s| s.name.clone()).collect()
@@ -365,7 +373,7 @@ impl Suite {
     pub fn run_collect(self) -> (Vec<TrialRecord>, ExitCode) {
         let records = Arc::new(Mutex::new(Vec::new()));
         // Settings are made lazily: listing must not touch the disk.
-        let settings: Arc<Mutex<Option<RunSettings>>> = Arc::default();
+        let settings: Arc<Mutex<Option<RunSettings>>> = Arc::new(Mutex::new(self.settings));
         let budget = Arc::new(VmBudget::from_env());
         let trials: Vec<Trial> = self
             .specs
@@ -425,7 +433,7 @@ pub fn execute(
     };
     for req in &marks.requires {
         if let Some(why) = req.missing() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
+            if settings.strict_requirements {
                 record.outcome = "failed";
                 record.message = Some(format!("requirement not met under CI=true: {why}"));
             } else {
@@ -469,10 +477,7 @@ pub fn execute(
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "panic".into());
-        Err(Error::Config {
-            what: "test".into(),
-            message: format!("panicked: {msg}"),
-        })
+        Err(Error::Panic(msg))
     });
     {
         let (lock, cv) = &*done;
