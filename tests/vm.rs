@@ -206,6 +206,11 @@ fn main() -> ExitCode {
             sysrq_crash,
         )
         .test_with(
+            "runner::deadline_kills_the_vm_and_keeps_artifacts",
+            vm_marks(),
+            deadline,
+        )
+        .test_with(
             "postmortem::busybox::collectors_survive_a_guest_that_stops_answering",
             vm_marks(),
             collectors_on_a_dead_guest,
@@ -326,6 +331,67 @@ fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()>
         host.iter()
             .any(|c| c.name == "console-tail" && c.output.contains("__BRP")),
         "{host:?}"
+    );
+    Ok(())
+}
+
+/// A test that exceeds its deadline: fails with a clear message, its VM is
+/// gone, its artifacts are there.
+fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    use std::sync::Arc;
+    ctx.image(&Image::builtin("busybox"))?;
+    let mut settings = ctx.settings().clone();
+    settings.run_dir = ctx.artifacts_dir().join("inner");
+    let name = "deadline::hangs".to_string();
+    let body: bootrig::suite::Body = Arc::new(|inner: &bootrig::TestContext| {
+        let vm = inner.vm(Image::builtin("busybox"))?;
+        vm.wait_for_console("this never appears", Duration::from_secs(600))?;
+        Ok(())
+    });
+    let budget = bootrig::suite::VmBudget::new(1);
+    let started = Instant::now();
+    let marks = Marks::new().timeout(Duration::from_secs(15));
+    let record = bootrig::suite::execute(&name, &marks, &body, settings, &budget);
+    let took = started.elapsed();
+    check!(record.outcome == "failed", "outcome {}", record.outcome);
+    let msg = record.message.clone().unwrap_or_default();
+    check!(msg.contains("deadline of 15s"), "unclear message: {msg}");
+    check!(
+        took < Duration::from_secs(60),
+        "the deadline took {took:?} to act"
+    );
+    // The VM's serial socket path is unique to it: no process may still
+    // carry it on its command line.
+    let cmdline = std::fs::read_to_string(record.artifacts.join("qemu-cmdline.txt"))
+        .map_err(|e| Error::io("reading qemu-cmdline.txt", e))?;
+    let socket = cmdline
+        .split([' ', ','])
+        .find_map(|w| {
+            w.strip_prefix("path=")
+                .filter(|p| p.ends_with("serial.sock"))
+        })
+        .ok_or_else(|| Error::Check(format!("no serial socket in {cmdline}")))?
+        .to_string();
+    check!(
+        qemu_pids_named(&socket).is_empty(),
+        "the VM survived its test's deadline"
+    );
+    let md = Metadata::load(&record.artifacts.join("metadata.json"))
+        .map_err(|e| Error::Check(e.to_string()))?;
+    check!(
+        md.failure
+            .as_ref()
+            .is_some_and(|f| f.kind == FailureKind::Timeout),
+        "failure {:?}",
+        md.failure
+    );
+    check!(
+        record.artifacts.join("serial.log").is_file(),
+        "no serial.log"
+    );
+    check!(
+        md.artifacts.get("serial.log").is_some(),
+        "serial.log not catalogued"
     );
     Ok(())
 }
