@@ -6,6 +6,7 @@
 //! starts QEMU, so it works offline on the artifacts a run left behind.
 #![warn(missing_docs)]
 
+pub mod ansi;
 pub mod atomic;
 pub mod catalog;
 pub mod crash;

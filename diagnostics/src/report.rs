@@ -196,55 +196,10 @@ fn push_indented(o: &mut String, text: &str) {
     }
 }
 
-/// `text` without ANSI escape sequences (CSI, OSC and other control
-/// strings, two-byte escapes) and C0 controls other than `\n` and `\t`;
-/// `\r\n` and a lone `\r` become `\n`.
+/// `text` without terminal escape sequences, as the console engine sees it
+/// (see [`crate::ansi::AnsiStripper`]).
 pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                Some('[') => {
-                    // CSI: parameters and intermediates, then a final byte.
-                    for c in chars.by_ref() {
-                        if ('\u{40}'..='\u{7e}').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    // Control string: until BEL or ST (ESC \).
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' {
-                            chars.next_if_eq(&'\\');
-                            break;
-                        }
-                    }
-                }
-                Some(c) if ('\u{20}'..='\u{2f}').contains(&c) => {
-                    // nF escape (`ESC ( 0`): intermediates then a final.
-                    while chars
-                        .next_if(|c| ('\u{20}'..='\u{2f}').contains(c))
-                        .is_some()
-                    {}
-                    chars.next();
-                }
-                _ => {}
-            },
-            '\r' => {
-                chars.next_if_eq(&'\n');
-                out.push('\n');
-            }
-            '\n' | '\t' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    String::from_utf8_lossy(&crate::ansi::strip(text.as_bytes())).into_owned()
 }
 
 #[cfg(test)]

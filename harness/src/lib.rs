@@ -9,7 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod accel;
-pub mod ansi;
+pub use bootrig_diagnostics::ansi;
 pub mod cli;
 pub mod collect;
 pub mod config;

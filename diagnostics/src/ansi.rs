@@ -175,7 +175,7 @@ enum State {
 /// for the exact rules.
 ///
 /// ```
-/// use bootrig::ansi::AnsiStripper;
+/// use bootrig_diagnostics::ansi::AnsiStripper;
 /// let mut s = AnsiStripper::new();
 /// let mut out = Vec::new();
 /// s.feed(b"\x1b[0;32m  OK  \x1b[0m] Started\r\n\x1b[?2004hroot@vm:~# ", &mut out);
