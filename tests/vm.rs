@@ -197,6 +197,11 @@ fn main() -> ExitCode {
                 Ok(())
             },
         )
+        .test_with(
+            "boot::disk::hybrid_iso_as_a_disk_is_never_modified",
+            vm_marks().requires(Requirement::Tool("grub-mkrescue".into())),
+            disk_boot,
+        )
         .test_with("harness::sigkill_leaves_no_qemu", vm_marks(), |ctx| {
             sigkill_leaves_no_qemu(ctx)
         })
@@ -332,6 +337,28 @@ fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()>
             .any(|c| c.name == "console-tail" && c.output.contains("__BRP")),
         "{host:?}"
     );
+    Ok(())
+}
+
+/// Boots the hybrid ISO as a *disk* (SeaBIOS → MBR → GRUB), through the
+/// throwaway overlay: the guest overwrites the start of its disk, and the
+/// image file is byte-for-byte unchanged afterwards.
+fn disk_boot(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let img = ctx.image(&Image::builtin("iso"))?;
+    let iso = img.dir.join(img.manifest.iso.clone().unwrap_or_else(|| "boot.iso".into()));
+    let stamp = |p: &Path| -> bootrig::Result<(u64, std::time::SystemTime, String)> {
+        let m = std::fs::metadata(p).map_err(|e| Error::io("stat", e))?;
+        let d = digest_file(p).map_err(|e| Error::Check(e.to_string()))?;
+        Ok((m.len(), m.modified().map_err(|e| Error::io("mtime", e))?, d.sha256))
+    };
+    let before = stamp(&iso)?;
+    let cfg = bootrig::MachineConfig::new("diskboot").with_disk(&iso);
+    let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+    vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
+    vm.succeed("test -b /dev/vda && dd if=/dev/zero of=/dev/vda bs=64k count=16 && sync")?;
+    check!(vm.succeed("cat /sys/block/vda/serial")?.trim() == "root", "the root disk is not vda");
+    vm.machine().kill();
+    check!(stamp(&iso)? == before, "the disk image changed although it was booted through an overlay");
     Ok(())
 }
 
