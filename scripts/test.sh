@@ -11,4 +11,4 @@ cargo build --workspace --all-targets
 # fails here with its log rather than inside a test.
 ./target/debug/bootrig image build all
 ./target/debug/bootrig doctor
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
