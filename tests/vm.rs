@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bootrig::collect::{collect_guest, collect_host};
+use bootrig::wait::poll_until;
 use bootrig::{check, check_failed, Error, Image, Marks, Requirement, Suite, Timeouts};
 use bootrig_diagnostics::hash::digest_file;
 use bootrig_diagnostics::metadata::{FailureKind, Metadata, Outcome};
@@ -259,13 +260,12 @@ fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| Error::io("starting bootrig run", e))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pids = Vec::new();
-    while Instant::now() < deadline && pids.is_empty() {
-        pids = qemu_pids_named(&unique);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if pids.is_empty() {
+    let started = poll_until(
+        Instant::now() + Duration::from_secs(60),
+        Duration::from_millis(100),
+        || Ok::<_, ()>((!qemu_pids_named(&unique).is_empty()).then_some(())),
+    );
+    if started != Ok(Some(())) {
         let _ = child.kill();
         let _ = child.wait();
         return check_failed!("bootrig run never started QEMU within 60 s");
@@ -273,10 +273,11 @@ fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     // SAFETY: sending SIGKILL to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && !qemu_pids_named(&unique).is_empty() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _ = poll_until(
+        Instant::now() + Duration::from_secs(5),
+        Duration::from_millis(50),
+        || Ok::<_, ()>(qemu_pids_named(&unique).is_empty().then_some(())),
+    );
     let left = qemu_pids_named(&unique);
     check!(left.is_empty(), "QEMU {left:?} survived SIGKILL of bootrig");
     // The killed harness still left a metadata.json that parses and says
@@ -345,20 +346,35 @@ fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()>
 /// image file is byte-for-byte unchanged afterwards.
 fn disk_boot(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let img = ctx.image(&Image::builtin("iso"))?;
-    let iso = img.dir.join(img.manifest.iso.clone().unwrap_or_else(|| "boot.iso".into()));
+    let iso = img.dir.join(
+        img.manifest
+            .iso
+            .clone()
+            .unwrap_or_else(|| "boot.iso".into()),
+    );
     let stamp = |p: &Path| -> bootrig::Result<(u64, std::time::SystemTime, String)> {
         let m = std::fs::metadata(p).map_err(|e| Error::io("stat", e))?;
         let d = digest_file(p).map_err(|e| Error::Check(e.to_string()))?;
-        Ok((m.len(), m.modified().map_err(|e| Error::io("mtime", e))?, d.sha256))
+        Ok((
+            m.len(),
+            m.modified().map_err(|e| Error::io("mtime", e))?,
+            d.sha256,
+        ))
     };
     let before = stamp(&iso)?;
     let cfg = bootrig::MachineConfig::new("diskboot").with_disk(&iso);
     let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
     vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
     vm.succeed("test -b /dev/vda && dd if=/dev/zero of=/dev/vda bs=64k count=16 && sync")?;
-    check!(vm.succeed("cat /sys/block/vda/serial")?.trim() == "root", "the root disk is not vda");
+    check!(
+        vm.succeed("cat /sys/block/vda/serial")?.trim() == "root",
+        "the root disk is not vda"
+    );
     vm.machine().kill();
-    check!(stamp(&iso)? == before, "the disk image changed although it was booted through an overlay");
+    check!(
+        stamp(&iso)? == before,
+        "the disk image changed although it was booted through an overlay"
+    );
     Ok(())
 }
 

@@ -187,10 +187,11 @@ mod tests {
         drop(child);
         // The leader is reaped; the grandchild got SIGTERM from killpg and
         // is reaped by init, which can take a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(grandchild) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let _ = crate::wait::poll_until(
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_millis(20),
+            || Ok::<_, ()>((!alive(grandchild)).then_some(())),
+        );
         assert!(!alive(grandchild), "grandchild {grandchild} survived");
         assert!(!alive(pid), "leader {pid} not reaped");
     }
