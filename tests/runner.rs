@@ -14,10 +14,14 @@ fn settings(dir: &Path, strict: bool) -> RunSettings {
     s
 }
 
+/// Single-threaded, with the inner suites' own output (which includes
+/// deliberate failures) sent to a log file instead of this test's stdout.
 fn args() -> Arguments {
+    let log = std::env::temp_dir().join(format!("bootrig-runner-test-{}.log", std::process::id()));
     Arguments {
         test_threads: Some(1),
         quiet: true,
+        logfile: Some(log.display().to_string()),
         ..Arguments::default()
     }
 }
