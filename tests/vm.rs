@@ -53,6 +53,7 @@ fn main() -> ExitCode {
                     vm.succeed("printf '\\033[1;31mred\\033[0m\\n'")? == "red\n",
                     "coloured output"
                 );
+                check_shell_edge_cases(&vm)?;
                 // A clean power-off: QEMU exits by itself.
                 vm.shutdown(Duration::from_secs(30))?;
                 check!(
@@ -130,6 +131,7 @@ fn main() -> ExitCode {
                 );
                 vm.become_root()?;
                 check!(vm.succeed("id -u")? == "0\n", "not root after sudo -i");
+                check_shell_edge_cases(&vm)?;
                 vm.wait_for_unit("multi-user.target", Duration::from_secs(120))?;
                 let out = vm.run("systemctl is-active no-such-unit.service")?;
                 check!(out.exit != 0, "is-active of a missing unit exited 0");
@@ -337,6 +339,40 @@ fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()>
         host.iter()
             .any(|c| c.name == "console-tail" && c.output.contains("__BRP")),
         "{host:?}"
+    );
+    Ok(())
+}
+
+/// Commands the session must pass through exactly: comments, multi-line
+/// scripts and here-documents, a line longer than the tty's 4095-byte
+/// canonical buffer, quotes, output without a trailing newline, and a
+/// command that reads stdin (it gets /dev/null, so it cannot eat the
+/// next command).
+fn check_shell_edge_cases(vm: &bootrig::Session) -> bootrig::Result<()> {
+    check!(
+        vm.succeed("echo hi # a trailing comment")? == "hi\n",
+        "comment"
+    );
+    let here = vm.succeed("cat <<'EOF'\nline 1\n  line $2 `x`\nEOF")?;
+    check!(here == "line 1\n  line $2 `x`\n", "here-document: {here:?}");
+    let multi = vm.succeed("for i in 1 2 3; do\n  echo \"n=$i\"\ndone")?;
+    check!(multi == "n=1\nn=2\nn=3\n", "multi-line: {multi:?}");
+    let long = vm.succeed(&format!("echo {} | wc -c", "x".repeat(6000)))?;
+    check!(
+        long.trim() == "6001",
+        "a 6000-byte command line came through as {long:?}"
+    );
+    check!(
+        vm.succeed(r#"printf '%s|' "a b" 'c"d' "e'f""#)? == r#"a b|c"d|e'f|"#,
+        "quoting"
+    );
+    check!(
+        vm.succeed("cat")?.is_empty(),
+        "cat read something from stdin"
+    );
+    check!(
+        vm.succeed("echo after")? == "after\n",
+        "the session desynchronised"
     );
     Ok(())
 }

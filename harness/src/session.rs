@@ -671,9 +671,7 @@ impl Session {
         };
         let t = &self.token;
         let started = Instant::now();
-        let line = format!(
-            "printf '\\n__BR''B{t}_%s__\\n' {n}; {{ {cmd}\n}} </dev/null; printf '\\n__BR''E{t}_%s_%s__\\n' {n} \"$?\"\n"
-        );
+        let line = wrap_command(t, n, cmd);
         let queries = self.machine.console().queries_answered();
         self.console_send(&line)?;
         let begin = compile(&format!("__BRB{t}_{n}__\n"))?;
@@ -858,6 +856,41 @@ impl Session {
     }
 }
 
+/// Longest command typed as it is. Line editors cap the input line
+/// (busybox ash: 1024 bytes), so longer commands are sent in pieces.
+const MAX_INLINE_COMMAND: usize = 480;
+
+/// The text typed for command number `n`: begin marker, the command with
+/// stdin from `/dev/null`, end marker with the exit status. The markers are
+/// printed from split quoted pieces so the echo of this text never matches.
+///
+/// A command longer than [`MAX_INLINE_COMMAND`] is assigned to a shell
+/// variable in single-quoted pieces, one short input line each, and run
+/// with `eval`, so no input line exceeds the line editor's limit.
+fn wrap_command(token: &str, n: u64, cmd: &str) -> String {
+    let begin = format!("printf '\\n__BR''B{token}_%s__\\n' {n}; ");
+    let end = format!("printf '\\n__BR''E{token}_%s_%s__\\n' {n} \"$?\"\n");
+    if cmd.len() <= MAX_INLINE_COMMAND {
+        return format!("{begin}{{ {cmd}\n}} </dev/null; {end}");
+    }
+    let mut text = String::from("__br_cmd=''\n");
+    let mut chunk = String::new();
+    for c in cmd.chars() {
+        chunk.push(c);
+        if chunk.len() >= 200 || c == '\n' {
+            text.push_str(&format!("__br_cmd=\"$__br_cmd\"{}\n", shell_quote(&chunk)));
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        text.push_str(&format!("__br_cmd=\"$__br_cmd\"{}\n", shell_quote(&chunk)));
+    }
+    text.push_str(&format!(
+        "{begin}{{ eval \"$__br_cmd\"\n}} </dev/null; {end}"
+    ));
+    text
+}
+
 fn indent_output(output: &str) -> String {
     if output.is_empty() {
         return String::new();
@@ -916,6 +949,24 @@ mod tests {
     #[test]
     fn escaped_transcript_bytes() {
         assert_eq!(escape_bytes(b"a\x1b[0m\r\n\xff"), "\"a\\e[0m\\r\\n\\xff\"");
+    }
+
+    #[test]
+    fn long_commands_are_sent_in_short_lines() {
+        let short = wrap_command("tok", 3, "echo hi");
+        assert_eq!(short.lines().count(), 2, "{short}");
+        assert!(short.contains("{ echo hi\n} </dev/null;"));
+        let cmd = format!("echo {} | wc -c; echo 'it''s'", "x".repeat(3000));
+        let long = wrap_command("tok", 4, &cmd);
+        assert!(long.lines().all(|l| l.len() < 300), "a line is too long");
+        assert!(long.contains("eval \"$__br_cmd\""));
+        // Rebuild the command the way the shell would, from the pieces.
+        let rebuilt: String = long
+            .lines()
+            .filter_map(|l| l.strip_prefix("__br_cmd=\"$__br_cmd\"'"))
+            .map(|l| l.strip_suffix('\'').unwrap().replace("'\\''", "'"))
+            .collect();
+        assert_eq!(rebuilt, cmd);
     }
 
     #[test]
