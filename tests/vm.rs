@@ -205,9 +205,12 @@ fn main() -> ExitCode {
             vm_marks().requires(Requirement::Tool("grub-mkrescue".into())),
             disk_boot,
         )
-        .test_with("harness::sigkill_leaves_no_qemu", vm_marks(), |ctx| {
-            sigkill_leaves_no_qemu(ctx)
-        })
+        .parametrize(
+            "harness::killed_bootrig_leaves_no_qemu",
+            ["SIGKILL", "SIGTERM", "SIGINT"],
+            vm_marks(),
+            |ctx, sig: &&str| killed_bootrig_leaves_no_qemu(ctx, sig),
+        )
         .test_with(
             "postmortem::busybox::sysrq_crash_is_a_kernel_crash",
             vm_marks(),
@@ -238,13 +241,21 @@ fn main() -> ExitCode {
 
 /// Starts `bootrig run` on a scenario whose VM stays up, SIGKILLs bootrig
 /// as soon as its QEMU is running, and checks the QEMU is gone.
-fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+fn killed_bootrig_leaves_no_qemu(
+    ctx: &bootrig::TestContext,
+    signal_name: &str,
+) -> bootrig::Result<()> {
+    let signal = match signal_name {
+        "SIGKILL" => libc::SIGKILL,
+        "SIGTERM" => libc::SIGTERM,
+        _ => libc::SIGINT,
+    };
     // Make sure the image is built first, so the child only boots.
     ctx.image(&Image::builtin("busybox"))?;
     let dir = ctx.artifacts_dir().join("sigkill");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
     let scenario = dir.join("long.json");
-    let unique = format!("sigkill{}", std::process::id());
+    let unique = format!("killed{}{}", signal_name.to_lowercase(), std::process::id());
     std::fs::write(
         &scenario,
         format!(
@@ -272,8 +283,8 @@ fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         let _ = child.wait();
         return check_failed!("bootrig run never started QEMU within 60 s");
     }
-    // SAFETY: sending SIGKILL to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
     let _ = child.wait();
     let _ = poll_until(
         Instant::now() + Duration::from_secs(5),
@@ -281,7 +292,10 @@ fn sigkill_leaves_no_qemu(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         || Ok::<_, ()>(qemu_pids_named(&unique).is_empty().then_some(())),
     );
     let left = qemu_pids_named(&unique);
-    check!(left.is_empty(), "QEMU {left:?} survived SIGKILL of bootrig");
+    check!(
+        left.is_empty(),
+        "QEMU {left:?} survived {signal_name} to bootrig"
+    );
     // The killed harness still left a metadata.json that parses and says
     // the test did not finish.
     let md_path =

@@ -66,6 +66,13 @@ enum ImageCmd {
 
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
+    // A process started in the background by a non-interactive shell
+    // inherits SIGINT/SIGQUIT as ignored; bootrig must still die on them
+    // (its VMs die with it through the parent-death signal).
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT] {
+        // SAFETY: restoring the default disposition has no preconditions.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
