@@ -205,6 +205,11 @@ fn main() -> ExitCode {
             vm_marks().requires(Requirement::Tool("grub-mkrescue".into())),
             disk_boot,
         )
+        .test_with(
+            "cli::parallel_run_with_junit_and_run_json",
+            vm_marks(),
+            cli_parallel,
+        )
         .parametrize(
             "harness::killed_bootrig_leaves_no_qemu",
             ["SIGKILL", "SIGTERM", "SIGINT"],
@@ -521,6 +526,48 @@ fn bootrig_run(scenario: &Path, artifacts: &Path) -> bootrig::Result<(Option<i32
         String::from_utf8_lossy(&out.stderr)
     );
     Ok((out.status.code(), text))
+}
+
+/// `bootrig run -j 2 --junit` on the smoke scenarios: both VMs run, the
+/// JUnit report and run.json list every test.
+fn cli_parallel(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    ctx.image(&Image::builtin("busybox"))?;
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke");
+    let art = ctx.artifacts_dir().join("cli");
+    let junit = art.join("junit.xml");
+    let out = std::process::Command::new(bootrig_bin())
+        .args(["run", "-j", "2", "--artifacts"])
+        .arg(&art)
+        .arg("--junit")
+        .arg(&junit)
+        .arg(&smoke)
+        .output()
+        .map_err(|e| Error::io("running bootrig run", e))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    check!(
+        out.status.code() == Some(0),
+        "bootrig run -j 2 failed:\n{text}"
+    );
+    let passes = text.lines().filter(|l| l.starts_with("PASS ")).count();
+    check!(passes == 2, "expected 2 PASS lines:\n{text}");
+    let xml = std::fs::read_to_string(&junit).map_err(|e| Error::io("reading junit.xml", e))?;
+    check!(
+        xml.contains(r#"tests="2""#) && xml.contains(r#"failures="0""#),
+        "{xml}"
+    );
+    let run_dir = std::fs::read_dir(&art)
+        .map_err(|e| Error::io("listing artifacts", e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .ok_or_else(|| Error::Check("no run folder".into()))?;
+    let run = bootrig_diagnostics::run::RunSummary::load(&run_dir.join("run.json"))
+        .map_err(|e| Error::Check(e.to_string()))?;
+    check!(
+        run.tests.len() == 2 && run.count(Outcome::Passed) == 2,
+        "run.json: {run:?}"
+    );
+    Ok(())
 }
 
 /// Every catalogued artifact exists with the recorded size and sha256.

@@ -1,9 +1,10 @@
 //! The `bootrig` command line: parse, call the library, map to exit codes
 //! (0 all passed, 1 a test failed, 2 bad usage or an invalid scenario).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
 
@@ -11,7 +12,7 @@ use crate::context::RunSettings;
 use crate::image::{Image, ImageStore, BUILTIN};
 use crate::report::{summary_line, write_junit};
 use crate::scenario::{self, Scenario};
-use crate::suite::{execute, Marks, TrialRecord, VmBudget};
+use crate::suite::{execute, scenario_trial, TrialRecord, VmBudget};
 
 /// Test operating-system images in QEMU.
 #[derive(Debug, Parser)]
@@ -24,26 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run scenario files (or folders of them).
-    Run {
-        /// Scenario files or folders.
-        #[arg(required = true)]
-        scenarios: Vec<PathBuf>,
-        /// Where artifacts go (a run folder is made inside).
-        #[arg(long, default_value = "target/bootrig")]
-        artifacts: PathBuf,
-        /// Only run tests whose `scenario::test` name contains this.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Write a JUnit XML report here.
-        #[arg(long)]
-        junit: Option<PathBuf>,
-        /// Force an accelerator for every VM: auto, kvm or tcg.
-        #[arg(long)]
-        accel: Option<crate::config::Accel>,
-        /// List the tests instead of running them.
-        #[arg(long)]
-        list: bool,
-    },
+    Run(RunArgs),
     /// Build and inspect built-in guest images.
     Image {
         #[command(subcommand)]
@@ -51,6 +33,32 @@ enum Cmd {
     },
     /// Check this host: QEMU, accelerator, firmware, image tools.
     Doctor,
+}
+
+/// `bootrig run`'s arguments.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Scenario files or folders.
+    #[arg(required = true)]
+    scenarios: Vec<PathBuf>,
+    /// Where artifacts go (a run folder is made inside).
+    #[arg(long, default_value = "target/bootrig")]
+    artifacts: PathBuf,
+    /// Only run tests whose `scenario::test` name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Force an accelerator for every VM: auto, kvm or tcg.
+    #[arg(long)]
+    accel: Option<crate::config::Accel>,
+    /// Run this many tests (VMs) at once.
+    #[arg(short, long, default_value_t = 1)]
+    jobs: usize,
+    /// List the tests instead of running them.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,27 +93,22 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Cmd::Run {
-            scenarios,
-            artifacts,
-            filter,
-            junit,
-            accel,
-            list,
-        } => run(scenarios, artifacts, filter, junit, accel, list),
+        Cmd::Run(args) => run(args),
         Cmd::Image { action } => image(action),
         Cmd::Doctor => crate::doctor::run(),
     }
 }
 
-fn run(
-    paths: Vec<PathBuf>,
-    artifacts: PathBuf,
-    filter: Option<String>,
-    junit: Option<PathBuf>,
-    accel: Option<crate::config::Accel>,
-    list: bool,
-) -> ExitCode {
+fn run(args: RunArgs) -> ExitCode {
+    let RunArgs {
+        scenarios: paths,
+        artifacts,
+        filter,
+        junit,
+        accel,
+        jobs,
+        list,
+    } = args;
     let files = match scenario::discover(&paths) {
         Ok(f) if f.is_empty() => {
             eprintln!("bootrig: no scenario files (*.json) in {paths:?}");
@@ -133,18 +136,18 @@ fn run(
         eprintln!("bootrig: invalid scenario; nothing was run");
         return ExitCode::from(2);
     }
-    let selected: Vec<(Arc<Scenario>, String)> = loaded
+    let selected: Vec<(Arc<Scenario>, usize)> = loaded
         .iter()
-        .flat_map(|sc| sc.tests.iter().map(move |t| (sc.clone(), t.name.clone())))
-        .filter(|(sc, t)| {
+        .flat_map(|sc| (0..sc.tests.len()).map(move |i| (sc.clone(), i)))
+        .filter(|(sc, i)| {
             filter
                 .as_ref()
-                .is_none_or(|f| format!("{}::{t}", sc.name).contains(f.as_str()))
+                .is_none_or(|f| format!("{}::{}", sc.name, sc.tests[*i].name).contains(f.as_str()))
         })
         .collect();
     if list {
-        for (sc, t) in &selected {
-            println!("{}::{t}", sc.name);
+        for (sc, i) in &selected {
+            println!("{}::{}", sc.name, sc.tests[*i].name);
         }
         return ExitCode::SUCCESS;
     }
@@ -157,40 +160,35 @@ fn run(
         selected.len(),
         settings.run_dir.display()
     );
-    let budget = VmBudget::new(1);
-    let mut records: Vec<TrialRecord> = Vec::new();
-    for (sc, tname) in &selected {
-        let name = format!("{}::{tname}", sc.name);
-        let test = sc
-            .tests
-            .iter()
-            .find(|t| &t.name == tname)
-            .expect("selected from this scenario");
-        let mut marks = Marks::new();
-        if let Some(t) = sc.test_timeout() {
-            marks = marks.timeout(t);
+    let jobs = jobs.max(1);
+    let budget = VmBudget::new(jobs);
+    let queue = Mutex::new(selected.iter());
+    let records: Mutex<Vec<TrialRecord>> = Mutex::new(Vec::new());
+    // `jobs` workers take tests from the queue; each prints its test's
+    // line (and failure message) as soon as the test ends.
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((sc, index)) = next else { break };
+                let (name, marks, body) = scenario_trial(sc, *index);
+                let record = execute(&name, &marks, &body, settings.clone(), &budget);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", summary_line(&record));
+                if matches!(record.outcome, "failed" | "xpass") {
+                    if let Some(m) = &record.message {
+                        let _ = writeln!(out, "{m}");
+                    }
+                }
+                drop(out);
+                records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(record);
+            });
         }
-        if let Some(x) = &test.xfail {
-            marks = marks.xfail(x.clone());
-        }
-        let (sc2, tn) = (sc.clone(), tname.clone());
-        let body: crate::suite::Body = Arc::new(move |ctx| {
-            let test = sc2
-                .tests
-                .iter()
-                .find(|t| t.name == tn)
-                .expect("test exists");
-            crate::exec::run_test(ctx, &sc2, test)
-        });
-        let record = execute(&name, &marks, &body, settings.clone(), &budget);
-        println!("{}", summary_line(&record));
-        if record.outcome == "failed" || record.outcome == "xpass" {
-            if let Some(m) = &record.message {
-                println!("{m}");
-            }
-        }
-        records.push(record);
-    }
+    });
+    let records = records.into_inner().unwrap_or_else(|p| p.into_inner());
     let count = |o: &str| records.iter().filter(|r| r.outcome == o).count();
     let failed = count("failed") + count("xpass");
     println!(

@@ -248,23 +248,9 @@ impl Suite {
             match Scenario::load(&file) {
                 Ok(sc) => {
                     let sc = Arc::new(sc);
-                    for test in &sc.tests {
-                        let mut marks = Marks::new();
-                        if let Some(t) = sc.test_timeout() {
-                            marks = marks.timeout(t);
-                        }
-                        if let Some(reason) = &test.xfail {
-                            marks = marks.xfail(reason.clone());
-                        }
-                        let (sc2, tname) = (sc.clone(), test.name.clone());
-                        self.push(format!("{}::{}", sc.name, test.name), marks, move |ctx| {
-                            let test = sc2
-                                .tests
-                                .iter()
-                                .find(|t| t.name == tname)
-                                .expect("test exists");
-                            crate::exec::run_test(ctx, &sc2, test)
-                        });
+                    for i in 0..sc.tests.len() {
+                        let (name, marks, body) = scenario_trial(&sc, i);
+                        self.specs.push(Spec { name, marks, body });
                     }
                 }
                 Err(e) => {
@@ -411,6 +397,23 @@ impl Suite {
         let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
         (records, conclusion.exit_code())
     }
+}
+
+/// The trial for test `index` of a scenario: its name
+/// (`scenario::test`), markers (deadline from `timeouts.test`, `xfail`) and
+/// body. Shared by [`Suite::scenarios`] and `bootrig run`.
+pub fn scenario_trial(sc: &Arc<Scenario>, index: usize) -> (String, Marks, Body) {
+    let test = &sc.tests[index];
+    let mut marks = Marks::new();
+    if let Some(t) = sc.test_timeout() {
+        marks = marks.timeout(t);
+    }
+    if let Some(reason) = &test.xfail {
+        marks = marks.xfail(reason.clone());
+    }
+    let sc2 = sc.clone();
+    let body: Body = Arc::new(move |ctx| crate::exec::run_test(ctx, &sc2, &sc2.tests[index]));
+    (format!("{}::{}", sc.name, test.name), marks, body)
 }
 
 /// Runs a named test body under the runner's rules: requirement check,
