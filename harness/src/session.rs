@@ -371,6 +371,25 @@ impl Session {
         TapGuard(&self.machine)
     }
 
+    /// Like `expect_any` with the step timeout, but a timeout becomes the
+    /// error `on_timeout` makes (a login or escalation failure that says
+    /// what was missing), not a generic console timeout.
+    fn expect_step(
+        &self,
+        res: &[&Regex],
+        doing: &str,
+        on_timeout: impl FnOnce() -> Error,
+    ) -> Result<(usize, Match)> {
+        self.expect_any(res, self.timeouts.step, doing)
+            .map_err(|e| match e {
+                Error::Console {
+                    source: ExpectError::Timeout { .. },
+                    ..
+                } => on_timeout(),
+                other => other,
+            })
+    }
+
     fn expect_any(&self, res: &[&Regex], timeout: Duration, doing: &str) -> Result<(usize, Match)> {
         self.machine
             .console()
@@ -434,38 +453,22 @@ impl Session {
             message: message.into(),
             tail: self.tail(),
         };
-        let (which, _) = self
-            .expect_any(
-                &[&password_re, &prompt_re, &incorrect_re],
-                self.timeouts.step,
-                "logging in",
-            )
-            .map_err(|e| match e {
-                Error::Console {
-                    source: ExpectError::Timeout { .. },
-                    ..
-                } => fail("neither a password prompt nor a shell prompt after the user name"),
-                other => other,
-            })?;
+        let (which, _) = self.expect_step(
+            &[&password_re, &prompt_re, &incorrect_re],
+            "logging in",
+            || fail("neither a password prompt nor a shell prompt after the user name"),
+        )?;
         if which == 2 {
             return Err(fail("the login was rejected before a password was asked"));
         }
         let queries = self.machine.console().queries_answered();
         if which == 0 {
             self.send(&format!("{password}\n"))?;
-            let (which, _) = self
-                .expect_any(
-                    &[&incorrect_re, &login_re, &prompt_re],
-                    self.timeouts.step,
-                    "logging in",
-                )
-                .map_err(|e| match e {
-                    Error::Console {
-                        source: ExpectError::Timeout { .. },
-                        ..
-                    } => fail("no shell prompt after the password"),
-                    other => other,
-                })?;
+            let (which, _) = self.expect_step(
+                &[&incorrect_re, &login_re, &prompt_re],
+                "logging in",
+                || fail("no shell prompt after the password"),
+            )?;
             if which != 2 {
                 return Err(fail("Login incorrect: wrong user name or password"));
             }
@@ -550,18 +553,9 @@ impl Session {
             r"(?i)not in the sudoers|is not allowed|Sorry, try again|incorrect password|Authentication failure|su: .*fail",
         )?;
         let root_prompt_re = compile(r"# ?$")?;
-        let (which, _) = self
-            .expect_any(
-                &[&password_re, &denied_re, &root_prompt_re],
-                self.timeouts.step,
-                method,
-            )
-            .map_err(|e| match e {
-                Error::Console {
-                    source: ExpectError::Timeout { .. },
-                    ..
-                } => fail("no password prompt and no root prompt".into()),
-                other => other,
+        let (which, _) =
+            self.expect_step(&[&password_re, &denied_re, &root_prompt_re], method, || {
+                fail("no password prompt and no root prompt".into())
             })?;
         match which {
             0 => {
@@ -572,14 +566,9 @@ impl Session {
                     ));
                 };
                 self.send(&format!("{pw}\n"))?;
-                let (which, m) = self
-                    .expect_any(&[&denied_re, &root_prompt_re], self.timeouts.step, method)
-                    .map_err(|e| match e {
-                        Error::Console {
-                            source: ExpectError::Timeout { .. },
-                            ..
-                        } => fail("no root prompt after the password".into()),
-                        other => other,
+                let (which, m) =
+                    self.expect_step(&[&denied_re, &root_prompt_re], method, || {
+                        fail("no root prompt after the password".into())
                     })?;
                 if which == 0 {
                     let _ = self.send_key(Key::CtrlC);
