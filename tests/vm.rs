@@ -210,6 +210,11 @@ fn main() -> ExitCode {
             vm_marks(),
             cli_parallel,
         )
+        .test_with(
+            "machine::qemu_start_failure_is_clear",
+            vm_marks(),
+            qemu_start_failure,
+        )
         .parametrize(
             "harness::killed_bootrig_leaves_no_qemu",
             ["SIGKILL", "SIGTERM", "SIGINT"],
@@ -566,6 +571,41 @@ fn cli_parallel(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     check!(
         run.tests.len() == 2 && run.count(Outcome::Passed) == 2,
         "run.json: {run:?}"
+    );
+    Ok(())
+}
+
+/// QEMU rejecting its command line is reported at once as `qemu-exit`,
+/// with QEMU's own words and its stderr kept as an artifact.
+fn qemu_start_failure(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    // A kernel file gets past validation; QEMU rejects the bogus option.
+    let kernel = ctx.artifacts_dir().join("not-a-kernel");
+    std::fs::write(&kernel, b"junk").map_err(|e| Error::io("writing", e))?;
+    let cfg = bootrig::MachineConfig::new("badqemu")
+        .with_kernel(&kernel, None, "")
+        .with_accel(bootrig::Accel::Tcg)
+        .with_extra_args(["-definitely-not-a-qemu-option"]);
+    let started = Instant::now();
+    match ctx.boot(cfg, Timeouts::default(), None) {
+        Err(e @ Error::Qemu { .. }) => {
+            let msg = e.to_string();
+            check!(e.failure_kind() == "qemu-exit", "kind {}", e.failure_kind());
+            check!(msg.contains("exited during start-up"), "{msg}");
+            check!(
+                msg.contains("definitely-not-a-qemu-option"),
+                "QEMU's stderr missing: {msg}"
+            );
+        }
+        other => return check_failed!("expected a QEMU start failure, got {other:?}"),
+    }
+    check!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    check!(
+        ctx.artifacts_dir().join("qemu-stderr.log").is_file(),
+        "no qemu-stderr.log"
     );
     Ok(())
 }

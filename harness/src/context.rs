@@ -16,6 +16,7 @@ use crate::image::{Image, ImageRef, ImageStore};
 use crate::machine::{Machine, MachineOptions};
 use crate::postmortem::Postmortem;
 use crate::session::{Session, Timeouts};
+use bootrig_diagnostics::metadata::Phase;
 
 /// Settings shared by every test of a run.
 #[derive(Debug, Clone)]
@@ -189,9 +190,9 @@ impl TestContext {
         options.cache_dir = self.settings.images.cache.clone();
         options.probe_kernel = probe_kernel;
         options.observer = Some(Box::new(self.postmortem.console_observer()));
-        self.postmortem.phase_start("qemu start");
+        self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
-        self.postmortem.phase_end("qemu start");
+        self.postmortem.phase_end(Phase::QEMU_START);
         if !machine.accel().reason.is_empty() {
             self.settings.progress.note(&machine.accel().reason);
         }

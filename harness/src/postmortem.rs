@@ -240,8 +240,8 @@ impl Postmortem {
         let mut inner = self.inner();
         inner.shell_ready.get_or_insert_with(Instant::now);
         let md = inner.dir.metadata_mut();
-        md.phase_start("shell ready", at);
-        md.phase_end("shell ready", at);
+        md.phase_start(Phase::SHELL_READY, at);
+        md.phase_end(Phase::SHELL_READY, at);
         Self::save(&inner);
     }
 
@@ -331,10 +331,10 @@ impl Postmortem {
                 md.phase_end(name, rel(b.max(a)));
             }
         };
-        mark("firmware", Some(q), tl.kernel.or(tl.userspace));
-        mark("kernel", tl.kernel, tl.userspace);
-        mark("userspace", tl.userspace, tl.login_prompt);
-        mark("login prompt", tl.login_prompt, tl.login_prompt);
+        mark(Phase::FIRMWARE, Some(q), tl.kernel.or(tl.userspace));
+        mark(Phase::KERNEL, tl.kernel, tl.userspace);
+        mark(Phase::USERSPACE, tl.userspace, tl.login_prompt);
+        mark(Phase::LOGIN_PROMPT, tl.login_prompt, tl.login_prompt);
     }
 
     /// Ends the test: records the guest's identity, on failure runs the
