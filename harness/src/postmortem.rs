@@ -353,7 +353,7 @@ impl Postmortem {
         // query and the collectors add their own traffic.
         let tail = vms
             .first()
-            .map(|vm| vm.machine().console().tail_lines(30))
+            .map(|vm| vm.console_tail(30))
             .unwrap_or_default();
         let (units, commands) = {
             let inner = self.inner();

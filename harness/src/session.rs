@@ -153,7 +153,12 @@ struct ShellState {
     root: bool,
     /// The shell asks for the cursor position after each prompt.
     asks_cursor: bool,
+    /// The last commands by number, to annotate console tails.
+    recent: std::collections::VecDeque<(u64, String)>,
 }
+
+/// How many recent commands are remembered for console annotations.
+const RECENT_COMMANDS: usize = 64;
 
 /// How long to wait for a shell's cursor-position query after its prompt.
 const QUERY_SETTLE: Duration = Duration::from_millis(300);
@@ -360,7 +365,45 @@ impl Session {
     }
 
     fn tail(&self) -> String {
-        self.machine.console().tail_lines(30)
+        self.console_tail(30)
+    }
+
+    /// The last `n` console lines with this session's private markers made
+    /// readable: `[bootrig #3] $ uname -r` where command 3 began,
+    /// `[bootrig #3] exit 0` where it ended, `[bootrig] $` for the prompt.
+    /// (`serial.log` keeps the bytes exactly as they were.)
+    pub fn console_tail(&self, n: usize) -> String {
+        let raw = self.machine.console().tail_lines(n);
+        let t = &self.token;
+        let recent = self.state().recent.clone();
+        let command = |num: &str| -> String {
+            let num: u64 = num.parse().unwrap_or(0);
+            recent
+                .iter()
+                .find(|(k, _)| *k == num)
+                .map(|(_, c)| c.lines().next().unwrap_or("").to_string())
+                .unwrap_or_default()
+        };
+        raw.lines()
+            .map(|line| {
+                let l = line.replace(&format!("__BRP{t}__ "), "[bootrig] $ ");
+                let l = l.replace(&format!("__BRP{t}__"), "[bootrig] $");
+                if let Some(rest) = l.strip_prefix(&format!("__BRB{t}_")) {
+                    if let Some(num) = rest.strip_suffix("__") {
+                        return format!("[bootrig #{num}] $ {}", command(num));
+                    }
+                }
+                if let Some(rest) = l.strip_prefix(&format!("__BRE{t}_")) {
+                    if let Some((num, code)) =
+                        rest.strip_suffix("__").and_then(|r| r.split_once('_'))
+                    {
+                        return format!("[bootrig #{num}] exit {code}");
+                    }
+                }
+                l
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn tap(&self, title: &str) -> TapGuard<'_> {
@@ -656,7 +699,12 @@ impl Session {
                 });
             }
             st.seq += 1;
-            st.seq
+            let n = st.seq;
+            if st.recent.len() == RECENT_COMMANDS {
+                st.recent.pop_front();
+            }
+            st.recent.push_back((n, cmd.to_string()));
+            n
         };
         let t = &self.token;
         let started = Instant::now();
