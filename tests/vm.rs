@@ -293,6 +293,23 @@ fn killed_bootrig_leaves_no_qemu(
         let _ = child.wait();
         return check_failed!("bootrig run never started QEMU within 60 s");
     }
+    // Mid-test: QEMU runs and metadata.json already records it.
+    let recorded = poll_until(
+        Instant::now() + Duration::from_secs(30),
+        Duration::from_millis(20),
+        || {
+            let found = find_test_folder(&dir.join("artifacts"), &format!("{unique}.wait"))
+                .ok()
+                .and_then(|d| Metadata::load(&d.join("metadata.json")).ok())
+                .is_some_and(|m| m.qemu.is_some());
+            Ok::<_, ()>(found.then_some(()))
+        },
+    );
+    if recorded != Ok(Some(())) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return check_failed!("metadata.json never recorded the running QEMU");
+    }
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
     let _ = child.wait();

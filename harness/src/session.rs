@@ -478,11 +478,11 @@ impl Session {
             .max(self.timeouts.step);
         match self.machine.console().expect(&login_re, boot_left) {
             Ok(_) => {}
-            Err(ExpectError::Timeout { waited, tail, .. }) => {
+            Err(ExpectError::Timeout { waited, .. }) => {
                 return Err(Error::BootTimeout {
                     expected: "login prompt".into(),
                     waited,
-                    tail,
+                    tail: self.tail(),
                 })
             }
             Err(e) => return Err(Error::console("waiting for the login prompt", e)),
@@ -538,11 +538,11 @@ impl Session {
         let queries = self.machine.console().queries_answered();
         match self.machine.console().expect(&re, boot_left) {
             Ok(_) => {}
-            Err(ExpectError::Timeout { waited, tail, .. }) => {
+            Err(ExpectError::Timeout { waited, .. }) => {
                 return Err(Error::BootTimeout {
                     expected: format!("shell prompt /{prompt}/"),
                     waited,
-                    tail,
+                    tail: self.tail(),
                 })
             }
             Err(e) => {
@@ -653,12 +653,12 @@ impl Session {
         self.expect_any(&[&re], self.timeouts.step, "setting up the shell prompt")
             .map_err(|e| match e {
                 Error::Console {
-                    source: ExpectError::Timeout { waited, tail, .. },
+                    source: ExpectError::Timeout { waited, .. },
                     ..
                 } => Error::BootTimeout {
                     expected: "a shell answering commands".into(),
                     waited,
-                    tail,
+                    tail: self.tail(),
                 },
                 other => other,
             })?;
@@ -716,12 +716,12 @@ impl Session {
         let console = self.machine.console();
         let waited = |e: ExpectError| -> Error {
             match e {
-                ExpectError::Timeout { tail, .. } => {
+                ExpectError::Timeout { .. } => {
                     let _ = console.send(b"\x03");
                     Error::CommandTimeout {
                         command: cmd.to_string(),
                         waited: started.elapsed(),
-                        tail,
+                        tail: self.tail(),
                     }
                 }
                 other => Error::console(format!("running `{cmd}`"), other),
