@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
 use crate::errors::{Error, ErrorKind, Result};
-use crate::hash::{digest_bytes, digest_file};
+use crate::hash::{digest_bytes, digest_file, FileDigest};
 use crate::metadata::{Failure, Metadata, Outcome};
 use crate::names::{join_inside, safe_name};
 use crate::run::RunEntry;
@@ -99,6 +99,23 @@ pub struct Artifact {
     /// `guest did not answer`, `truncated at 16 MiB`).
     #[serde(default)]
     pub note: Option<String>,
+}
+
+impl Artifact {
+    /// An entry for the file at `rel_path` with `digest`, made by
+    /// `produced_by` (no exit code, duration or note yet).
+    fn of(name: &str, rel_path: &str, digest: FileDigest, produced_by: Producer) -> Artifact {
+        Artifact {
+            name: name.to_string(),
+            path: portable(rel_path),
+            bytes: digest.size,
+            sha256: digest.sha256,
+            produced_by,
+            exit_code: None,
+            duration_ms: None,
+            note: None,
+        }
+    }
 }
 
 /// The artifacts of a test, in the order they were added; names are unique.
@@ -274,17 +291,10 @@ impl TestDir {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
         }
         write_atomic(&path, bytes)?;
-        let d = digest_bytes(bytes);
-        Ok(self.metadata.artifacts.insert(Artifact {
-            name: name.to_string(),
-            path: portable(rel_path),
-            bytes: d.size,
-            sha256: d.sha256,
-            produced_by,
-            exit_code,
-            duration_ms: duration.map(|d| d.as_millis() as u64),
-            note: None,
-        }))
+        let mut artifact = Artifact::of(name, rel_path, digest_bytes(bytes), produced_by);
+        artifact.exit_code = exit_code;
+        artifact.duration_ms = duration.map(|d| d.as_millis() as u64);
+        Ok(self.metadata.artifacts.insert(artifact))
     }
 
     /// Catalogs a file already in the folder (e.g. `serial.log`, streamed
@@ -296,17 +306,11 @@ impl TestDir {
         produced_by: Producer,
     ) -> Result<&Artifact> {
         let path = self.artifact_path(rel_path)?;
-        let d = digest_file(&path)?;
-        Ok(self.metadata.artifacts.insert(Artifact {
-            name: name.to_string(),
-            path: portable(rel_path),
-            bytes: d.size,
-            sha256: d.sha256,
-            produced_by,
-            exit_code: None,
-            duration_ms: None,
-            note: None,
-        }))
+        let digest = digest_file(&path)?;
+        Ok(self
+            .metadata
+            .artifacts
+            .insert(Artifact::of(name, rel_path, digest, produced_by)))
     }
 
     /// Attaches `note` to artifact `name`. Returns false if there is none.
