@@ -106,10 +106,7 @@ fn resolve_auto(qemu: &Path, probe_kernel: Option<&Path>, cache_dir: &Path) -> A
     cache.insert(key, verdict.clone());
     if fs::create_dir_all(cache_dir).is_ok() {
         if let Ok(json) = serde_json::to_vec_pretty(&cache) {
-            let tmp = cache_file.with_extension(format!("json.{}", std::process::id()));
-            if fs::write(&tmp, &json).is_ok() {
-                let _ = fs::rename(&tmp, &cache_file);
-            }
+            let _ = bootrig_diagnostics::atomic::write_atomic(&cache_file, &json);
         }
     }
     verdict

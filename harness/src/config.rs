@@ -32,11 +32,6 @@ impl fmt::Display for Accel {
     }
 }
 
-/// Parses `auto`, `kvm` or `tcg`.
-pub fn parse_accel(s: &str) -> Result<Accel, String> {
-    s.parse()
-}
-
 impl FromStr for Accel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

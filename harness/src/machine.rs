@@ -7,7 +7,6 @@
 //! Dropping the `Machine` takes QEMU down: QMP `quit`, then SIGTERM, then
 //! SIGKILL to the process group, and reaps it.
 
-use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -18,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::accel::{self, AccelVerdict};
-use crate::config::{Accel, Drive, Firmware, MachineConfig};
+use crate::config::{Drive, Firmware, MachineConfig};
 use crate::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::errors::{Error, Result};
 use crate::process::OwnedChild;
@@ -588,30 +587,4 @@ pub fn tail_of_file(path: &Path, lines: usize) -> String {
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Builds the argv of a config without starting anything (for `--dry-run`
-/// style displays and tests). Paths of overlays are placeholders.
-pub fn preview_args(config: &MachineConfig, accel: Accel) -> Vec<OsString> {
-    QemuArgs {
-        name: sanitize_vm_name(&config.name),
-        accel,
-        memory_mib: config.memory_mib,
-        cpus: config.cpus,
-        kernel: config
-            .kernel
-            .as_ref()
-            .map(|k| (k.kernel.clone(), k.initrd.clone(), k.append.clone())),
-        uefi: None,
-        iso: config.iso.clone(),
-        disk: config.disk.clone().map(|d| (d, "qcow2".into())),
-        drives: Vec::new(),
-        serial_socket: "serial.sock".into(),
-        qmp_socket: "qmp.sock".into(),
-        network: config.network,
-        no_reboot: true,
-        display: config.display,
-        extra: config.extra_args.clone(),
-    }
-    .build()
 }
