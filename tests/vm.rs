@@ -312,7 +312,10 @@ fn killed_bootrig_leaves_no_qemu(
     }
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
-    let _ = child.wait();
+    let killed_at = Instant::now();
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for bootrig", e))?;
     let _ = poll_until(
         Instant::now() + Duration::from_secs(5),
         Duration::from_millis(50),
@@ -323,17 +326,48 @@ fn killed_bootrig_leaves_no_qemu(
         left.is_empty(),
         "QEMU {left:?} survived {signal_name} to bootrig"
     );
-    // The killed harness still left a metadata.json that parses and says
-    // the test did not finish.
     let md_path =
         find_test_folder(&dir.join("artifacts"), &format!("{unique}.wait"))?.join("metadata.json");
     let md = Metadata::load(&md_path).map_err(|e| Error::Check(e.to_string()))?;
-    check!(!md.finished(), "metadata says finished: {:?}", md.outcome);
-    check!(md.outcome == Outcome::Running, "outcome {:?}", md.outcome);
-    check!(
-        md.qemu.is_some(),
-        "QEMU facts missing from a mid-test metadata.json"
-    );
+    check!(md.qemu.is_some(), "QEMU facts missing from metadata.json");
+    if signal == libc::SIGKILL {
+        // No chance to clean up: metadata.json still parses and says the
+        // test did not finish.
+        check!(!md.finished(), "metadata says finished: {:?}", md.outcome);
+        check!(md.outcome == Outcome::Running, "outcome {:?}", md.outcome);
+    } else {
+        // Ctrl-C / SIGTERM: bootrig stops the VM, finishes the postmortem
+        // and exits 128 + signal, promptly.
+        use std::os::unix::process::ExitStatusExt;
+        check!(
+            status.code() == Some(128 + signal),
+            "bootrig exited with {status:?} ({:?})",
+            status.signal()
+        );
+        check!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "bootrig took {:?} to stop",
+            killed_at.elapsed()
+        );
+        check!(
+            md.finished() && md.outcome == Outcome::Failed,
+            "outcome {:?}",
+            md.outcome
+        );
+        let msg = md
+            .failure
+            .as_ref()
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        check!(
+            msg.contains(&format!("interrupted by {signal_name}")),
+            "failure message {msg:?}"
+        );
+        check!(
+            md.artifacts.get("serial.log").is_some(),
+            "serial.log not catalogued"
+        );
+    }
     Ok(())
 }
 

@@ -152,6 +152,9 @@ fn run(args: RunArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut settings = RunSettings::from_env(artifacts);
+    if let Err(e) = crate::signals::install(settings.interrupts.clone()) {
+        eprintln!("bootrig: cannot handle signals ({e}); Ctrl-C will still stop the VMs");
+    }
     if accel.is_some() {
         settings.accel = accel;
     }
@@ -169,6 +172,9 @@ fn run(args: RunArgs) -> ExitCode {
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
+                if settings.interrupts.interrupted().is_some() {
+                    break;
+                }
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                 let Some((sc, index)) = next else { break };
                 let (name, marks, body) = scenario_trial(sc, *index);
@@ -208,6 +214,15 @@ fn run(args: RunArgs) -> ExitCode {
             eprintln!("bootrig: could not write {}: {e}", path.display());
             return ExitCode::from(2);
         }
+    }
+    if let Some(sig) = settings.interrupts.interrupted() {
+        eprintln!(
+            "bootrig: interrupted by {}; {} of {} test(s) ran",
+            crate::signals::signal_name(sig),
+            records.len(),
+            selected.len()
+        );
+        return ExitCode::from((128 + sig) as u8);
     }
     if failed > 0 {
         ExitCode::from(1)

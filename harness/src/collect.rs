@@ -85,7 +85,9 @@ pub fn collect_guest(
     timeout: Duration,
 ) -> Vec<Collected> {
     let mut out = Vec::new();
-    let mut unresponsive: Option<String> = if vm.has_shell() {
+    let mut unresponsive: Option<String> = if vm.machine().console().is_closed() {
+        Some("the guest is gone (QEMU exited)".into())
+    } else if vm.has_shell() {
         None
     } else {
         Some("no shell in the guest (the test failed before login or attach)".into())

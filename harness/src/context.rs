@@ -32,6 +32,8 @@ pub struct RunSettings {
     /// A missing requirement fails the test instead of skipping it
     /// (`CI=true`), so CI cannot go green by skipping.
     pub strict_requirements: bool,
+    /// Interruption state shared with a signal thread (`bootrig run`).
+    pub interrupts: Arc<crate::signals::Interrupts>,
 }
 
 impl RunSettings {
@@ -60,6 +62,7 @@ impl RunSettings {
             accel,
             progress: crate::progress::Progress::stderr(),
             strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
+            interrupts: Arc::default(),
         }
     }
 }
@@ -198,7 +201,12 @@ impl TestContext {
         }
         self.postmortem.record_machine(&machine);
         let session = Arc::new(Session::new(machine, timeouts));
+        self.settings.interrupts.register(&session);
         self.vms().push(session.clone());
+        if self.settings.interrupts.interrupted().is_some() {
+            // Interrupted while this VM was starting: stop it too.
+            session.machine().kill();
+        }
         Ok(session)
     }
 

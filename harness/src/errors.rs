@@ -157,6 +157,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The run was interrupted (Ctrl-C, SIGTERM) while the test ran.
+    #[error("interrupted by {}", crate::signals::signal_name(*.0))]
+    Interrupted(i32),
     /// A Rust test panicked (e.g. a failed `assert!`).
     #[error("test panicked: {0}")]
     Panic(String),
@@ -217,6 +220,7 @@ impl Error {
             },
             Error::WaitTimeout { .. } | Error::TestTimeout(_) => "timeout",
             Error::Check(_) | Error::Panic(_) => "assertion",
+            Error::Interrupted(_) => "harness-error",
             Error::Config { .. }
             | Error::MissingTool { .. }
             | Error::Io { .. }

@@ -28,6 +28,7 @@ pub mod qmp;
 pub mod report;
 pub mod scenario;
 pub mod session;
+pub mod signals;
 pub mod suite;
 pub mod wait;
 

@@ -47,7 +47,8 @@ impl OwnedChild {
         let parent = unsafe { libc::getpid() };
         cmd.process_group(0);
         // SAFETY: the closure runs between fork and exec and only calls
-        // async-signal-safe functions (prctl, getppid, _exit).
+        // async-signal-safe functions (prctl, getppid, _exit,
+        // sigemptyset, pthread_sigmask).
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
@@ -57,6 +58,12 @@ impl OwnedChild {
                 if libc::getppid() != parent {
                     libc::_exit(127);
                 }
+                // The harness may block signals in its threads (bootrig
+                // run receives SIGINT/SIGTERM on one thread); the child must
+                // start with none blocked, or it would ignore SIGTERM.
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
                 Ok(())
             });
         }

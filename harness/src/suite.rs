@@ -446,6 +446,7 @@ pub fn execute(
             return record;
         }
     }
+    let settings_interrupts = settings.interrupts.clone();
     let ctx = match TestContext::new(name, settings) {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => {
@@ -492,6 +493,8 @@ pub fn execute(
     }
     let result = if *timed_out.lock().unwrap_or_else(|p| p.into_inner()) {
         Err(Error::TestTimeout(marks.timeout.unwrap_or_default()))
+    } else if let (Err(_), Some(sig)) = (&result, settings_interrupts.interrupted()) {
+        Err(Error::Interrupted(sig))
     } else {
         result
     };
