@@ -76,6 +76,10 @@ impl Timeline {
 pub struct CrashWatch {
     detector: CrashDetector,
     timeline: Arc<Mutex<Timeline>>,
+    /// First lines (with their kernel timestamps) of the reports seen, so
+    /// a replay of the kernel log (`dmesg` in a test or a collector) does
+    /// not report the same crash twice.
+    seen: std::collections::HashSet<String>,
 }
 
 impl CrashWatch {
@@ -83,6 +87,7 @@ impl CrashWatch {
         CrashWatch {
             detector: CrashDetector::new(config),
             timeline,
+            seen: Default::default(),
         }
     }
 }
@@ -94,15 +99,35 @@ impl ConsoleObserver for CrashWatch {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .line(&text, now);
-        self.detector.feed_line(&text, now)
+        let report = self.detector.feed_line(&text, now);
+        self.first_time(report)
     }
 
     fn on_tick(&mut self, now: Instant) -> Option<CrashReport> {
-        self.detector.poll(now)
+        let report = self.detector.poll(now);
+        self.first_time(report)
     }
 
     fn on_close(&mut self) -> Option<CrashReport> {
-        self.detector.flush()
+        let report = self.detector.flush();
+        self.first_time(report)
+    }
+}
+
+impl CrashWatch {
+    /// Passes a report on unless the same report (same first line, kernel
+    /// timestamp included) was already seen: `dmesg` prints old reports
+    /// again, with their original timestamps.
+    fn first_time(&mut self, report: Option<CrashReport>) -> Option<CrashReport> {
+        let report = report?;
+        let key = report
+            .excerpt
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        self.seen.insert(key).then_some(report)
     }
 }
 
@@ -669,6 +694,33 @@ mod tests {
         assert_eq!(t.kernel, Some(at(2)));
         assert_eq!(t.userspace, Some(at(4)));
         assert_eq!(t.login_prompt, Some(at(6)));
+    }
+
+    #[test]
+    fn a_replayed_report_is_not_reported_again() {
+        let mut w = CrashWatch::new(CrashConfig::default(), Arc::default());
+        let report = [
+            "[   12.000001] WARNING: CPU: 0 PID: 1 at fs/ext4/inode.c:100 ext4_foo+0x1/0x2",
+            "[   12.000002] Call Trace:",
+            "[   12.000003]  <TASK>",
+            "[   12.000004]  ext4_foo+0x1/0x2",
+            "[   12.000005]  </TASK>",
+            "[   12.000006] ---[ end trace 0000000000000000 ]---",
+        ];
+        let t0 = Instant::now();
+        let mut feed = |w: &mut CrashWatch| -> Vec<CrashReport> {
+            let mut out: Vec<CrashReport> = report
+                .iter()
+                .filter_map(|l| w.on_line(l.as_bytes(), t0))
+                .collect();
+            out.extend(w.on_close());
+            out
+        };
+        let first = feed(&mut w);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].title.contains("ext4_foo"), "{}", first[0].title);
+        // `dmesg` prints the same lines again: no second report.
+        assert!(feed(&mut w).is_empty());
     }
 
     #[test]
