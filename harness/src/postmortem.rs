@@ -708,7 +708,7 @@ mod tests {
             "[   12.000006] ---[ end trace 0000000000000000 ]---",
         ];
         let t0 = Instant::now();
-        let mut feed = |w: &mut CrashWatch| -> Vec<CrashReport> {
+        let feed = |w: &mut CrashWatch| -> Vec<CrashReport> {
             let mut out: Vec<CrashReport> = report
                 .iter()
                 .filter_map(|l| w.on_line(l.as_bytes(), t0))
