@@ -221,6 +221,11 @@ fn main() -> ExitCode {
             file_drive,
         )
         .test_with("cli::doctor_reports_the_host", vm_marks(), doctor)
+        .test_with(
+            "machine::display_gives_a_screendump",
+            vm_marks(),
+            screendump,
+        )
         .parametrize(
             "harness::killed_bootrig_leaves_no_qemu",
             ["SIGKILL", "SIGTERM", "SIGINT"],
@@ -688,6 +693,23 @@ fn doctor(_ctx: &bootrig::TestContext) -> bootrig::Result<()> {
             "doctor output lacks {needle:?}:\n{text}"
         );
     }
+    Ok(())
+}
+
+/// With a display, the host-side collectors take a PNG screendump.
+fn screendump(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let img = ctx.image(&Image::builtin("busybox"))?;
+    let cfg = img.machine_config("display", None).with_display(true);
+    let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+    vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
+    let png = ctx.artifacts_dir().join("screen.png");
+    collect_host(&vm, Some(&png));
+    let bytes = std::fs::read(&png).map_err(|e| Error::io("reading the screendump", e))?;
+    check!(
+        bytes.starts_with(b"\x89PNG\r\n"),
+        "not a PNG ({} bytes)",
+        bytes.len()
+    );
     Ok(())
 }
 

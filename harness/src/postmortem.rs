@@ -460,6 +460,17 @@ impl Postmortem {
             }
         }
         if !reports.is_empty() {
+            // Also on passing tests: a WARNING that did not fail the test is
+            // still something the reviewer must see.
+            let titles: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|r| serde_json::json!({ "title": r.title, "fatal": r.fatal }))
+                .collect();
+            inner
+                .dir
+                .metadata_mut()
+                .extra
+                .insert("kernel_reports".into(), titles.into());
             let text: String = reports
                 .iter()
                 .map(|r| {

@@ -368,6 +368,26 @@ impl Session {
         self.console_tail(30)
     }
 
+    /// A console error with what was being done, its console tail shown
+    /// with readable markers (see [`Session::console_tail`]).
+    fn console_err(&self, doing: impl Into<String>, e: ExpectError) -> Error {
+        let e = match e {
+            ExpectError::Timeout {
+                pattern, waited, ..
+            } => ExpectError::Timeout {
+                pattern,
+                waited,
+                tail: self.console_tail(10),
+            },
+            ExpectError::Closed { pattern, .. } => ExpectError::Closed {
+                pattern,
+                tail: self.console_tail(10),
+            },
+            other => other,
+        };
+        Error::console(doing, e)
+    }
+
     /// The last `n` console lines with this session's private markers made
     /// readable: `[bootrig #3] $ uname -r` where command 3 began,
     /// `[bootrig #3] exit 0` where it ended, `[bootrig] $` for the prompt.
@@ -437,7 +457,7 @@ impl Session {
         self.machine
             .console()
             .expect_any(res, timeout)
-            .map_err(|e| Error::console(doing, e))
+            .map_err(|e| self.console_err(doing, e))
     }
 
     /// Sends raw text to the console (nothing is appended).
@@ -445,7 +465,7 @@ impl Session {
         self.machine
             .console()
             .send(text.as_bytes())
-            .map_err(|e| Error::console(format!("sending {text:?}"), e))
+            .map_err(|e| self.console_err(format!("sending {text:?}"), e))
     }
 
     /// Sends a key press.
@@ -453,7 +473,7 @@ impl Session {
         self.machine
             .console()
             .send(key.bytes())
-            .map_err(|e| Error::console(format!("sending key {key:?}"), e))
+            .map_err(|e| self.console_err(format!("sending key {key:?}"), e))
     }
 
     /// Waits for `pattern` on the (ANSI-stripped) console.
@@ -462,7 +482,7 @@ impl Session {
         self.machine
             .console()
             .expect(&re, timeout)
-            .map_err(|e| Error::console(format!("waiting for /{pattern}/ on the console"), e))
+            .map_err(|e| self.console_err(format!("waiting for /{pattern}/ on the console"), e))
     }
 
     /// Logs in on the serial getty. Handles `login:`, `Password:`, MOTD
@@ -485,7 +505,7 @@ impl Session {
                     tail: self.tail(),
                 })
             }
-            Err(e) => return Err(Error::console("waiting for the login prompt", e)),
+            Err(e) => return Err(self.console_err("waiting for the login prompt", e)),
         }
         self.send(&format!("{user}\n"))?;
         let password_re = compile(r"(?i)password: ?$")?;
@@ -546,10 +566,7 @@ impl Session {
                 })
             }
             Err(e) => {
-                return Err(Error::console(
-                    format!("waiting for shell prompt /{prompt}/"),
-                    e,
-                ))
+                return Err(self.console_err(format!("waiting for shell prompt /{prompt}/"), e))
             }
         }
         self.settle_prompt(queries);
@@ -724,7 +741,7 @@ impl Session {
                         tail: self.tail(),
                     }
                 }
-                other => Error::console(format!("running `{cmd}`"), other),
+                other => self.console_err(format!("running `{cmd}`"), other),
             }
         };
         console.expect(&begin, timeout).map_err(waited)?;
@@ -762,7 +779,7 @@ impl Session {
         self.machine
             .console()
             .send(text.as_bytes())
-            .map_err(|e| Error::console("sending a command", e))
+            .map_err(|e| self.console_err("sending a command", e))
     }
 
     /// Runs `cmd` and fails unless it exits 0. Returns its output.
