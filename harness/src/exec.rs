@@ -50,6 +50,7 @@ fn machine_config(
     if let Some(accel) = m.accel {
         cfg = cfg.with_accel(accel);
     }
+    cfg = cfg.with_display(m.display);
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),

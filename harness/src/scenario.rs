@@ -72,6 +72,9 @@ pub struct MachineSpec {
     pub cpus: Option<u32>,
     /// `auto`, `kvm`, `tcg`.
     pub accel: Option<Accel>,
+    /// Give the guest a VGA display (a screendump is taken on failure).
+    #[serde(default)]
+    pub display: bool,
 }
 
 /// An extra drive: an existing file, or a scratch disk of a size.
