@@ -54,6 +54,7 @@ fn main() -> ExitCode {
                     "coloured output"
                 );
                 check_shell_edge_cases(&vm)?;
+                check_big_output(&vm)?;
                 // A clean power-off: QEMU exits by itself.
                 vm.shutdown(Duration::from_secs(30))?;
                 check!(
@@ -425,6 +426,31 @@ fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()>
         host.iter()
             .any(|c| c.name == "console-tail" && c.output.contains("__BRP")),
         "{host:?}"
+    );
+    Ok(())
+}
+
+/// More output than the console keeps pending (4 MiB): the end is exact and
+/// the loss is reported, never silent.
+fn check_big_output(vm: &bootrig::Session) -> bootrig::Result<()> {
+    let big = vm.run("seq 1 650000")?;
+    check!(
+        big.exit == 0 && big.output.ends_with("649999\n650000\n"),
+        "big output ends {:?}",
+        &big.output[big.output.len().saturating_sub(20)..]
+    );
+    check!(
+        big.truncated_bytes > 0,
+        "4.4 MB of output fit in a 4 MiB buffer?"
+    );
+    check!(
+        big.output.len() as u64 + big.truncated_bytes >= 4_438_895,
+        "bytes unaccounted for"
+    );
+    let small = vm.run("echo small")?;
+    check!(
+        small.truncated_bytes == 0 && small.output == "small\n",
+        "after a big output: {small:?}"
     );
     Ok(())
 }

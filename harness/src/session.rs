@@ -173,6 +173,10 @@ pub struct CommandOutput {
     pub output: String,
     /// How long it took.
     pub duration: Duration,
+    /// Bytes of output the console dropped because they exceeded its
+    /// pending-text cap (4 MiB): `output` then holds only the end. Redirect
+    /// big outputs to a file in the guest instead.
+    pub truncated_bytes: u64,
 }
 
 /// Appends human-readable transcript entries to `transcript.log`; the
@@ -727,6 +731,7 @@ impl Session {
         let started = Instant::now();
         let line = wrap_command(t, n, cmd);
         let queries = self.machine.console().queries_answered();
+        let dropped_before = self.machine.console().stats().dropped_bytes;
         self.console_send(&line)?;
         let begin = compile(&format!("__BRB{t}_{n}__\n"))?;
         let end = compile(&format!("\n__BRE{t}_{n}_(\\d+)__\n"))?;
@@ -761,11 +766,18 @@ impl Session {
         if console.expect(&prompt, Duration::from_secs(5)).is_ok() && self.state().asks_cursor {
             self.settle_prompt(queries);
         }
+        let truncated_bytes = console.stats().dropped_bytes - dropped_before;
         let out = CommandOutput {
             exit,
             output,
             duration: started.elapsed(),
+            truncated_bytes,
         };
+        if truncated_bytes > 0 {
+            self.transcript.entry(&format!(
+                "(output of `{cmd}` truncated: the first {truncated_bytes} bytes exceeded the console buffer)"
+            ));
+        }
         self.transcript.entry(&format!(
             "$ {cmd}\n{}exit {} ({:.2}s)",
             indent_output(&out.output),
