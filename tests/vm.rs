@@ -55,6 +55,20 @@ fn main() -> ExitCode {
                 );
                 check_shell_edge_cases(&vm)?;
                 check_big_output(&vm)?;
+                // No systemd in this guest: wait_for_unit says so at once.
+                let started = Instant::now();
+                match vm.wait_for_unit("multi-user.target", Duration::from_secs(60)) {
+                    Err(Error::UnitFailed { status, .. })
+                        if status.contains("cannot query systemd") => {}
+                    other => {
+                        return check_failed!("expected a clear no-systemd error, got {other:?}")
+                    }
+                }
+                check!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "took {:?}",
+                    started.elapsed()
+                );
                 // A clean power-off: QEMU exits by itself.
                 vm.shutdown(Duration::from_secs(30))?;
                 check!(

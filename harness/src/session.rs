@@ -854,6 +854,16 @@ impl Session {
         let mut last = String::new();
         let done = wait::poll_until(deadline, wait::POLL_INTERVAL, || {
             let out = self.run(&query)?;
+            if out.exit == 127 || (out.exit != 0 && !out.output.contains("State=")) {
+                return Err(Error::UnitFailed {
+                    unit: unit.into(),
+                    state: "unknown".into(),
+                    status: format!(
+                        "cannot query systemd in this guest (is it a systemd system?): exit {}\n{}",
+                        out.exit, out.output
+                    ),
+                });
+            }
             let prop = |k: &str| {
                 out.output
                     .lines()
