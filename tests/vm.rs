@@ -662,12 +662,13 @@ fn cli_parallel(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         xml.contains(r#"tests="2""#) && xml.contains(r#"failures="0""#),
         "{xml}"
     );
-    let run_dir = std::fs::read_dir(&art)
-        .map_err(|e| Error::io("listing artifacts", e))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-        .ok_or_else(|| Error::Check("no run folder".into()))?;
+    // `latest` points at the run folder.
+    let run_dir = art.join("latest");
+    check!(
+        run_dir.join("run.json").is_file(),
+        "no latest/run.json in {}",
+        art.display()
+    );
     let run = bootrig_diagnostics::run::RunSummary::load(&run_dir.join("run.json"))
         .map_err(|e| Error::Check(e.to_string()))?;
     check!(

@@ -82,6 +82,7 @@ impl TestContext {
     /// A context for the test `name`, with its folder under the run folder.
     pub fn new(name: &str, settings: RunSettings) -> Result<TestContext> {
         let postmortem = Postmortem::begin(name, &settings.run_dir, &settings.images.cache)?;
+        point_latest_at(&settings.run_dir);
         Ok(TestContext {
             name: name.to_string(),
             dir: postmortem.dir().to_path_buf(),
@@ -229,5 +230,23 @@ impl TestContext {
             vm.machine().kill();
         }
         message
+    }
+}
+
+/// Makes `<artifacts root>/latest` a symlink to the run folder, so the
+/// newest run is always at the same path. Best effort: replaced atomically
+/// (a symlink under a temporary name, then renamed over the old one).
+fn point_latest_at(run_dir: &Path) {
+    let (Some(root), Some(name)) = (run_dir.parent(), run_dir.file_name()) else {
+        return;
+    };
+    let latest = root.join("latest");
+    if std::fs::read_link(&latest).is_ok_and(|t| t == Path::new(name)) {
+        return;
+    }
+    let tmp = root.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    if std::os::unix::fs::symlink(name, &tmp).is_ok() && std::fs::rename(&tmp, &latest).is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
