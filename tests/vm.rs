@@ -601,20 +601,9 @@ fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     Ok(())
 }
 
-/// The single run folder under `artifacts`, and the test folder in it.
+/// The test folder `folder` of the newest run under `artifacts`.
 fn find_test_folder(artifacts: &Path, folder: &str) -> bootrig::Result<PathBuf> {
-    let runs: Vec<PathBuf> = std::fs::read_dir(artifacts)
-        .map_err(|e| Error::io(format!("listing {}", artifacts.display()), e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    check!(
-        runs.len() == 1,
-        "expected one run folder in {}, found {runs:?}",
-        artifacts.display()
-    );
-    let dir = runs[0].join(folder);
+    let dir = artifacts.join("latest").join(folder);
     check!(dir.is_dir(), "no test folder {}", dir.display());
     Ok(dir)
 }
@@ -963,6 +952,20 @@ fn failed_service(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         md.boot_sources.iter().any(|b| b.sha256.len() == 64),
         "boot sources not hashed"
     );
+    for phase in [
+        "qemu start",
+        "firmware",
+        "kernel",
+        "userspace",
+        "login prompt",
+        "shell ready",
+    ] {
+        check!(
+            md.phases.iter().any(|p| p.name == phase),
+            "phase {phase:?} missing: {:?}",
+            md.phases
+        );
+    }
     check_catalog(&folder, &md)?;
     Ok(())
 }

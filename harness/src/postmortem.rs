@@ -32,42 +32,69 @@ use crate::machine::Machine;
 use crate::session::Session;
 
 /// Boot milestones seen on the console, as instants.
+///
+/// A quiet kernel (`loglevel=5`) prints few lines, often none before
+/// userspace starts. The kernel's start is therefore worked out from the
+/// first timestamped kernel line: it arrived at instant `t` carrying the
+/// kernel's own clock `ts`, so the kernel started at `t - ts`. Userspace
+/// starts with the first line that is not a kernel message and arrived
+/// after the kernel started (firmware and boot-loader output arrive
+/// before).
 #[derive(Debug, Default, Clone)]
 struct Timeline {
     first_output: Option<Instant>,
     kernel: Option<Instant>,
-    userspace: Option<Instant>,
+    /// Arrival of non-kernel lines (bounded), to find userspace's start.
+    other_lines: Vec<Instant>,
     login_prompt: Option<Instant>,
 }
 
-/// Whether a console line is a kernel message (`[    1.234567] ...`).
+/// How many non-kernel line arrivals are kept to find userspace's start.
+const TIMELINE_LINES: usize = 256;
+
+/// The kernel timestamp of a console line (`[    1.234567] ...`), in
+/// seconds, if it is a kernel message.
+fn kernel_timestamp(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix('[')?;
+    let t = rest.split(']').next()?.trim();
+    if t.is_empty() || !t.contains('.') || !t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// Whether a console line is a kernel message.
+#[cfg(test)]
 fn is_kernel_line(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix('[') else {
-        return false;
-    };
-    let inner = rest.split(']').next().unwrap_or("");
-    let t = inner.trim();
-    !t.is_empty() && t.contains('.') && t.chars().all(|c| c.is_ascii_digit() || c == '.')
+    kernel_timestamp(line).is_some() || line.starts_with("Linux version")
 }
 
 impl Timeline {
-    /// Notes milestones: the first output (firmware or boot loader), the
-    /// first kernel message, the first non-kernel line after it
-    /// (userspace), the first `login:`.
+    /// Notes milestones from one console line that arrived at `now`.
     fn line(&mut self, line: &str, now: Instant) {
         if line.trim().is_empty() {
             return;
         }
         self.first_output.get_or_insert(now);
-        let kernel = is_kernel_line(line) || line.starts_with("Linux version");
-        if kernel {
+        if let Some(ts) = kernel_timestamp(line) {
+            if self.kernel.is_none() {
+                let started = now.checked_sub(Duration::from_secs_f64(ts)).unwrap_or(now);
+                self.kernel = Some(started);
+            }
+        } else if line.starts_with("Linux version") {
             self.kernel.get_or_insert(now);
-        } else if self.kernel.is_some() {
-            self.userspace.get_or_insert(now);
+        } else if self.other_lines.len() < TIMELINE_LINES {
+            self.other_lines.push(now);
         }
         if self.login_prompt.is_none() && line.contains("login:") && !line.contains("Last login") {
             self.login_prompt = Some(now);
         }
+    }
+
+    /// The first non-kernel line after the kernel started.
+    fn userspace(&self) -> Option<Instant> {
+        let k = self.kernel?;
+        self.other_lines.iter().copied().find(|t| *t > k)
     }
 }
 
@@ -333,21 +360,22 @@ impl Postmortem {
 
     /// Boot milestone phases from the console timeline.
     fn boot_phases(&self, inner: &mut Inner) {
-        let mut tl = self
+        let tl = self
             .timeline
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(q) = inner.qemu_started else { return };
-        // A quiet kernel (loglevel) may print its first line only after the
-        // shell is up; milestones seen after that say nothing about boot.
+        let (mut kernel, mut userspace, mut login) = (tl.kernel, tl.userspace(), tl.login_prompt);
+        // Milestones after the shell was ready say nothing about boot.
         if let Some(ready) = inner.shell_ready {
-            for m in [&mut tl.kernel, &mut tl.userspace, &mut tl.login_prompt] {
+            for m in [&mut kernel, &mut userspace, &mut login] {
                 if m.is_some_and(|t| t > ready) {
                     *m = None;
                 }
             }
         }
+        let end_of_boot = login.or(inner.shell_ready);
         let rel = |t: Instant| t.saturating_duration_since(self.started);
         let md = inner.dir.metadata_mut();
         let mut mark = |name: &str, from: Option<Instant>, to: Option<Instant>| {
@@ -356,10 +384,10 @@ impl Postmortem {
                 md.phase_end(name, rel(b.max(a)));
             }
         };
-        mark(Phase::FIRMWARE, Some(q), tl.kernel.or(tl.userspace));
-        mark(Phase::KERNEL, tl.kernel, tl.userspace);
-        mark(Phase::USERSPACE, tl.userspace, tl.login_prompt);
-        mark(Phase::LOGIN_PROMPT, tl.login_prompt, tl.login_prompt);
+        mark(Phase::FIRMWARE, Some(q), kernel);
+        mark(Phase::KERNEL, kernel, userspace);
+        mark(Phase::USERSPACE, userspace, end_of_boot);
+        mark(Phase::LOGIN_PROMPT, login, login);
     }
 
     /// Ends the test: records the guest's identity, on failure runs the
@@ -695,16 +723,28 @@ mod tests {
         let mut t = Timeline::default();
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
-        t.line("SeaBIOS (version x)", at(1));
-        t.line("[    0.000000] Linux version 6.1", at(2));
-        t.line("[    1.0] more kernel", at(3));
-        t.line("Welcome to Debian GNU/Linux 12", at(4));
-        t.line("[    2.0] late kernel line", at(5));
-        t.line("bootrig-guest login: ", at(6));
-        assert_eq!(t.first_output, Some(at(1)));
-        assert_eq!(t.kernel, Some(at(2)));
-        assert_eq!(t.userspace, Some(at(4)));
-        assert_eq!(t.login_prompt, Some(at(6)));
+        t.line("SeaBIOS (version x)", at(100));
+        t.line("GRUB loading", at(200));
+        // A quiet kernel: its first printed line says it has run 0.5 s.
+        t.line(
+            "[    0.500000] mtrr: your CPUs had inconsistent settings",
+            at(1300),
+        );
+        t.line("Loading, please wait...", at(1500));
+        t.line("[    2.000000] late kernel line", at(2800));
+        t.line("bootrig-guest login: ", at(4000));
+        assert_eq!(t.first_output, Some(at(100)));
+        assert_eq!(
+            t.kernel,
+            Some(at(800)),
+            "kernel start = arrival - its timestamp"
+        );
+        assert_eq!(
+            t.userspace(),
+            Some(at(1500)),
+            "firmware and GRUB lines are not userspace"
+        );
+        assert_eq!(t.login_prompt, Some(at(4000)));
     }
 
     #[test]
