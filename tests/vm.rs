@@ -115,7 +115,7 @@ fn main() -> ExitCode {
                 match vm.attach_shell("this prompt never appears") {
                     Err(e @ Error::BootTimeout { .. }) => {
                         check!(
-                            e.failure_kind() == "boot-timeout",
+                            e.failure_kind().as_str() == "boot-timeout",
                             "kind {}",
                             e.failure_kind()
                         );
@@ -681,7 +681,11 @@ fn qemu_start_failure(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     match ctx.boot(cfg, Timeouts::default(), None) {
         Err(e @ Error::Qemu { .. }) => {
             let msg = e.to_string();
-            check!(e.failure_kind() == "qemu-exit", "kind {}", e.failure_kind());
+            check!(
+                e.failure_kind().as_str() == "qemu-exit",
+                "kind {}",
+                e.failure_kind()
+            );
             check!(msg.contains("exited during start-up"), "{msg}");
             check!(
                 msg.contains("definitely-not-a-qemu-option"),

@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use bootrig_diagnostics::crash::CrashReport;
+use bootrig_diagnostics::metadata::FailureKind;
 
 use crate::console::ExpectError;
 
@@ -200,32 +201,34 @@ impl Error {
         }
     }
 
-    /// The failure kind recorded in `metadata.json` (`boot-timeout`,
-    /// `login`, `escalation`, `command`, `unit-failed`, `kernel-crash`,
-    /// `qemu-exit`, `timeout`, `harness-error`).
-    pub fn failure_kind(&self) -> &'static str {
+    /// The failure kind recorded in `metadata.json`. A failed check or a
+    /// panic in a Rust test counts as a `command` failure (the test's own
+    /// expectation was not met).
+    pub fn failure_kind(&self) -> FailureKind {
         match self {
-            Error::BootTimeout { .. } => "boot-timeout",
-            Error::Login { .. } => "login",
-            Error::Escalation { .. } => "escalation",
-            Error::Command { .. } | Error::CommandTimeout { .. } => "command",
-            Error::UnitFailed { .. } => "unit-failed",
-            Error::KernelCrash(_) => "kernel-crash",
-            Error::Qemu { .. } => "qemu-exit",
+            Error::BootTimeout { .. } => FailureKind::BootTimeout,
+            Error::Login { .. } => FailureKind::Login,
+            Error::Escalation { .. } => FailureKind::Escalation,
+            Error::Command { .. }
+            | Error::CommandTimeout { .. }
+            | Error::Check(_)
+            | Error::Panic(_) => FailureKind::Command,
+            Error::UnitFailed { .. } => FailureKind::UnitFailed,
+            Error::KernelCrash(_) => FailureKind::KernelCrash,
+            Error::Qemu { .. } => FailureKind::QemuExit,
             Error::Console { source, .. } => match source {
-                ExpectError::Closed { .. } => "qemu-exit",
-                ExpectError::Fault(_) => "kernel-crash",
-                ExpectError::Timeout { .. } => "timeout",
-                _ => "harness-error",
+                ExpectError::Closed { .. } => FailureKind::QemuExit,
+                ExpectError::Fault(_) => FailureKind::KernelCrash,
+                ExpectError::Timeout { .. } => FailureKind::Timeout,
+                _ => FailureKind::HarnessError,
             },
-            Error::WaitTimeout { .. } | Error::TestTimeout(_) => "timeout",
-            Error::Check(_) | Error::Panic(_) => "assertion",
-            Error::Interrupted(_) => "harness-error",
-            Error::Config { .. }
+            Error::WaitTimeout { .. } | Error::TestTimeout(_) => FailureKind::Timeout,
+            Error::Interrupted(_)
+            | Error::Config { .. }
             | Error::MissingTool { .. }
             | Error::Io { .. }
             | Error::Image { .. }
-            | Error::Scenario { .. } => "harness-error",
+            | Error::Scenario { .. } => FailureKind::HarnessError,
         }
     }
 

@@ -531,7 +531,7 @@ impl Postmortem {
                 Some(c) => format!("kernel crash: {}", c.title),
                 None => e.to_string(),
             };
-            let mut f = Failure::new(kind_of(e), message);
+            let mut f = Failure::new(e.failure_kind(), message);
             if let Some((i, what)) = &inner.step {
                 f = f.with_step(*i, what.clone());
             }
@@ -595,20 +595,6 @@ impl Postmortem {
             Ok(rel) if !rel.as_os_str().is_empty() => format!("{}/", rel.display()),
             _ => String::new(),
         }
-    }
-}
-
-fn kind_of(e: &Error) -> FailureKind {
-    match e.failure_kind() {
-        "boot-timeout" => FailureKind::BootTimeout,
-        "login" => FailureKind::Login,
-        "escalation" => FailureKind::Escalation,
-        "command" | "assertion" => FailureKind::Command,
-        "unit-failed" => FailureKind::UnitFailed,
-        "kernel-crash" => FailureKind::KernelCrash,
-        "qemu-exit" => FailureKind::QemuExit,
-        "timeout" => FailureKind::Timeout,
-        _ => FailureKind::HarnessError,
     }
 }
 
