@@ -559,6 +559,11 @@ fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let record = bootrig::suite::execute(&name, &marks, &body, settings, &budget);
     let took = started.elapsed();
     check!(record.outcome == "failed", "outcome {}", record.outcome);
+    check!(
+        record.console_tail.contains("[bootrig]"),
+        "the record's console tail (JUnit system-out) is empty or raw: {:?}",
+        record.console_tail
+    );
     let msg = record.message.clone().unwrap_or_default();
     check!(msg.contains("deadline of 15s"), "unclear message: {msg}");
     check!(

@@ -14,7 +14,7 @@ use crate::config::{Accel, MachineConfig};
 use crate::errors::Result;
 use crate::image::{Image, ImageRef, ImageStore};
 use crate::machine::{Machine, MachineOptions};
-use crate::postmortem::Postmortem;
+use crate::postmortem::{Ending, Postmortem};
 use crate::session::{Session, Timeouts};
 use bootrig_diagnostics::metadata::Phase;
 
@@ -220,16 +220,9 @@ impl TestContext {
 
     /// Ends the test: on failure collects diagnostics from the VMs while
     /// they still answer, then stops them and finalises `metadata.json`.
-    /// Returns the stand-alone failure message (None on success).
-    pub fn finish(self, outcome: &Result<()>, xfail: Option<&str>) -> Option<String> {
+    pub fn finish(self, outcome: &Result<()>, xfail: Option<&str>) -> Ending {
         let vms: Vec<Arc<Session>> = std::mem::take(&mut *self.vms());
-        let message = self
-            .postmortem
-            .finish(&vms, outcome, xfail, self.started.elapsed());
-        for vm in &vms {
-            vm.machine().kill();
-        }
-        message
+        self.postmortem.finish(&vms, outcome, xfail)
     }
 }
 

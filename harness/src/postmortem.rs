@@ -163,7 +163,6 @@ struct Inner {
     units: Vec<String>,
     commands: Vec<String>,
     step: Option<(usize, String)>,
-    console_tail: String,
     qemu_started: Option<Instant>,
     shell_ready: Option<Instant>,
 }
@@ -215,7 +214,6 @@ impl Postmortem {
                 units: Vec::new(),
                 commands: Vec::new(),
                 step: None,
-                console_tail: String::new(),
                 qemu_started: None,
                 shell_ready: None,
             }),
@@ -353,11 +351,6 @@ impl Postmortem {
         Self::save(&inner);
     }
 
-    /// The console tail captured at finish.
-    pub fn console_tail(&self) -> String {
-        self.inner().console_tail.clone()
-    }
-
     /// Boot milestone phases from the console timeline.
     fn boot_phases(&self, inner: &mut Inner) {
         let tl = self
@@ -392,15 +385,13 @@ impl Postmortem {
 
     /// Ends the test: records the guest's identity, on failure runs the
     /// collectors while the guests still answer, stops the VMs, catalogues
-    /// every file, finalises `metadata.json` and `run.json`. Returns the
-    /// stand-alone failure message when the test did not pass as expected.
+    /// every file, finalises `metadata.json` and `run.json`.
     pub fn finish(
         &self,
         vms: &[Arc<Session>],
         outcome: &Result<()>,
         xfail: Option<&str>,
-        _elapsed: Duration,
-    ) -> Option<String> {
+    ) -> Ending {
         let err = outcome.as_ref().err();
         // The console as it was when the test ended, before the identity
         // query and the collectors add their own traffic.
@@ -460,7 +451,6 @@ impl Postmortem {
             vm.machine().kill();
         }
         let mut inner = self.inner();
-        inner.console_tail = tail.clone();
         self.boot_phases(&mut inner);
         for (prefix, c) in &collected {
             let rel = format!("{prefix}diagnostics/{}.txt", c.name);
@@ -570,8 +560,14 @@ impl Postmortem {
         if let Some(run_dir) = self.path.parent() {
             write_run_json(run_dir);
         }
-        let f = report_failure?;
-        let mut report = FailureReport::new(self.name.clone(), f).console(tail);
+        let Some(f) = report_failure else {
+            return Ending {
+                outcome,
+                message: None,
+                console_tail: tail,
+            };
+        };
+        let mut report = FailureReport::new(self.name.clone(), f).console(tail.clone());
         for (prefix, c) in &collected {
             report = report.collector(
                 format!("{prefix}{}", c.name),
@@ -579,12 +575,28 @@ impl Postmortem {
                 c.note.as_deref(),
             );
         }
-        Some(
-            report
-                .artifacts_in(&self.path, inner.dir.artifacts())
-                .render(),
-        )
+        let message = report
+            .artifacts_in(&self.path, inner.dir.artifacts())
+            .render();
+        Ending {
+            outcome,
+            message: Some(message),
+            console_tail: tail,
+        }
     }
+}
+
+/// How a test ended, as the postmortem recorded it.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    /// The outcome written to `metadata.json`.
+    pub outcome: Outcome,
+    /// The stand-alone failure report, when the test did not pass as
+    /// expected (failed, or passed although marked xfail).
+    pub message: Option<String>,
+    /// The last console lines at the end of the test, markers made
+    /// readable.
+    pub console_tail: String,
 }
 
 impl Postmortem {

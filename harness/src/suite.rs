@@ -503,29 +503,21 @@ pub fn execute(
         record.message = Some("internal error: the test context is still shared".into());
         return record;
     };
-    record.console_tail = ctx.postmortem().console_tail();
-    let message = ctx.finish(&result, marks.xfail.as_deref());
+    let ending = ctx.finish(&result, marks.xfail.as_deref());
     record.duration = started.elapsed();
-    match (&result, &marks.xfail) {
-        (Ok(()), None) => {}
-        (Err(_), None) => {
-            record.outcome = "failed";
-            record.message = message;
-        }
-        (Err(e), Some(reason)) => {
-            record.outcome = "xfail";
-            record.message = Some(format!(
-                "expected failure ({reason}): {}",
-                first_line(&e.to_string())
-            ));
-        }
-        (Ok(()), Some(reason)) => {
-            record.outcome = "xpass";
-            record.message = Some(format!(
-                "UNEXPECTED PASS: this test is marked xfail ({reason}) but it passed; remove the marker"
-            ));
-        }
-    }
+    record.console_tail = ending.console_tail;
+    record.outcome = ending.outcome.as_str();
+    record.message = match (&result, &marks.xfail) {
+        (Ok(()), None) => None,
+        (Err(_), None) => ending.message,
+        (Err(e), Some(reason)) => Some(format!(
+            "expected failure ({reason}): {}",
+            first_line(&e.to_string())
+        )),
+        (Ok(()), Some(reason)) => Some(format!(
+            "UNEXPECTED PASS: this test is marked xfail ({reason}) but it passed; remove the marker"
+        )),
+    };
     record
 }
 
