@@ -39,14 +39,17 @@ pub struct AccelVerdict {
     pub cached: bool,
 }
 
-/// Resolves `requested` for this host. `probe_kernel` is a kernel image to
-/// boot under KVM for the probe (the VM's own kernel, or a built-in image's).
+/// Resolves `requested` for this host and QEMU (`qemu_version` is its
+/// `--version` line, already known to the caller). `probe_kernel` is a
+/// kernel image to boot under KVM for the probe (the VM's own kernel, or a
+/// built-in image's).
 ///
 /// `Kvm` and `Tcg` are returned as they are (a broken KVM then fails at
 /// boot, as asked); `Auto` probes.
 pub fn resolve(
     requested: Accel,
     qemu: &Path,
+    qemu_version: &str,
     probe_kernel: Option<&Path>,
     cache_dir: &Path,
 ) -> AccelVerdict {
@@ -56,11 +59,16 @@ pub fn resolve(
             reason: String::new(),
             cached: false,
         },
-        Accel::Auto => resolve_auto(qemu, probe_kernel, cache_dir),
+        Accel::Auto => resolve_auto(qemu, qemu_version, probe_kernel, cache_dir),
     }
 }
 
-fn resolve_auto(qemu: &Path, probe_kernel: Option<&Path>, cache_dir: &Path) -> AccelVerdict {
+fn resolve_auto(
+    qemu: &Path,
+    qemu_version: &str,
+    probe_kernel: Option<&Path>,
+    cache_dir: &Path,
+) -> AccelVerdict {
     if let Err(why) = kvm_device_usable() {
         return AccelVerdict {
             accel: Accel::Tcg,
@@ -68,7 +76,7 @@ fn resolve_auto(qemu: &Path, probe_kernel: Option<&Path>, cache_dir: &Path) -> A
             cached: false,
         };
     }
-    let key = host_key(qemu);
+    let key = host_key(qemu, qemu_version);
     let cache_file = cache_dir.join("accel.json");
     let mut cache: BTreeMap<String, AccelVerdict> = fs::read(&cache_file)
         .ok()
@@ -127,9 +135,8 @@ pub fn kvm_device_usable() -> Result<(), String> {
 }
 
 /// Identifies "this host as it is now booted, with this QEMU".
-fn host_key(qemu: &Path) -> String {
+fn host_key(qemu: &Path, version: &str) -> String {
     let read = |p: &str| fs::read_to_string(p).unwrap_or_default().trim().to_string();
-    let version = crate::machine::qemu_version(qemu).unwrap_or_else(|_| "unknown".into());
     format!(
         "{}|{}|{}|{}|{}",
         read("/proc/sys/kernel/hostname"),
@@ -232,9 +239,21 @@ mod tests {
     #[test]
     fn explicit_choices_are_not_probed() {
         let dir = tempfile::tempdir().unwrap();
-        let v = resolve(Accel::Tcg, Path::new("/nonexistent/qemu"), None, dir.path());
+        let v = resolve(
+            Accel::Tcg,
+            Path::new("/nonexistent/qemu"),
+            "",
+            None,
+            dir.path(),
+        );
         assert_eq!(v.accel, Accel::Tcg);
-        let v = resolve(Accel::Kvm, Path::new("/nonexistent/qemu"), None, dir.path());
+        let v = resolve(
+            Accel::Kvm,
+            Path::new("/nonexistent/qemu"),
+            "",
+            None,
+            dir.path(),
+        );
         assert_eq!(v.accel, Accel::Kvm);
         assert!(!dir.path().join("accel.json").exists());
     }
@@ -248,6 +267,7 @@ mod tests {
             let v = resolve(
                 Accel::Auto,
                 Path::new("qemu-system-x86_64"),
+                "",
                 None,
                 dir.path(),
             );
@@ -257,7 +277,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let qemu = Path::new("/nonexistent/qemu-for-test");
-        let key = host_key(qemu);
+        let key = host_key(qemu, "test-version");
         let mut cache = BTreeMap::new();
         cache.insert(
             key,
@@ -275,6 +295,7 @@ mod tests {
         let v = resolve(
             Accel::Auto,
             qemu,
+            "test-version",
             Some(Path::new("/nonexistent/kernel")),
             dir.path(),
         );

@@ -23,7 +23,7 @@ pub fn run() -> ExitCode {
                 .ok()
                 .flatten()
                 .and_then(|i| i.kernel());
-            let verdict = accel::resolve(Accel::Auto, &q, probe.as_deref(), &store.cache);
+            let verdict = accel::resolve(Accel::Auto, &q, &v, probe.as_deref(), &store.cache);
             let why = if verdict.reason.is_empty() {
                 "KVM works".to_string()
             } else {

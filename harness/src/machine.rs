@@ -109,6 +109,7 @@ impl Machine {
         let verdict = accel::resolve(
             config.accel,
             &qemu,
+            &qemu_version,
             probe_kernel.as_deref(),
             &options.cache_dir,
         );
