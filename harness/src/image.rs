@@ -8,12 +8,13 @@
 //! unchanged one is reused. Builds hold a lock, so parallel tests wait for
 //! one build instead of racing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -131,14 +132,15 @@ pub struct ImageStore {
     pub recipes: PathBuf,
     /// The cache folder (images go to `<cache>/images`).
     pub cache: PathBuf,
+    /// Package versions already looked up, by package list: `apt-cache
+    /// policy` takes about 0.4 s and every test asks for its image's key.
+    /// Shared by clones, so a whole run asks apt once per recipe.
+    versions: Arc<Mutex<HashMap<Vec<String>, BTreeMap<String, String>>>>,
 }
 
 impl Default for ImageStore {
     fn default() -> Self {
-        ImageStore {
-            recipes: default_recipes_dir(),
-            cache: crate::accel::default_cache_dir(),
-        }
+        ImageStore::new(default_recipes_dir(), crate::accel::default_cache_dir())
     }
 }
 
@@ -151,6 +153,26 @@ pub fn default_recipes_dir() -> PathBuf {
 }
 
 impl ImageStore {
+    /// A store with recipes in `recipes` and built images under `cache`.
+    pub fn new(recipes: impl Into<PathBuf>, cache: impl Into<PathBuf>) -> ImageStore {
+        ImageStore {
+            recipes: recipes.into(),
+            cache: cache.into(),
+            versions: Arc::default(),
+        }
+    }
+
+    /// Candidate versions of the packages listed in `list`, looked up once
+    /// per store.
+    fn package_versions(&self, list: &Path) -> BTreeMap<String, String> {
+        let pkgs = read_list(list);
+        let mut known = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .entry(pkgs.clone())
+            .or_insert_with(|| package_versions(&pkgs))
+            .clone()
+    }
+
     fn recipe_dir(&self, name: &str) -> Result<PathBuf> {
         let dir = self.recipes.join(name);
         if !BUILTIN.contains(&name) || !dir.join("recipe.sh").is_file() {
@@ -193,7 +215,7 @@ impl ImageStore {
             h.update(fs::read(f).map_err(|e| read_err(f, e))?);
             h.update([0]);
         }
-        for (pkg, version) in package_versions(&dir.join("packages.txt")) {
+        for (pkg, version) in self.package_versions(&dir.join("packages.txt")) {
             h.update(format!("{pkg}={version}\n").as_bytes());
         }
         Ok(hex(&h.finalize())[..16].to_string())
@@ -346,9 +368,9 @@ fn read_list(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Candidate versions (`apt-cache policy`) of the packages in `list`.
-fn package_versions(list: &Path) -> BTreeMap<String, String> {
-    let pkgs = read_list(list);
+/// Candidate versions (`apt-cache policy`) of `pkgs` ("unknown" where apt
+/// cannot tell).
+fn package_versions(pkgs: &[String]) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> =
         pkgs.iter().map(|p| (p.clone(), "unknown".into())).collect();
     if pkgs.is_empty() {
@@ -356,7 +378,7 @@ fn package_versions(list: &Path) -> BTreeMap<String, String> {
     }
     let Ok(res) = Command::new("apt-cache")
         .arg("policy")
-        .args(&pkgs)
+        .args(pkgs)
         .stdin(Stdio::null())
         .output()
     else {
@@ -414,10 +436,7 @@ mod tests {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, text).unwrap();
         }
-        let store = ImageStore {
-            recipes: dir.path().to_path_buf(),
-            cache: dir.path().join("cache"),
-        };
+        let store = ImageStore::new(dir.path(), dir.path().join("cache"));
         (dir, store)
     }
 
