@@ -125,6 +125,9 @@ impl Image {
     }
 }
 
+/// Package name → candidate version.
+type Versions = BTreeMap<String, String>;
+
 /// Where recipes are and where built images go.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
@@ -135,7 +138,7 @@ pub struct ImageStore {
     /// Package versions already looked up, by package list: `apt-cache
     /// policy` takes about 0.4 s and every test asks for its image's key.
     /// Shared by clones, so a whole run asks apt once per recipe.
-    versions: Arc<Mutex<HashMap<Vec<String>, BTreeMap<String, String>>>>,
+    versions: Arc<Mutex<HashMap<Vec<String>, Versions>>>,
 }
 
 impl Default for ImageStore {
