@@ -71,7 +71,6 @@ impl RunSettings {
 #[derive(Debug)]
 pub struct TestContext {
     name: String,
-    dir: PathBuf,
     settings: RunSettings,
     vms: Mutex<Vec<Arc<Session>>>,
     started: Instant,
@@ -85,7 +84,6 @@ impl TestContext {
         point_latest_at(&settings.run_dir);
         Ok(TestContext {
             name: name.to_string(),
-            dir: postmortem.dir().to_path_buf(),
             settings,
             vms: Mutex::new(Vec::new()),
             started: Instant::now(),
@@ -100,7 +98,7 @@ impl TestContext {
 
     /// The test's artifacts folder.
     pub fn artifacts_dir(&self) -> &Path {
-        &self.dir
+        self.postmortem.dir()
     }
 
     /// The run settings.
@@ -175,14 +173,17 @@ impl TestContext {
             config.accel = accel;
         }
         let out_dir = if self.vms().is_empty() {
-            self.dir.clone()
+            self.artifacts_dir().to_path_buf()
         } else {
-            self.dir
+            self.artifacts_dir()
                 .join(bootrig_diagnostics::names::safe_name(&config.name))
         };
         let probe_kernel = probe_kernel.or_else(|| {
             // An ISO or disk boot has no kernel of its own to probe KVM
             // with; use the busybox image's if it is built.
+            if config.kernel.is_some() {
+                return None;
+            }
             self.settings
                 .images
                 .cached("busybox")
