@@ -104,3 +104,24 @@ fn the_shipped_scenarios_are_valid() {
     assert!(listed.contains("busybox-smoke::shell"), "{listed}");
     assert!(listed.contains("e2e-debian::systemd"), "{listed}");
 }
+
+#[test]
+fn a_step_that_needs_a_shell_fails_before_anything_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vmlinuz"), b"not booted").unwrap();
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"{"name": "noshell", "machine": {"kernel": "vmlinuz"},
+            "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#,
+    )
+    .unwrap();
+    let out = bootrig(&["run", "s.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("needs a shell"), "{}", text(&out));
+    let test_dir = dir.path().join("artifacts/latest/noshell.t");
+    assert!(test_dir.join("metadata.json").is_file());
+    assert!(
+        !test_dir.join("qemu-cmdline.txt").exists(),
+        "a VM was started"
+    );
+}

@@ -145,7 +145,7 @@ impl TestContext {
         let img = self.image(&image)?;
         let name = format!("{}-{}", image.name, self.vms().len() + 1);
         let config = img.machine_config(&name, None);
-        let spinner = self
+        let _spinner = self
             .settings
             .progress
             .spinner(&format!("{}: booting {name}", self.name));
@@ -154,9 +154,6 @@ impl TestContext {
             if let Some(prompt) = &img.manifest.shell_prompt {
                 vm.attach_shell(prompt)?;
             }
-        }
-        if let Some(s) = spinner {
-            s.finish_and_clear();
         }
         Ok(vm)
     }

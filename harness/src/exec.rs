@@ -13,8 +13,7 @@ use crate::scenario::{Scenario, Step, TestSpec};
 use crate::session::{compile, Session};
 
 /// Resolves the scenario's machine into a config (building the image if
-/// one is named). Returns the config, the image's manifest prompts and a
-/// kernel for the KVM probe.
+/// one is named). Returns the config and the built image, if any.
 fn machine_config(
     ctx: &TestContext,
     sc: &Scenario,
@@ -68,6 +67,25 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     pm.set_scenario(&sc.name, &sc.file);
     pm.set_diagnostics_spec(&sc.diagnostics.units, &sc.diagnostics.commands);
     pm.set_warnings_fatal(sc.diagnostics.warnings_fatal);
+    let manifest = image.as_ref().map(|i| &i.manifest);
+    let shell_prompt = sc
+        .shell_prompt
+        .as_ref()
+        .map(|r| r.0.clone())
+        .or_else(|| manifest.and_then(|m| m.shell_prompt.clone()));
+    // Decided before booting: a scenario that cannot get a shell must not
+    // boot a VM to find out.
+    if sc.login.is_none() && shell_prompt.is_none() {
+        if let Some(step) = test.steps.iter().find(|s| needs_shell(s)) {
+            return Err(Error::Config {
+                what: format!("scenario {}", sc.file.display()),
+                message: format!(
+                    "step `{}` needs a shell, but the scenario has neither \"login\" nor \"shell_prompt\"",
+                    step.describe()
+                ),
+            });
+        }
+    }
     // A live line on a terminal while the guest boots; nothing otherwise.
     let spinner = ctx
         .settings()
@@ -78,12 +96,6 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
         sc.timeouts.session(),
         image.as_ref().and_then(Image::kernel),
     )?;
-    let manifest = image.as_ref().map(|i| &i.manifest);
-    let shell_prompt = sc
-        .shell_prompt
-        .as_ref()
-        .map(|r| r.0.clone())
-        .or_else(|| manifest.and_then(|m| m.shell_prompt.clone()));
     if let Some(login) = &sc.login {
         pm.phase_start("login");
         vm.login(&login.user, &login.password)?;
@@ -99,18 +111,8 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
         vm.attach_shell(prompt)?;
         pm.phase_end("shell");
         pm.mark_shell_ready();
-    } else if let Some(step) = test.steps.iter().find(|s| needs_shell(s)) {
-        return Err(Error::Config {
-            what: format!("scenario {}", sc.file.display()),
-            message: format!(
-                "step `{}` needs a shell, but the scenario has neither \"login\" nor \"shell_prompt\"",
-                step.describe()
-            ),
-        });
     }
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
+    drop(spinner);
     for (i, step) in test.steps.iter().enumerate() {
         pm.step_start(i, &step.describe());
         let result = run_step(&vm, step);

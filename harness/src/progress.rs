@@ -55,10 +55,11 @@ impl Progress {
     }
 
     /// A live spinner with `message` while the returned guard lives, on a
-    /// terminal only.
-    pub fn spinner(&self, message: &str) -> Option<indicatif::ProgressBar> {
+    /// terminal only; it is cleared when the guard is dropped, whatever
+    /// path the caller leaves by.
+    pub fn spinner(&self, message: &str) -> Spinner {
         if !self.tty || self.quiet {
-            return None;
+            return Spinner(None);
         }
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -67,6 +68,18 @@ impl Progress {
         );
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
-        Some(bar)
+        Spinner(Some(bar))
+    }
+}
+
+/// A live progress line, cleared on drop (see [`Progress::spinner`]).
+#[derive(Debug)]
+pub struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
     }
 }
