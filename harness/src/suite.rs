@@ -230,17 +230,8 @@ impl Suite {
         let files = match scenario::discover(&[path.as_ref().to_path_buf()]) {
             Ok(f) => f,
             Err(e) => {
-                let msg = e.to_string();
-                self.push(
-                    format!("scenarios::{}", path.as_ref().display()),
-                    Marks::new(),
-                    move |_| {
-                        Err(Error::Config {
-                            what: "scenario folder".into(),
-                            message: msg.clone(),
-                        })
-                    },
-                );
+                let name = format!("scenarios::{}", path.as_ref().display());
+                self.push_failing(name, "scenario folder", e);
                 return self;
             }
         };
@@ -258,17 +249,23 @@ impl Suite {
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    let msg = e.to_string();
-                    self.push(format!("{stem}::load"), Marks::new(), move |_| {
-                        Err(Error::Config {
-                            what: "scenario".into(),
-                            message: msg.clone(),
-                        })
-                    });
+                    self.push_failing(format!("{stem}::load"), "scenario", e);
                 }
             }
         }
         self
+    }
+
+    /// A trial that fails with `error`, so a broken input is reported
+    /// where the tests it would have held appear.
+    fn push_failing(&mut self, name: String, what: &'static str, error: Error) {
+        let message = error.to_string();
+        self.push(name, Marks::new(), move |_| {
+            Err(Error::Config {
+                what: what.into(),
+                message: message.clone(),
+            })
+        });
     }
 
     fn push(
