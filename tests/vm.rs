@@ -402,7 +402,12 @@ fn killed_bootrig_leaves_no_qemu(
 /// and the host-side collectors still report.
 fn collectors_on_a_dead_guest(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let vm = ctx.vm(Image::builtin("busybox"))?;
-    vm.send("kill -STOP $$\n")?;
+    // Run through the session so the shell has certainly stopped (the
+    // command never ends) before the collectors start.
+    match vm.run_timeout("kill -STOP $$", Duration::from_secs(2)) {
+        Err(Error::CommandTimeout { .. }) => {}
+        other => return check_failed!("the shell did not stop: {other:?}"),
+    }
     let started = Instant::now();
     let out = collect_guest(
         &vm,

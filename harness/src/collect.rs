@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use bootrig_diagnostics::catalog::Producer;
+
 use crate::errors::Error;
 use crate::session::{shell_quote, Session};
 
@@ -20,10 +22,9 @@ pub const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Collected {
     /// Artifact name, also the file name under `diagnostics/` (`.txt`).
     pub name: String,
-    /// The command run in the guest, or the host-side source.
-    pub source: String,
-    /// Whether it ran in the guest (`command`) or on the host (`host`).
-    pub kind: &'static str,
+    /// What produced it: the command run in the guest, or the host-side
+    /// source.
+    pub produced_by: Producer,
     /// What it printed.
     pub output: String,
     /// Its exit code, when it ran.
@@ -97,8 +98,7 @@ pub fn collect_guest(
         if let Some(why) = &unresponsive {
             out.push(Collected {
                 name,
-                source: cmd,
-                kind: "command",
+                produced_by: Producer::command(cmd),
                 output: String::new(),
                 exit: None,
                 duration: Duration::ZERO,
@@ -114,8 +114,7 @@ pub fn collect_guest(
                     .then(|| "a tool this needs is not installed in the guest".to_string());
                 Collected {
                     name,
-                    source: cmd,
-                    kind: "command",
+                    produced_by: Producer::command(cmd),
                     output: o.output,
                     exit: Some(o.exit),
                     duration,
@@ -139,8 +138,7 @@ pub fn collect_guest(
                 unresponsive = Some(why.clone());
                 Collected {
                     name,
-                    source: cmd,
-                    kind: "command",
+                    produced_by: Producer::command(cmd),
                     output: String::new(),
                     exit: None,
                     duration,
@@ -160,8 +158,7 @@ pub fn collect_host(vm: &Session, screendump_to: Option<&std::path::Path>) -> Ve
     let m = vm.machine();
     out.push(Collected {
         name: "console-tail".into(),
-        source: "last 200 lines of the ANSI-stripped serial console".into(),
-        kind: "host",
+        produced_by: Producer::host("last 200 lines of the ANSI-stripped serial console"),
         output: m.console().tail_lines(200),
         exit: None,
         duration: Duration::ZERO,
@@ -186,8 +183,7 @@ pub fn collect_host(vm: &Session, screendump_to: Option<&std::path::Path>) -> Ve
         .unwrap_or_default();
     out.push(Collected {
         name: "qemu-status".into(),
-        source: "QMP query-status".into(),
-        kind: "host",
+        produced_by: Producer::host("QMP query-status"),
         output: format!("{output}{exit_note}"),
         exit: None,
         duration: started.elapsed(),

@@ -83,6 +83,7 @@ pub struct Machine {
     qemu_version: String,
     accel: AccelVerdict,
     boot_files: Vec<BootFile>,
+    display: bool,
     out_dir: PathBuf,
     started: Instant,
     // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
@@ -227,6 +228,7 @@ impl Machine {
             qemu_version,
             accel: verdict,
             boot_files,
+            display: config.display,
             out_dir: options.out_dir,
             started,
             _workdir: workdir,
@@ -266,6 +268,11 @@ impl Machine {
     /// The boot input files with their roles.
     pub fn boot_files(&self) -> &[BootFile] {
         &self.boot_files
+    }
+
+    /// Whether the guest has a display (so a screendump can be taken).
+    pub fn has_display(&self) -> bool {
+        self.display
     }
 
     /// Where this machine writes its logs.

@@ -410,7 +410,7 @@ impl Postmortem {
         {
             if let Ok(o) = vm.run_timeout(
                 "uname -r; cat /etc/os-release 2>/dev/null",
-                Duration::from_secs(10),
+                Duration::from_secs(3),
             ) {
                 let mut lines = o.output.splitn(2, '\n');
                 let kernel = lines
@@ -429,12 +429,7 @@ impl Postmortem {
             for vm in vms {
                 let prefix = self.prefix_of(vm);
                 let screendump = self.path.join(format!("{prefix}screendump.png"));
-                let shot = vm
-                    .machine()
-                    .argv()
-                    .iter()
-                    .any(|a| a == "VGA")
-                    .then_some(screendump.as_path());
+                let shot = vm.machine().has_display().then_some(screendump.as_path());
                 for c in collect_guest(vm, &units, &commands, COLLECTOR_TIMEOUT) {
                     collected.push((prefix.clone(), c));
                 }
@@ -454,11 +449,7 @@ impl Postmortem {
         self.boot_phases(&mut inner);
         for (prefix, c) in &collected {
             let rel = format!("{prefix}diagnostics/{}.txt", c.name);
-            let producer = if c.kind == "host" {
-                Producer::host(c.source.clone())
-            } else {
-                Producer::command(c.source.clone())
-            };
+            let producer = c.produced_by.clone();
             let name = format!("{prefix}{}", c.name);
             if inner
                 .dir
