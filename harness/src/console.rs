@@ -862,6 +862,7 @@ mod tests {
         let pat = re("MARKER-[0-9]+-END");
         let waiter = std::thread::scope(|s| {
             let h = s.spawn(|| c.expect(&pat, SEC));
+            let mut sent = 0u64;
             for piece in [
                 &b"noise MAR"[..],
                 b"KER-12",
@@ -871,7 +872,13 @@ mod tests {
                 b"D tail",
             ] {
                 g.write_all(piece).unwrap();
-                std::thread::sleep(Duration::from_millis(5));
+                sent += piece.len() as u64;
+                // Each piece is read on its own before the next is sent.
+                let read =
+                    crate::wait::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
+                        Ok::<_, ()>((c.bytes_received() >= sent).then_some(()))
+                    });
+                assert_eq!(read, Ok(Some(())), "piece not read");
             }
             h.join().unwrap()
         });
@@ -940,6 +947,7 @@ mod tests {
                     t0.elapsed(),
                 )
             });
+            // Give the waiter time to block (the test holds either way).
             std::thread::sleep(Duration::from_millis(50));
             drop(g);
             let (r, waited) = h.join().unwrap();
@@ -996,13 +1004,18 @@ mod tests {
         assert_eq!(c.reports().len(), 1);
         assert!(c.fault().is_none());
         // Silent guest: ticks keep coming.
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(ticks.load(Ordering::SeqCst) >= 2);
+        let ticked = crate::wait::poll_until(
+            Instant::now() + Duration::from_secs(2),
+            Duration::from_millis(10),
+            || Ok::<_, ()>((ticks.load(Ordering::SeqCst) >= 2).then_some(())),
+        );
+        assert_eq!(ticked, Ok(Some(())), "no ticks while the guest is silent");
         std::thread::scope(|s| {
             let h = s.spawn(|| {
                 let r = c.expect(&re("login:"), Duration::from_secs(30));
                 (r, Instant::now())
             });
+            // Give the waiter time to block, to measure the cold path.
             std::thread::sleep(Duration::from_millis(50));
             let sent = Instant::now();
             g.write_all(b"[    1.0] Kernel panic - not syncing: VFS\r\nlogin: ")
@@ -1025,7 +1038,11 @@ mod tests {
         assert!(c.fault().unwrap().fatal);
         // First fault wins.
         g.write_all(b"Kernel panic - second\r\n").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // Wait until the observer has seen that line, then check.
+        let seen = crate::wait::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
+            Ok::<_, ()>((lines.load(Ordering::SeqCst) >= 4).then_some(()))
+        });
+        assert_eq!(seen, Ok(Some(())), "the second panic line was not observed");
         assert!(c.fault().unwrap().title.contains("VFS"));
         assert!(lines.load(Ordering::SeqCst) >= 3);
     }
