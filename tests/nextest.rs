@@ -46,6 +46,13 @@ fn nextest(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `cargo nextest <verb> -p bootrig-tests --test vm <extra...>`.
+fn nextest_vm(verb: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![verb, "-p", "bootrig-tests", "--test", "vm"];
+    args.extend_from_slice(extra);
+    nextest(&args)
+}
+
 fn listed(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("bootrig-tests::vm "))
@@ -59,7 +66,7 @@ fn nextest_lists_vm_trials_without_booting() {
         return;
     }
     let started = Instant::now();
-    let (ok, text) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm"]);
+    let (ok, text) = nextest_vm("list", &[]);
     assert!(ok, "{text}");
     let names = listed(&text);
     for expected in [
@@ -80,20 +87,12 @@ fn partitions_are_disjoint_and_complete() {
     if !nextest_available() {
         return;
     }
-    let (_, all) = nextest(&["list", "-p", "bootrig-tests", "--test", "vm"]);
+    let (_, all) = nextest_vm("list", &[]);
     let all = listed(&all);
     let mut seen = BTreeSet::new();
     for k in 1..=3 {
         let part = format!("hash:{k}/3");
-        let (ok, text) = nextest(&[
-            "list",
-            "-p",
-            "bootrig-tests",
-            "--test",
-            "vm",
-            "--partition",
-            &part,
-        ]);
+        let (ok, text) = nextest_vm("list", &["--partition", &part]);
         assert!(ok, "{text}");
         let names = listed(&text);
         assert!(
@@ -108,18 +107,16 @@ fn partitions_are_disjoint_and_complete() {
     let mut ran = 0;
     for k in 1..=3 {
         let part = format!("hash:{k}/3");
-        let (ok, text) = nextest(&[
+        let (ok, text) = nextest_vm(
             "run",
-            "-p",
-            "bootrig-tests",
-            "--test",
-            "vm",
-            "--partition",
-            &part,
-            "--no-tests=pass",
-            "-E",
-            "test(=runner::xfail_expected_failure_passes)",
-        ]);
+            &[
+                "--partition",
+                &part,
+                "--no-tests=pass",
+                "-E",
+                "test(=runner::xfail_expected_failure_passes)",
+            ],
+        );
         assert!(ok, "partition {part} failed:\n{text}");
         ran += text.matches("PASS [").count();
     }
