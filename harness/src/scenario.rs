@@ -496,7 +496,8 @@ fn locate(text: &str, path: &Path, key: &str) -> String {
 }
 
 /// Finds scenario files: each argument is a `.json` file or a folder
-/// searched (non-recursively... recursively) for `*.json`, sorted.
+/// searched recursively for `*.json` (skipping `images/` folders); sorted,
+/// without duplicates.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
