@@ -124,6 +124,30 @@ impl RunSummary {
     pub fn save(&self, path: &Path) -> Result<()> {
         write_json_atomic(path, self)
     }
+
+    /// Records one finished test in `run_dir/run.json`: read, update,
+    /// write, under an exclusive lock on `run_dir/.run.lock`, so tests
+    /// finishing at the same time in several processes (nextest runs one
+    /// process per test) never lose each other's entries. Costs one small
+    /// file per test, not a scan of the whole run.
+    pub fn update(run_dir: &Path, run_id: &str, test: &TestDir) -> Result<RunSummary> {
+        let lock_path = run_dir.join(".run.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| Error::io("creating the run lock", &lock_path, e))?;
+        lock.lock()
+            .map_err(|e| Error::io("locking the run", &lock_path, e))?;
+        let path = run_dir.join(RunSummary::FILE);
+        let started_at = test.metadata().started_at;
+        let mut summary = match RunSummary::load(&path) {
+            Ok(s) => s,
+            Err(_) => RunSummary::new(run_id, started_at),
+        };
+        summary.started_at = summary.started_at.min(started_at);
+        summary.record(test.run_entry());
+        summary.ended_at = Some(Utc::now());
+        summary.save(&path)?;
+        Ok(summary)
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +155,23 @@ mod tests {
     use super::*;
     use crate::metadata::Failure;
     use chrono::TimeZone;
+
+    #[test]
+    fn update_adds_and_replaces_entries() {
+        let run = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
+        let a = TestDir::create(run.path(), "a::one", t0).unwrap();
+        let mut b = TestDir::create(run.path(), "b::two", t0).unwrap();
+        RunSummary::update(run.path(), "r", &a).unwrap();
+        RunSummary::update(run.path(), "r", &b).unwrap();
+        b.finish(Outcome::Passed, None, t0).unwrap();
+        let s = RunSummary::update(run.path(), "r", &b).unwrap();
+        assert_eq!(s.tests.len(), 2);
+        let loaded = RunSummary::load(&run.path().join(RunSummary::FILE)).unwrap();
+        assert_eq!(loaded.tests, s.tests);
+        assert_eq!(loaded.count(Outcome::Passed), 1);
+        assert_eq!(loaded.count(Outcome::Running), 1);
+    }
 
     #[test]
     fn round_trip_record_and_scan() {

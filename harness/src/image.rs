@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -244,7 +243,12 @@ impl ImageStore {
         if let Some(img) = load_image(name, &dir)? {
             return Ok(img);
         }
-        let _lock = FileLock::acquire(&images.join(format!("{name}.lock")))?;
+        // One build at a time per image, across processes; the lock is
+        // released when the file is closed.
+        let lock_path = images.join(format!("{name}.lock"));
+        let _lock = File::create(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
         if let Some(img) = load_image(name, &dir)? {
             return Ok(img);
         }
@@ -400,32 +404,6 @@ fn package_versions(pkgs: &[String]) -> BTreeMap<String, String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// An exclusive `flock` held until dropped.
-#[derive(Debug)]
-struct FileLock(File);
-
-impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock> {
-        let f =
-            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        // SAFETY: flock on a valid open descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(
-                format!("locking {}", path.display()),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(FileLock(f))
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // SAFETY: unlocking the descriptor we locked.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
 }
 
 #[cfg(test)]

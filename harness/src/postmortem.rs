@@ -549,7 +549,13 @@ impl Postmortem {
             eprintln!("bootrig: could not finalise metadata.json: {e}");
         }
         if let Some(run_dir) = self.path.parent() {
-            write_run_json(run_dir);
+            let id = run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Err(e) = RunSummary::update(run_dir, &id, &inner.dir) {
+                eprintln!("bootrig: could not update run.json: {e}");
+            }
         }
         let Some(f) = report_failure else {
             return Ending {
