@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bootrig::collect::{collect_guest, collect_host};
-use bootrig::wait::poll_until;
+use bootrig::deadline::poll_until;
 use bootrig::{check, check_failed, Error, Image, Marks, Requirement, Suite, Timeouts};
 use bootrig_diagnostics::hash::digest_file;
 use bootrig_diagnostics::metadata::{FailureKind, Metadata, Outcome};

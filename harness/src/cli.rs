@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
 
-use crate::context::RunSettings;
+use crate::run::context::RunSettings;
 use crate::image::{Image, ImageStore, BUILTIN};
-use crate::report::{summary_line, write_junit};
-use crate::scenario::{self, Scenario};
-use crate::suite::{execute, scenario_trial, TrialRecord, VmBudget};
+use crate::run::junit::{summary_line, write_junit};
+use crate::run::scenario::{self, Scenario};
+use crate::run::suite::{execute, scenario_trial, TrialRecord, VmBudget};
 
 /// Test operating-system images in QEMU.
 #[derive(Debug, Parser)]
@@ -52,7 +52,7 @@ struct RunArgs {
     junit: Option<PathBuf>,
     /// Force an accelerator for every VM: auto, kvm or tcg.
     #[arg(long)]
-    accel: Option<crate::config::Accel>,
+    accel: Option<crate::vm::config::Accel>,
     /// Run this many tests (VMs) at once.
     #[arg(short, long, default_value_t = 1)]
     jobs: usize,
@@ -152,7 +152,7 @@ fn run(args: RunArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut settings = RunSettings::from_env(artifacts);
-    if let Err(e) = crate::signals::install(settings.interrupts.clone()) {
+    if let Err(e) = crate::run::signals::install(settings.interrupts.clone()) {
         eprintln!("bootrig: cannot handle signals ({e}); Ctrl-C will still stop the VMs");
     }
     if accel.is_some() {
@@ -218,7 +218,7 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(sig) = settings.interrupts.interrupted() {
         eprintln!(
             "bootrig: interrupted by {}; {} of {} test(s) ran",
-            crate::signals::signal_name(sig),
+            crate::run::signals::signal_name(sig),
             records.len(),
             selected.len()
         );

@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::accel;
-use crate::config::Accel;
+use crate::vm::accel;
+use crate::vm::config::Accel;
 use crate::image::{ImageStore, BUILTIN};
-use crate::machine::{qemu_version, resolve_binary};
+use crate::vm::machine::{qemu_version, resolve_binary};
 
 /// Prints the host check; exit 0 when VM tests can run (under TCG at
 /// least), 1 otherwise.
@@ -37,7 +37,7 @@ pub fn run() -> ExitCode {
             println!("qemu        MISSING  {e}");
         }
     }
-    match crate::qemu_args::find_uefi_code() {
+    match crate::vm::qemu_args::find_uefi_code() {
         Some((code, _)) => println!("uefi        ok       {}", code.display()),
         None => {
             missing_pkgs.push("ovmf");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bootrig_diagnostics::crash::CrashReport;
 use bootrig_diagnostics::metadata::FailureKind;
 
-use crate::console::ExpectError;
+use crate::guest::console::ExpectError;
 
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -159,7 +159,7 @@ pub enum Error {
         message: String,
     },
     /// The run was interrupted (Ctrl-C, SIGTERM) while the test ran.
-    #[error("interrupted by {}", crate::signals::signal_name(*.0))]
+    #[error("interrupted by {}", crate::run::signals::signal_name(*.0))]
     Interrupted(i32),
     /// A Rust test panicked (e.g. a failed `assert!`).
     #[error("test panicked: {0}")]

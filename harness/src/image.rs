@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Firmware, MachineConfig};
+use crate::vm::config::{Firmware, MachineConfig};
 use crate::errors::{Error, Result};
-use crate::process::OwnedChild;
+use crate::vm::process::OwnedChild;
 
 /// The built-in image names.
 pub const BUILTIN: &[&str] = &["busybox", "debian", "iso"];
@@ -142,7 +142,7 @@ pub struct ImageStore {
 
 impl Default for ImageStore {
     fn default() -> Self {
-        ImageStore::new(default_recipes_dir(), crate::accel::default_cache_dir())
+        ImageStore::new(default_recipes_dir(), crate::vm::accel::default_cache_dir())
     }
 }
 
@@ -296,7 +296,7 @@ impl ImageStore {
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "timed out".into()),
                         log_path.display(),
-                        crate::machine::tail_of_file(&log_path, 15)
+                        crate::vm::machine::tail_of_file(&log_path, 15)
                     ),
                 });
             }

@@ -8,29 +8,22 @@
 //! through the `bootrig-diagnostics` crate.
 #![warn(missing_docs)]
 
-pub mod accel;
-pub use bootrig_diagnostics::ansi;
 pub mod cli;
-pub mod collect;
-pub mod config;
-pub mod console;
-pub mod context;
+pub mod deadline;
 pub mod doctor;
 pub mod errors;
-pub mod exec;
+pub mod guest;
 pub mod image;
-pub mod machine;
 pub mod postmortem;
-pub mod process;
 pub mod progress;
-pub mod qemu_args;
-pub mod qmp;
-pub mod report;
-pub mod scenario;
-pub mod session;
-pub mod signals;
-pub mod suite;
-pub mod wait;
+pub mod run;
+pub mod vm;
+
+pub use bootrig_diagnostics::ansi;
+pub use guest::{console, session};
+pub use postmortem::collectors as collect;
+pub use run::{context, scenario, signals, suite};
+pub use vm::{accel, config, machine, process, qemu_args, qmp};
 
 /// Fails a Rust test with a formatted message: `return check_failed!("...")`.
 #[macro_export]

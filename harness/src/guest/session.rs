@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
-use crate::console::{ConsoleTap, ExpectError, Match};
+use crate::guest::console::{ConsoleTap, ExpectError, Match};
 use crate::errors::{Error, Result};
-use crate::machine::Machine;
-use crate::wait;
+use crate::vm::machine::Machine;
+use crate::deadline as wait;
 
 /// Deadlines for the phases of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

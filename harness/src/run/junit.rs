@@ -5,7 +5,7 @@ use std::path::Path;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::suite::TrialRecord;
+use crate::run::suite::TrialRecord;
 
 /// Writes a JUnit XML report: one test case per trial; a failed test's
 /// message, its console tail as system-out, and its artifacts folder as a

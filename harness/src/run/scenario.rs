@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{parse_size, Accel, Firmware};
+use crate::vm::config::{parse_size, Accel, Firmware};
 use crate::errors::{Error, Result};
-use crate::session::Key;
+use crate::guest::session::Key;
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -114,9 +114,9 @@ pub struct TimeoutSpec {
 
 impl TimeoutSpec {
     /// The session deadlines.
-    pub fn session(&self) -> crate::session::Timeouts {
-        let d = crate::session::Timeouts::default();
-        crate::session::Timeouts {
+    pub fn session(&self) -> crate::guest::session::Timeouts {
+        let d = crate::guest::session::Timeouts::default();
+        crate::guest::session::Timeouts {
             boot: self.boot.map(Duration::from_secs_f64).unwrap_or(d.boot),
             step: self.step.map(Duration::from_secs_f64).unwrap_or(d.step),
         }

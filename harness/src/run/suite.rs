@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-use crate::context::{RunSettings, TestContext};
+use crate::run::context::{RunSettings, TestContext};
 use crate::errors::{Error, Result};
-use crate::scenario::{self, Scenario};
+use crate::run::scenario::{self, Scenario};
 
 /// A host capability a test needs; missing ones skip the test at run time
 /// with the reason (under `CI=true` they fail it instead).
@@ -36,14 +36,14 @@ impl Requirement {
     /// Why the requirement is not met, or None.
     pub fn missing(&self) -> Option<String> {
         match self {
-            Requirement::Kvm => crate::accel::kvm_device_usable().err(),
-            Requirement::Qemu => crate::machine::resolve_binary(Path::new("qemu-system-x86_64"))
+            Requirement::Kvm => crate::vm::accel::kvm_device_usable().err(),
+            Requirement::Qemu => crate::vm::machine::resolve_binary(Path::new("qemu-system-x86_64"))
                 .err()
                 .map(|e| e.to_string()),
-            Requirement::Uefi => crate::qemu_args::find_uefi_code()
+            Requirement::Uefi => crate::vm::qemu_args::find_uefi_code()
                 .is_none()
                 .then(|| "OVMF firmware not found (apt-get install ovmf)".to_string()),
-            Requirement::Tool(t) => crate::machine::resolve_binary(Path::new(t))
+            Requirement::Tool(t) => crate::vm::machine::resolve_binary(Path::new(t))
                 .err()
                 .map(|_| format!("{t} is not installed")),
         }
@@ -341,7 +341,7 @@ impl Suite {
         let junit = std::env::var_os("BOOTRIG_JUNIT").map(PathBuf::from);
         let (records, code) = self.run_collect();
         if let Some(path) = junit {
-            if let Err(e) = crate::report::write_junit(&path, "bootrig", &records) {
+            if let Err(e) = crate::run::junit::write_junit(&path, "bootrig", &records) {
                 eprintln!(
                     "bootrig: could not write the JUnit report {}: {e}",
                     path.display()
@@ -409,7 +409,7 @@ pub fn scenario_trial(sc: &Arc<Scenario>, index: usize) -> (String, Marks, Body)
         marks = marks.xfail(reason.clone());
     }
     let sc2 = sc.clone();
-    let body: Body = Arc::new(move |ctx| crate::exec::run_test(ctx, &sc2, &sc2.tests[index]));
+    let body: Body = Arc::new(move |ctx| crate::run::steps::run_test(ctx, &sc2, &sc2.tests[index]));
     (format!("{}::{}", sc.name, test.name), marks, body)
 }
 

@@ -8,6 +8,9 @@
 //! The schema, catalog and report types are `bootrig-diagnostics`'; this
 //! module is the part that needs a live VM.
 
+
+pub mod collectors;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,11 +28,11 @@ use bootrig_diagnostics::report::FailureReport;
 use bootrig_diagnostics::run::RunSummary;
 
 use crate::ansi::AnsiStripper;
-use crate::collect::{collect_guest, collect_host, Collected, COLLECTOR_TIMEOUT};
-use crate::console::ConsoleObserver;
+use crate::postmortem::collectors::{collect_guest, collect_host, Collected, COLLECTOR_TIMEOUT};
+use crate::guest::console::ConsoleObserver;
 use crate::errors::{Error, Result};
-use crate::machine::Machine;
-use crate::session::Session;
+use crate::vm::machine::Machine;
+use crate::guest::session::Session;
 
 /// Boot milestones seen on the console, as instants.
 ///

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::{Accel, MachineConfig};
+use crate::vm::config::{Accel, MachineConfig};
 use crate::errors::Result;
 use crate::image::{Image, ImageRef, ImageStore};
-use crate::machine::{Machine, MachineOptions};
+use crate::vm::machine::{Machine, MachineOptions};
 use crate::postmortem::{Ending, Postmortem};
-use crate::session::{Session, Timeouts};
+use crate::guest::session::{Session, Timeouts};
 use bootrig_diagnostics::metadata::Phase;
 
 /// Settings shared by every test of a run.
@@ -33,7 +33,7 @@ pub struct RunSettings {
     /// (`CI=true`), so CI cannot go green by skipping.
     pub strict_requirements: bool,
     /// Interruption state shared with a signal thread (`bootrig run`).
-    pub interrupts: Arc<crate::signals::Interrupts>,
+    pub interrupts: Arc<crate::run::signals::Interrupts>,
 }
 
 impl RunSettings {

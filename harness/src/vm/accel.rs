@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Accel;
-use crate::process::OwnedChild;
+use crate::vm::config::Accel;
+use crate::vm::process::OwnedChild;
 
 /// How long a kernel may take to panic under a working KVM.
 const PROBE_DEADLINE: Duration = Duration::from_secs(10);

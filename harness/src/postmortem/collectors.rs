@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bootrig_diagnostics::catalog::Producer;
 
 use crate::errors::Error;
-use crate::session::{shell_quote, Session};
+use crate::guest::session::{shell_quote, Session};
 
 /// Per-collector deadline.
 pub const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::session::Session;
+use crate::guest::session::Session;
 
 /// The run's interruption state and its live VMs.
 #[derive(Debug, Default)]

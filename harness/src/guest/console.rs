@@ -875,7 +875,7 @@ mod tests {
                 sent += piece.len() as u64;
                 // Each piece is read on its own before the next is sent.
                 let read =
-                    crate::wait::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
+                    crate::deadline::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
                         Ok::<_, ()>((c.bytes_received() >= sent).then_some(()))
                     });
                 assert_eq!(read, Ok(Some(())), "piece not read");
@@ -1004,7 +1004,7 @@ mod tests {
         assert_eq!(c.reports().len(), 1);
         assert!(c.fault().is_none());
         // Silent guest: ticks keep coming.
-        let ticked = crate::wait::poll_until(
+        let ticked = crate::deadline::poll_until(
             Instant::now() + Duration::from_secs(2),
             Duration::from_millis(10),
             || Ok::<_, ()>((ticks.load(Ordering::SeqCst) >= 2).then_some(())),
@@ -1039,7 +1039,7 @@ mod tests {
         // First fault wins.
         g.write_all(b"Kernel panic - second\r\n").unwrap();
         // Wait until the observer has seen that line, then check.
-        let seen = crate::wait::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
+        let seen = crate::deadline::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
             Ok::<_, ()>((lines.load(Ordering::SeqCst) >= 4).then_some(()))
         });
         assert_eq!(seen, Ok(Some(())), "the second panic line was not observed");

@@ -16,13 +16,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::accel::{self, AccelVerdict};
-use crate::config::{Drive, Firmware, MachineConfig};
-use crate::console::{Console, ConsoleObserver, ConsoleOptions};
+use crate::vm::accel::{self, AccelVerdict};
+use crate::vm::config::{Drive, Firmware, MachineConfig};
+use crate::guest::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::errors::{Error, Result};
-use crate::process::OwnedChild;
-use crate::qemu_args::{self, QemuArgs};
-use crate::qmp::Qmp;
+use crate::vm::process::OwnedChild;
+use crate::vm::qemu_args::{self, QemuArgs};
+use crate::vm::qmp::Qmp;
 
 /// How long QEMU may take to start and connect its sockets.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -194,7 +194,7 @@ mod tests {
         drop(child);
         // The leader is reaped; the grandchild got SIGTERM from killpg and
         // is reaped by init, which can take a moment.
-        let _ = crate::wait::poll_until(
+        let _ = crate::deadline::poll_until(
             Instant::now() + Duration::from_secs(5),
             Duration::from_millis(20),
             || Ok::<_, ()>((!alive(grandchild)).then_some(())),

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Drive, MachineConfig};
-use crate::context::TestContext;
+use crate::vm::config::{Drive, MachineConfig};
+use crate::run::context::TestContext;
 use crate::errors::{Error, Result};
 use crate::image::Image;
-use crate::scenario::{Scenario, Step, TestSpec};
-use crate::session::{compile, Session};
+use crate::run::scenario::{Scenario, Step, TestSpec};
+use crate::guest::session::{compile, Session};
 
 /// Resolves the scenario's machine into a config (building the image if
 /// one is named). Returns the config and the built image, if any.

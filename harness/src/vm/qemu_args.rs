@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Accel, Firmware};
+use crate::vm::config::{Accel, Firmware};
 
 /// Everything needed to render a QEMU command line, with all paths resolved
 /// (overlays created, firmware copied, sockets bound).

@@ -1,0 +1,10 @@
+//! The virtual machine: QEMU's command line, its process, the accelerator
+//! choice, QMP, and the machine's lifecycle. Nothing here knows about
+//! shells, tests or postmortems.
+
+pub mod accel;
+pub mod config;
+pub mod machine;
+pub mod process;
+pub mod qemu_args;
+pub mod qmp;
