@@ -15,6 +15,7 @@ pub mod hash;
 pub mod metadata;
 pub mod names;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod timestamp;
 

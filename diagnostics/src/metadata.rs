@@ -59,6 +59,23 @@ impl Outcome {
             Outcome::Xpass => "xpass",
         }
     }
+
+    /// Whether this outcome fails a run: a failure, or an unexpected pass.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Xpass)
+    }
+
+    /// The five-column tag of a summary line (`PASS `, `FAIL `, `XFAIL`, ...).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Outcome::Running => "RUN  ",
+            Outcome::Passed => "PASS ",
+            Outcome::Failed => "FAIL ",
+            Outcome::Skipped => "SKIP ",
+            Outcome::Xfail => "XFAIL",
+            Outcome::Xpass => "XPASS",
+        }
+    }
 }
 
 impl fmt::Display for Outcome {

@@ -31,6 +31,11 @@ pub struct RunEntry {
     /// The kind of failure, for failed tests.
     #[serde(default)]
     pub failure_kind: Option<FailureKind>,
+    /// One line saying why the test did not pass (failure, skip reason,
+    /// unexpected pass); absent for passed tests. Added in schema 1 as an
+    /// optional field: older files simply lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl RunEntry {
@@ -42,6 +47,11 @@ impl RunEntry {
             duration_ms: metadata.duration_ms(),
             folder: folder.to_string(),
             failure_kind: metadata.failure.as_ref().map(|f| f.kind),
+            summary: metadata
+                .failure
+                .as_ref()
+                .and_then(|f| f.message.lines().next())
+                .map(str::to_string),
         }
     }
 }

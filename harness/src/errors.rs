@@ -159,7 +159,7 @@ pub enum Error {
         message: String,
     },
     /// The run was interrupted (Ctrl-C, SIGTERM) while the test ran.
-    #[error("interrupted by {}", crate::run::signals::signal_name(*.0))]
+    #[error("interrupted by {}", signal_name(*.0))]
     Interrupted(i32),
     /// A Rust test panicked (e.g. a failed `assert!`).
     #[error("test panicked: {0}")]
@@ -170,6 +170,15 @@ pub enum Error {
     /// The test exceeded its deadline.
     #[error("test exceeded its deadline of {}s", .0.as_secs())]
     TestTimeout(Duration),
+}
+
+/// The name of a signal number, for messages.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 fn section(title: &str, body: &str) -> String {

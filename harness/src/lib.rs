@@ -41,7 +41,9 @@ macro_rules! check {
 
 pub use config::{Accel, Drive, Firmware, MachineConfig};
 pub use context::{RunSettings, TestContext};
+pub use deadline::Deadline;
 pub use errors::{Error, Result};
+pub use run::events::{Event, Events, PhaseEdge, Reporter};
 pub use image::{Image, ImageRef, ImageStore};
 pub use machine::{Machine, MachineOptions};
 pub use session::{CommandOutput, Key, Session, Timeouts};

@@ -2,6 +2,7 @@
 //! the run engine, and the reports a run leaves.
 
 pub mod context;
+pub mod events;
 pub mod junit;
 pub mod scenario;
 pub mod signals;

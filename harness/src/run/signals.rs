@@ -54,14 +54,7 @@ impl Interrupts {
     }
 }
 
-/// The name of a signal number, for messages.
-pub fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGINT => "SIGINT",
-        libc::SIGTERM => "SIGTERM",
-        _ => "a signal",
-    }
-}
+pub use crate::errors::signal_name;
 
 /// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread
 /// it spawns afterwards: call it first) and starts the thread that waits
