@@ -57,7 +57,7 @@ fn main() -> ExitCode {
                 check_big_output(&vm)?;
                 // No systemd in this guest: wait_for_unit says so at once.
                 let started = Instant::now();
-                match vm.wait_for_unit("multi-user.target", Duration::from_secs(60)) {
+                match vm.wait_for_unit_within("multi-user.target", Duration::from_secs(60)) {
                     Err(Error::UnitFailed { status, .. })
                         if status.contains("cannot query systemd") => {}
                     other => {
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
                     boot: Duration::from_secs(20),
                     step: Duration::from_secs(10),
                 };
-                let vm = ctx.boot(img.machine_config("noprompt", None), timeouts, img.kernel())?;
+                let vm = ctx.boot_with(img.machine_config("noprompt", None), timeouts)?;
                 let started = Instant::now();
                 match vm.attach_shell("this prompt never appears") {
                     Err(e @ Error::BootTimeout { .. }) => {
@@ -147,10 +147,10 @@ fn main() -> ExitCode {
                 vm.become_root()?;
                 check!(vm.succeed("id -u")? == "0\n", "not root after sudo -i");
                 check_shell_edge_cases(&vm)?;
-                vm.wait_for_unit("multi-user.target", Duration::from_secs(120))?;
+                vm.wait_for_unit("multi-user.target")?;
                 let out = vm.run("systemctl is-active no-such-unit.service")?;
                 check!(out.exit != 0, "is-active of a missing unit exited 0");
-                match vm.wait_for_unit("no-such-unit.service", Duration::from_secs(10)) {
+                match vm.wait_for_unit_within("no-such-unit.service", Duration::from_secs(10)) {
                     Err(Error::UnitFailed { state, .. }) if state == "not-found" => {}
                     other => {
                         return check_failed!("expected a not-found unit error, got {other:?}")
@@ -204,7 +204,7 @@ fn main() -> ExitCode {
                     bootrig::Firmware::Bios
                 };
                 let cfg = img.machine_config(&format!("iso-{fw}"), Some(firmware));
-                let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+                let vm = ctx.boot(cfg)?;
                 vm.wait_for_console("GRUB|grub", Duration::from_secs(120))?;
                 vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
                 let efi = vm.run("test -d /sys/firmware/efi")?.exit == 0;
@@ -530,7 +530,7 @@ fn disk_boot(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     };
     let before = stamp(&iso)?;
     let cfg = bootrig::MachineConfig::new("diskboot").with_disk(&iso);
-    let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+    let vm = ctx.boot(cfg)?;
     vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
     vm.succeed("test -b /dev/vda && dd if=/dev/zero of=/dev/vda bs=64k count=16 && sync")?;
     check!(
@@ -688,7 +688,7 @@ fn qemu_start_failure(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         .with_accel(bootrig::Accel::Tcg)
         .with_extra_args(["-definitely-not-a-qemu-option"]);
     let started = Instant::now();
-    match ctx.boot(cfg, Timeouts::default(), None) {
+    match ctx.boot(cfg) {
         Err(e @ Error::Qemu { .. }) => {
             let msg = e.to_string();
             check!(
@@ -744,7 +744,7 @@ fn doctor(_ctx: &bootrig::TestContext) -> bootrig::Result<()> {
 fn screendump(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let img = ctx.image(&Image::builtin("busybox"))?;
     let cfg = img.machine_config("display", None).with_display(true);
-    let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+    let vm = ctx.boot(cfg)?;
     vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
     let png = ctx.artifacts_dir().join("screen.png");
     collect_host(&vm, Some(&png));
@@ -769,7 +769,7 @@ fn file_drive(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let cfg = img
         .machine_config("filedrive", None)
         .with_drive(bootrig::Drive::File(path.clone()));
-    let vm = ctx.boot(cfg, Timeouts::default(), img.kernel())?;
+    let vm = ctx.boot(cfg)?;
     vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
     check!(
         vm.succeed("head -c 17 /dev/vda")? == "bootrig-host-data",

@@ -185,7 +185,10 @@ mod tests {
     #[test]
     fn totals_count_and_decide() {
         let t = Totals::of([Outcome::Passed, Outcome::Xfail, Outcome::Passed]);
-        assert_eq!(t.to_string(), "2 passed, 0 failed, 0 skipped, 1 xfail, 0 xpass");
+        assert_eq!(
+            t.to_string(),
+            "2 passed, 0 failed, 0 skipped, 1 xfail, 0 xpass"
+        );
         assert!(!t.failed_any());
         assert!(Totals::of([Outcome::Xpass]).failed_any());
         assert!(Totals::of([Outcome::Running]).failed_any());

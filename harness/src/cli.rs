@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
 
-use crate::run::context::RunSettings;
 use crate::image::{Image, ImageStore, BUILTIN};
+use crate::run::context::RunSettings;
 use crate::run::junit::{summary_line, write_junit};
 use crate::run::scenario::{self, Scenario};
 use crate::run::suite::{execute, scenario_trial, TrialRecord, VmBudget};

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::image::{ImageStore, BUILTIN};
 use crate::vm::accel;
 use crate::vm::config::Accel;
-use crate::image::{ImageStore, BUILTIN};
 use crate::vm::machine::{qemu_version, resolve_binary};
 
 /// Prints the host check; exit 0 when VM tests can run (under TCG at

@@ -189,6 +189,15 @@ fn section(title: &str, body: &str) -> String {
     }
 }
 
+/// `?` on a host I/O error in a Rust test: the error says it happened on
+/// the host, in the test's own code. Prefer [`Error::io`] to say what was
+/// being done.
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Error {
+        Error::io("host I/O in the test", source)
+    }
+}
+
 impl Error {
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {

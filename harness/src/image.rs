@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::vm::config::{Firmware, MachineConfig};
 use crate::errors::{Error, Result};
+use crate::vm::config::{Firmware, MachineConfig};
 use crate::vm::process::OwnedChild;
 
 /// The built-in image names.

@@ -31,11 +31,17 @@ macro_rules! check_failed {
     ($($arg:tt)*) => { Err($crate::Error::Check(format!($($arg)*))) };
 }
 
-/// Fails a Rust test unless `cond` holds.
+/// Fails a Rust test unless `cond` holds: `check!(x == 1)` fails with the
+/// condition's text, `check!(x == 1, "x is {x}")` with the message.
 #[macro_export]
 macro_rules! check {
-    ($cond:expr, $($arg:tt)*) => {
-        if !$cond { return Err($crate::Error::Check(format!($($arg)*))); }
+    ($cond:expr $(,)?) => {
+        if !$cond {
+            return Err($crate::Error::Check(format!("`{}` is false", stringify!($cond))));
+        }
+    };
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond { return Err($crate::Error::Check(format!($($arg)+))); }
     };
 }
 
@@ -43,8 +49,8 @@ pub use config::{Accel, Drive, Firmware, MachineConfig};
 pub use context::{RunSettings, TestContext};
 pub use deadline::Deadline;
 pub use errors::{Error, Result};
-pub use run::events::{Event, Events, PhaseEdge, Reporter};
 pub use image::{Image, ImageRef, ImageStore};
 pub use machine::{Machine, MachineOptions};
+pub use run::events::{Event, Events, PhaseEdge, Reporter};
 pub use session::{CommandOutput, Key, Session, Timeouts};
 pub use suite::{Marks, Requirement, Suite};

@@ -874,10 +874,11 @@ mod tests {
                 g.write_all(piece).unwrap();
                 sent += piece.len() as u64;
                 // Each piece is read on its own before the next is sent.
-                let read =
-                    crate::deadline::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
-                        Ok::<_, ()>((c.bytes_received() >= sent).then_some(()))
-                    });
+                let read = crate::deadline::poll_until(
+                    Instant::now() + SEC,
+                    Duration::from_millis(1),
+                    || Ok::<_, ()>((c.bytes_received() >= sent).then_some(())),
+                );
                 assert_eq!(read, Ok(Some(())), "piece not read");
             }
             h.join().unwrap()
@@ -1039,9 +1040,10 @@ mod tests {
         // First fault wins.
         g.write_all(b"Kernel panic - second\r\n").unwrap();
         // Wait until the observer has seen that line, then check.
-        let seen = crate::deadline::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
-            Ok::<_, ()>((lines.load(Ordering::SeqCst) >= 4).then_some(()))
-        });
+        let seen =
+            crate::deadline::poll_until(Instant::now() + SEC, Duration::from_millis(1), || {
+                Ok::<_, ()>((lines.load(Ordering::SeqCst) >= 4).then_some(()))
+            });
         assert_eq!(seen, Ok(Some(())), "the second panic line was not observed");
         assert!(c.fault().unwrap().title.contains("VFS"));
         assert!(lines.load(Ordering::SeqCst) >= 3);

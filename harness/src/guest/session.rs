@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
-use crate::guest::console::{ConsoleTap, ExpectError, Match};
+use crate::deadline::{self as wait, Deadline};
 use crate::errors::{Error, Result};
+use crate::guest::console::{ConsoleTap, ExpectError, Match};
 use crate::vm::machine::Machine;
-use crate::deadline as wait;
 
 /// Deadlines for the phases of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,15 +320,36 @@ impl Drop for TapGuard<'_> {
     }
 }
 
+/// What a session tells the test around it: the phases it goes through
+/// (`login`, `become root`, `shell`) and the moment its shell answers.
+/// The test context records them in `metadata.json` and sends them as
+/// run events, for Rust tests and scenarios alike.
+pub trait SessionHooks: Send + Sync {
+    /// A phase begins or ends.
+    fn phase(&self, name: &str, edge: crate::run::events::PhaseEdge);
+    /// The shell answers commands (after login, escalation or attach).
+    fn shell_ready(&self);
+}
+
 /// A guest session over a running [`Machine`]. Methods take `&self`, so a
 /// test and the harness's diagnostics can share it.
-#[derive(Debug)]
 pub struct Session {
     machine: Machine,
     timeouts: Timeouts,
+    deadline: Mutex<Deadline>,
+    hooks: Mutex<Option<Arc<dyn SessionHooks>>>,
     token: String,
     state: Mutex<ShellState>,
     transcript: Transcript,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("machine", &self.machine)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for TranscriptTap {
@@ -348,6 +369,8 @@ impl Session {
         Session {
             machine,
             timeouts,
+            deadline: Mutex::new(Deadline::never()),
+            hooks: Mutex::new(None),
             token,
             state: Mutex::new(ShellState::default()),
             transcript,
@@ -362,6 +385,22 @@ impl Session {
     /// The deadlines in force.
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
+    }
+
+    /// The deadline of the test this session belongs to: no wait of the
+    /// session outlives it.
+    pub fn deadline(&self) -> Deadline {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bounds every later wait of the session by `deadline`.
+    pub fn set_deadline(&self, deadline: Deadline) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+    }
+
+    /// Who hears about this session's phases (the test context sets it).
+    pub fn set_hooks(&self, hooks: Option<Arc<dyn SessionHooks>>) {
+        *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = hooks;
     }
 
     fn state(&self) -> MutexGuard<'_, ShellState> {
@@ -826,17 +865,21 @@ impl Session {
     pub fn wait_until_succeeds(&self, cmd: &str, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
-        let found = wait::poll_until(deadline, wait::POLL_INTERVAL, || {
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
-            let out = self.run_timeout(cmd, left.min(self.timeouts.step))?;
-            if out.exit == 0 {
-                return Ok(Some(out.output));
-            }
-            last = format!("exit {}\n{}", out.exit, out.output);
-            Ok(None)
-        })?;
+        let found = wait::poll_until(
+            deadline,
+            wait::POLL_INTERVAL,
+            || -> Result<Option<String>> {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1));
+                let out = self.run_timeout(cmd, left.min(self.timeouts.step))?;
+                if out.exit == 0 {
+                    return Ok(Some(out.output));
+                }
+                last = format!("exit {}\n{}", out.exit, out.output);
+                Ok(None)
+            },
+        )?;
         found.ok_or_else(|| Error::WaitTimeout {
             what: format!("`{cmd}` to succeed"),
             waited: timeout,
@@ -844,15 +887,21 @@ impl Session {
         })
     }
 
-    /// Waits until `unit` is active. Fails at once if it enters `failed`
-    /// or does not exist, with its `systemctl status`.
-    pub fn wait_for_unit(&self, unit: &str, timeout: Duration) -> Result<()> {
+    /// Waits until `unit` is active, up to the session's step timeout.
+    /// Fails at once if it enters `failed` or does not exist, with its
+    /// `systemctl status`.
+    pub fn wait_for_unit(&self, unit: &str) -> Result<()> {
+        self.wait_for_unit_within(unit, self.timeouts.step)
+    }
+
+    /// [`Session::wait_for_unit`] with its own timeout.
+    pub fn wait_for_unit_within(&self, unit: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let quoted = shell_quote(unit);
         let query =
             format!("systemctl show --no-pager -p ActiveState -p LoadState -p SubState {quoted}");
         let mut last = String::new();
-        let done = wait::poll_until(deadline, wait::POLL_INTERVAL, || {
+        let done = wait::poll_until(deadline, wait::POLL_INTERVAL, || -> Result<Option<()>> {
             let out = self.run(&query)?;
             if out.exit == 127 || (out.exit != 0 && !out.output.contains("State=")) {
                 return Err(Error::UnitFailed {

@@ -8,7 +8,6 @@
 //! The schema, catalog and report types are `bootrig-diagnostics`'; this
 //! module is the part that needs a live VM.
 
-
 pub mod collectors;
 
 use std::fs::File;
@@ -28,11 +27,11 @@ use bootrig_diagnostics::report::FailureReport;
 use bootrig_diagnostics::run::RunSummary;
 
 use crate::ansi::AnsiStripper;
-use crate::postmortem::collectors::{collect_guest, collect_host, Collected, COLLECTOR_TIMEOUT};
-use crate::guest::console::ConsoleObserver;
 use crate::errors::{Error, Result};
-use crate::vm::machine::Machine;
+use crate::guest::console::ConsoleObserver;
 use crate::guest::session::Session;
+use crate::postmortem::collectors::{collect_guest, collect_host, Collected, COLLECTOR_TIMEOUT};
+use crate::vm::machine::Machine;
 
 /// Boot milestones seen on the console, as instants.
 ///

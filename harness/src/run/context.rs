@@ -6,66 +6,20 @@
 //! collects diagnostics from every VM it still has, while the guests still
 //! answer, and writes the postmortem into the test's artifacts folder.
 
-use std::path::{Path, PathBuf};
+use std::borrow::Borrow;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::vm::config::{Accel, MachineConfig};
+use crate::deadline::Deadline;
 use crate::errors::Result;
-use crate::image::{Image, ImageRef, ImageStore};
-use crate::vm::machine::{Machine, MachineOptions};
-use crate::postmortem::{Ending, Postmortem};
 use crate::guest::session::{Session, Timeouts};
+use crate::image::{Image, ImageRef};
+use crate::postmortem::{Ending, Postmortem};
+pub use crate::run::settings::RunSettings;
+use crate::vm::config::MachineConfig;
+use crate::vm::machine::{Machine, MachineOptions};
 use bootrig_diagnostics::metadata::Phase;
-
-/// Settings shared by every test of a run.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    /// The run's artifacts folder (`target/bootrig/<run-id>`).
-    pub run_dir: PathBuf,
-    /// Where images come from.
-    pub images: ImageStore,
-    /// Forces an accelerator for every VM (`BOOTRIG_ACCEL`).
-    pub accel: Option<Accel>,
-    /// Prints image-build progress and accelerator notes.
-    pub progress: crate::progress::Progress,
-    /// A missing requirement fails the test instead of skipping it
-    /// (`CI=true`), so CI cannot go green by skipping.
-    pub strict_requirements: bool,
-    /// Interruption state shared with a signal thread (`bootrig run`).
-    pub interrupts: Arc<crate::run::signals::Interrupts>,
-}
-
-impl RunSettings {
-    /// Settings from the environment: `BOOTRIG_ARTIFACTS` (root folder),
-    /// `BOOTRIG_RUN_ID` / `NEXTEST_RUN_ID` (run folder name),
-    /// `BOOTRIG_ACCEL`.
-    pub fn from_env(default_root: PathBuf) -> RunSettings {
-        let root = std::env::var_os("BOOTRIG_ARTIFACTS")
-            .map(PathBuf::from)
-            .unwrap_or(default_root);
-        let run_id = std::env::var("BOOTRIG_RUN_ID")
-            .or_else(|_| std::env::var("NEXTEST_RUN_ID"))
-            .unwrap_or_else(|_| {
-                format!(
-                    "{}-{}",
-                    chrono::Local::now().format("%Y%m%d-%H%M%S"),
-                    std::process::id()
-                )
-            });
-        let accel = std::env::var("BOOTRIG_ACCEL")
-            .ok()
-            .and_then(|a| a.parse().ok());
-        RunSettings {
-            run_dir: root.join(bootrig_diagnostics::names::safe_name(&run_id)),
-            images: ImageStore::default(),
-            accel,
-            progress: crate::progress::Progress::stderr(),
-            strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
-            interrupts: Arc::default(),
-        }
-    }
-}
 
 /// What a test is given: fixtures, and a place for artifacts.
 #[derive(Debug)]
@@ -74,6 +28,7 @@ pub struct TestContext {
     settings: RunSettings,
     vms: Mutex<Vec<Arc<Session>>>,
     started: Instant,
+    deadline: Mutex<Deadline>,
     postmortem: Postmortem,
 }
 
@@ -87,6 +42,7 @@ impl TestContext {
             settings,
             vms: Mutex::new(Vec::new()),
             started: Instant::now(),
+            deadline: Mutex::new(Deadline::never()),
             postmortem,
         })
     }
@@ -111,6 +67,21 @@ impl TestContext {
         self.started.elapsed()
     }
 
+    /// The test's deadline ([`Deadline::never`] unless the runner set
+    /// one): every VM booted by this context bounds its waits with it.
+    pub fn deadline(&self) -> Deadline {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the test's deadline (the runner does, from the test's
+    /// `timeout`); applies to VMs booted afterwards and to those running.
+    pub fn set_deadline(&self, deadline: Deadline) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+        for vm in self.vms().iter() {
+            vm.set_deadline(deadline);
+        }
+    }
+
     /// The postmortem recorder (metadata.json, phases, failure).
     pub fn postmortem(&self) -> &Postmortem {
         &self.postmortem
@@ -121,7 +92,8 @@ impl TestContext {
     }
 
     /// Builds (if needed) an image.
-    pub fn image(&self, image: &ImageRef) -> Result<Image> {
+    pub fn image(&self, image: impl Borrow<ImageRef>) -> Result<Image> {
+        let image = image.borrow();
         let progress = self.settings.progress.clone();
         self.postmortem
             .phase_start(&format!("image {}", image.name));
@@ -136,20 +108,25 @@ impl TestContext {
     /// Boots a VM from a built-in image. Images whose shell needs no login
     /// (`busybox`, `iso`) come back attached to their shell; for images
     /// with a getty (`debian`) call [`Session::login`].
-    pub fn vm(&self, image: ImageRef) -> Result<Arc<Session>> {
+    pub fn vm(&self, image: impl Borrow<ImageRef>) -> Result<Arc<Session>> {
         self.vm_with_timeouts(image, Timeouts::default())
     }
 
     /// [`TestContext::vm`] with other deadlines.
-    pub fn vm_with_timeouts(&self, image: ImageRef, timeouts: Timeouts) -> Result<Arc<Session>> {
-        let img = self.image(&image)?;
+    pub fn vm_with_timeouts(
+        &self,
+        image: impl Borrow<ImageRef>,
+        timeouts: Timeouts,
+    ) -> Result<Arc<Session>> {
+        let image = image.borrow();
+        let img = self.image(image)?;
         let name = format!("{}-{}", image.name, self.vms().len() + 1);
         let config = img.machine_config(&name, None);
         let _spinner = self
             .settings
             .progress
             .spinner(&format!("{}: booting {name}", self.name));
-        let vm = self.boot(config, timeouts, img.kernel())?;
+        let vm = self.boot_with(config, timeouts)?;
         if img.manifest.login.is_none() {
             if let Some(prompt) = &img.manifest.shell_prompt {
                 vm.attach_shell(prompt)?;
@@ -158,14 +135,15 @@ impl TestContext {
         Ok(vm)
     }
 
-    /// Boots a VM from an explicit config. The first VM of a test writes
-    /// its logs into the test folder, later ones into `<folder>/<vm name>/`.
-    pub fn boot(
-        &self,
-        mut config: MachineConfig,
-        timeouts: Timeouts,
-        probe_kernel: Option<PathBuf>,
-    ) -> Result<Arc<Session>> {
+    /// Boots a VM from an explicit config with the default [`Timeouts`].
+    /// The first VM of a test writes its logs into the test folder, later
+    /// ones into `<folder>/<vm name>/`.
+    pub fn boot(&self, config: MachineConfig) -> Result<Arc<Session>> {
+        self.boot_with(config, Timeouts::default())
+    }
+
+    /// [`TestContext::boot`] with other deadlines.
+    pub fn boot_with(&self, mut config: MachineConfig, timeouts: Timeouts) -> Result<Arc<Session>> {
         if let Some(accel) = self.settings.accel {
             config.accel = accel;
         }
@@ -175,9 +153,9 @@ impl TestContext {
             self.artifacts_dir()
                 .join(bootrig_diagnostics::names::safe_name(&config.name))
         };
-        let probe_kernel = probe_kernel.or_else(|| {
-            // An ISO or disk boot has no kernel of its own to probe KVM
-            // with; use the busybox image's if it is built.
+        // An ISO or disk boot has no kernel of its own to probe KVM with;
+        // use the busybox image's if it is built.
+        let probe_kernel = (|| {
             if config.kernel.is_some() {
                 return None;
             }
@@ -187,7 +165,7 @@ impl TestContext {
                 .ok()
                 .flatten()
                 .and_then(|i| i.kernel())
-        });
+        })();
         let mut options = MachineOptions::new(&out_dir);
         options.cache_dir = self.settings.images.cache.clone();
         options.probe_kernel = probe_kernel;
@@ -200,6 +178,7 @@ impl TestContext {
         }
         self.postmortem.record_machine(&machine);
         let session = Arc::new(Session::new(machine, timeouts));
+        session.set_deadline(self.deadline());
         self.settings.interrupts.register(&session);
         self.vms().push(session.clone());
         if self.settings.interrupts.interrupted().is_some() {

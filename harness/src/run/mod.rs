@@ -5,6 +5,7 @@ pub mod context;
 pub mod events;
 pub mod junit;
 pub mod scenario;
+pub mod settings;
 pub mod signals;
 pub mod steps;
 pub mod suite;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::vm::config::{parse_size, Accel, Firmware};
 use crate::errors::{Error, Result};
 use crate::guest::session::Key;
+use crate::vm::config::{parse_size, Accel, Firmware};
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]

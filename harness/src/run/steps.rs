@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::vm::config::{Drive, MachineConfig};
-use crate::run::context::TestContext;
 use crate::errors::{Error, Result};
-use crate::image::Image;
-use crate::run::scenario::{Scenario, Step, TestSpec};
 use crate::guest::session::{compile, Session};
+use crate::image::Image;
+use crate::run::context::TestContext;
+use crate::run::scenario::{Scenario, Step, TestSpec};
+use crate::vm::config::{Drive, MachineConfig};
 
 /// Resolves the scenario's machine into a config (building the image if
 /// one is named). Returns the config and the built image, if any.
@@ -91,11 +91,7 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
         .settings()
         .progress
         .spinner(&format!("{}: booting", ctx.name()));
-    let vm = ctx.boot(
-        cfg,
-        sc.timeouts.session(),
-        image.as_ref().and_then(Image::kernel),
-    )?;
+    let vm = ctx.boot_with(cfg, sc.timeouts.session())?;
     if let Some(login) = &sc.login {
         pm.phase_start("login");
         vm.login(&login.user, &login.password)?;
@@ -162,7 +158,7 @@ pub fn run_step(vm: &Arc<Session>, step: &Step) -> Result<()> {
             }
             Ok(())
         }
-        Step::WaitForUnit { unit, timeout } => vm.wait_for_unit(
+        Step::WaitForUnit { unit, timeout } => vm.wait_for_unit_within(
             unit,
             timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout),
         ),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-use crate::run::context::{RunSettings, TestContext};
 use crate::errors::{Error, Result};
+use crate::run::context::{RunSettings, TestContext};
 use crate::run::scenario::{self, Scenario};
 
 /// A host capability a test needs; missing ones skip the test at run time
@@ -37,9 +37,11 @@ impl Requirement {
     pub fn missing(&self) -> Option<String> {
         match self {
             Requirement::Kvm => crate::vm::accel::kvm_device_usable().err(),
-            Requirement::Qemu => crate::vm::machine::resolve_binary(Path::new("qemu-system-x86_64"))
-                .err()
-                .map(|e| e.to_string()),
+            Requirement::Qemu => {
+                crate::vm::machine::resolve_binary(Path::new("qemu-system-x86_64"))
+                    .err()
+                    .map(|e| e.to_string())
+            }
             Requirement::Uefi => crate::vm::qemu_args::find_uefi_code()
                 .is_none()
                 .then(|| "OVMF firmware not found (apt-get install ovmf)".to_string()),

@@ -16,10 +16,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::errors::{Error, Result};
+use crate::guest::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::config::{Drive, Firmware, MachineConfig};
-use crate::guest::console::{Console, ConsoleObserver, ConsoleOptions};
-use crate::errors::{Error, Result};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::{self, QemuArgs};
 use crate::vm::qmp::Qmp;

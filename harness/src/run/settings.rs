@@ -1,0 +1,60 @@
+//! Settings shared by every test of a run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::image::ImageStore;
+use crate::run::events::Events;
+use crate::vm::config::Accel;
+
+/// Settings shared by every test of a run.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The run's artifacts folder (`target/bootrig/<run-id>`).
+    pub run_dir: PathBuf,
+    /// Where images come from.
+    pub images: ImageStore,
+    /// Forces an accelerator for every VM (`BOOTRIG_ACCEL`).
+    pub accel: Option<Accel>,
+    /// Prints image-build progress and accelerator notes.
+    pub progress: crate::progress::Progress,
+    /// A missing requirement fails the test instead of skipping it
+    /// (`CI=true`), so CI cannot go green by skipping.
+    pub strict_requirements: bool,
+    /// Interruption state shared with a signal thread (`bootrig run`).
+    pub interrupts: Arc<crate::run::signals::Interrupts>,
+    /// Where the run's events go (see [`crate::run::events`]).
+    pub events: Events,
+}
+
+impl RunSettings {
+    /// Settings from the environment: `BOOTRIG_ARTIFACTS` (root folder),
+    /// `BOOTRIG_RUN_ID` / `NEXTEST_RUN_ID` (run folder name),
+    /// `BOOTRIG_ACCEL`.
+    pub fn from_env(default_root: PathBuf) -> RunSettings {
+        let root = std::env::var_os("BOOTRIG_ARTIFACTS")
+            .map(PathBuf::from)
+            .unwrap_or(default_root);
+        let run_id = std::env::var("BOOTRIG_RUN_ID")
+            .or_else(|_| std::env::var("NEXTEST_RUN_ID"))
+            .unwrap_or_else(|_| {
+                format!(
+                    "{}-{}",
+                    chrono::Local::now().format("%Y%m%d-%H%M%S"),
+                    std::process::id()
+                )
+            });
+        let accel = std::env::var("BOOTRIG_ACCEL")
+            .ok()
+            .and_then(|a| a.parse().ok());
+        RunSettings {
+            run_dir: root.join(bootrig_diagnostics::names::safe_name(&run_id)),
+            images: ImageStore::default(),
+            accel,
+            progress: crate::progress::Progress::stderr(),
+            strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
+            interrupts: Arc::default(),
+            events: Events::discard(),
+        }
+    }
+}
