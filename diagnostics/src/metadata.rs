@@ -131,6 +131,17 @@ impl fmt::Display for FailureKind {
     }
 }
 
+/// Whether a phase begins or ends (what a session or the run engine
+/// reports as it goes; `metadata.json` records both edges in one
+/// [`Phase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhaseEdge {
+    /// The phase begins.
+    Start,
+    /// The phase ends.
+    End,
+}
+
 /// The test step that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedStep {

@@ -326,7 +326,7 @@ impl Drop for TapGuard<'_> {
 /// run events, for Rust tests and scenarios alike.
 pub trait SessionHooks: Send + Sync {
     /// A phase begins or ends.
-    fn phase(&self, name: &str, edge: crate::run::events::PhaseEdge);
+    fn phase(&self, name: &str, edge: bootrig_diagnostics::metadata::PhaseEdge);
     /// The shell answers commands (after login, escalation or attach).
     fn shell_ready(&self);
 }

@@ -23,14 +23,7 @@ use std::sync::Arc;
 
 use bootrig_diagnostics::results::{TestRecord, Totals};
 
-/// Whether a phase begins or ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhaseEdge {
-    /// The phase begins.
-    Start,
-    /// The phase ends.
-    End,
-}
+pub use bootrig_diagnostics::metadata::PhaseEdge;
 
 /// One thing that happened in a run.
 #[derive(Debug, Clone)]
