@@ -8,7 +8,7 @@
 //! looks like a marker and output is delimited exactly even on a chatty
 //! console.
 //!
-//! [`Markers`] builds the typed text and the patterns that find the
+//! `Markers` builds the typed text and the patterns that find the
 //! markers, and renders console tails with the markers made readable.
 
 use std::collections::VecDeque;
