@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use regex::bytes::Regex;
 
+use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::guest::console::{ExpectError, Match};
 use crate::guest::keys::Key;
@@ -16,9 +17,27 @@ use crate::guest::session::Session;
 pub const LOGIN_PROMPT: &str = r"(?m)\blogin: ?$";
 
 /// How long to wait for a shell's cursor-position query after its prompt.
+/// Busybox ash asks right after printing it; a shell that does not ask
+/// costs this much once per prompt during setup.
 const QUERY_SETTLE: Duration = Duration::from_millis(300);
 
+/// The least time given to a shell prompt that needs no login, even when
+/// the boot timeout (counted from QEMU's start) has already run out.
+const MIN_SHELL_PROMPT_WAIT: Duration = Duration::from_secs(1);
+
 impl Session {
+    /// The deadline for the first prompt: what is left of the boot timeout
+    /// (counted from QEMU's start) but at least `floor`, and never past the
+    /// test's deadline.
+    fn boot_deadline(&self, floor: Duration) -> Deadline {
+        let left = self
+            .timeouts
+            .boot
+            .saturating_sub(self.machine.started().elapsed())
+            .max(floor);
+        self.deadline_within(left)
+    }
+
     /// Like `expect_any` with the step timeout, but a timeout becomes the
     /// error `on_timeout` makes (a login or escalation failure that says
     /// what was missing), not a generic console timeout.
@@ -28,7 +47,7 @@ impl Session {
         doing: &str,
         on_timeout: impl FnOnce() -> Error,
     ) -> Result<(usize, Match)> {
-        self.expect_any(res, self.timeouts.step, doing)
+        self.expect_any(res, self.deadline_within(self.timeouts.step), doing)
             .map_err(|e| match e {
                 Error::Console {
                     source: ExpectError::Timeout { .. },
@@ -46,12 +65,8 @@ impl Session {
             .transcript
             .tap(self.machine.console(), &format!("login as {user}"));
         let login_re = compile(LOGIN_PROMPT)?;
-        let boot_left = self
-            .timeouts
-            .boot
-            .saturating_sub(self.machine.started().elapsed())
-            .max(self.timeouts.step);
-        match self.machine.console().expect(&login_re, boot_left) {
+        let boot = self.boot_deadline(self.timeouts.step);
+        match self.machine.console().expect(&login_re, boot) {
             Ok(_) => {}
             Err(ExpectError::Timeout { waited, .. }) => {
                 return Err(Error::BootTimeout {
@@ -107,13 +122,9 @@ impl Session {
             .transcript
             .tap(self.machine.console(), "attach to shell");
         let re = compile(prompt)?;
-        let boot_left = self
-            .timeouts
-            .boot
-            .saturating_sub(self.machine.started().elapsed())
-            .max(Duration::from_secs(1));
+        let boot = self.boot_deadline(MIN_SHELL_PROMPT_WAIT);
         let queries = self.machine.console().queries_answered();
-        match self.machine.console().expect(&re, boot_left) {
+        match self.machine.console().expect(&re, boot) {
             Ok(_) => {}
             Err(ExpectError::Timeout { waited, .. }) => {
                 return Err(Error::BootTimeout {
@@ -220,7 +231,8 @@ impl Session {
         let queries = self.machine.console().queries_answered();
         self.send(&self.markers.setup_line())?;
         let re = self.markers.prompt()?;
-        self.expect_any(&[&re], self.timeouts.step, "setting up the shell prompt")
+        let step = self.deadline_within(self.timeouts.step);
+        self.expect_any(&[&re], step, "setting up the shell prompt")
             .map_err(|e| match e {
                 Error::Console {
                     source: ExpectError::Timeout { waited, .. },
@@ -247,7 +259,7 @@ impl Session {
     pub(super) fn settle_prompt(&self, seen: u64) -> bool {
         self.machine
             .console()
-            .wait_query_answered(seen, QUERY_SETTLE)
+            .wait_query_answered(seen, self.deadline_within(QUERY_SETTLE))
             > seen
     }
 }

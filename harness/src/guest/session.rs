@@ -33,11 +33,18 @@ pub struct Timeouts {
     pub step: Duration,
 }
 
+/// Default [`Timeouts::boot`]: an installed distribution under TCG on a
+/// busy host takes minutes to reach its login prompt.
+const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Default [`Timeouts::step`].
+const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            boot: Duration::from_secs(300),
-            step: Duration::from_secs(120),
+            boot: DEFAULT_BOOT_TIMEOUT,
+            step: DEFAULT_STEP_TIMEOUT,
         }
     }
 }
@@ -68,6 +75,13 @@ const ERROR_TAIL_LINES: usize = 30;
 
 /// Console lines in the tail of a console error's message.
 const CONSOLE_ERROR_TAIL_LINES: usize = 10;
+
+/// How long the private prompt may take to follow a command's end marker.
+/// The wait consumes the prompt (and lets the shell's cursor query be
+/// answered) before the next command is typed; a prompt that comes later
+/// is skipped by the next command's own marker wait, so missing it is not
+/// an error.
+const PROMPT_AFTER_COMMAND: Duration = Duration::from_secs(5);
 
 /// The output and exit code of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +167,12 @@ impl Session {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
     }
 
+    /// `timeout` from now, but never past the test's deadline: the deadline
+    /// every wait of the session uses.
+    pub fn deadline_within(&self, timeout: Duration) -> Deadline {
+        self.deadline().within(timeout)
+    }
+
     /// Who hears about this session's phases (the test context sets it).
     pub fn set_hooks(&self, hooks: Option<Arc<dyn SessionHooks>>) {
         *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = hooks;
@@ -197,16 +217,17 @@ impl Session {
         self.markers.readable(&raw, &recent)
     }
 
-    /// The console's `expect_any`, its errors with readable tails.
+    /// The console's `expect_any` until `deadline` (or the test's, if
+    /// earlier), its errors with readable tails.
     pub(super) fn expect_any(
         &self,
         res: &[&Regex],
-        timeout: Duration,
+        deadline: Deadline,
         doing: &str,
     ) -> Result<(usize, Match)> {
         self.machine
             .console()
-            .expect_any(res, timeout)
+            .expect_any(res, deadline.min(self.deadline()))
             .map_err(|e| self.console_err(doing, e))
     }
 
@@ -226,12 +247,13 @@ impl Session {
             .map_err(|e| self.console_err(format!("sending key {key:?}"), e))
     }
 
-    /// Waits for `pattern` on the (ANSI-stripped) console.
+    /// Waits for `pattern` on the (ANSI-stripped) console, up to `timeout`
+    /// (and never past the test's deadline).
     pub fn wait_for_console(&self, pattern: &str, timeout: Duration) -> Result<Match> {
         let re = compile(pattern)?;
         self.machine
             .console()
-            .expect(&re, timeout)
+            .expect(&re, self.deadline_within(timeout))
             .map_err(|e| self.console_err(format!("waiting for /{pattern}/ on the console"), e))
     }
 
@@ -244,6 +266,14 @@ impl Session {
     /// Runs `cmd` with its own timeout. On timeout the command is
     /// interrupted with Ctrl-C so the session stays usable.
     pub fn run_timeout(&self, cmd: &str, timeout: Duration) -> Result<CommandOutput> {
+        self.run_until(cmd, Deadline::after(timeout))
+    }
+
+    /// Runs `cmd` until `deadline` (or the test's deadline, if earlier).
+    /// On timeout the command is interrupted with Ctrl-C so the session
+    /// stays usable.
+    pub fn run_until(&self, cmd: &str, deadline: Deadline) -> Result<CommandOutput> {
+        let deadline = deadline.min(self.deadline());
         let n = {
             let mut st = self.state();
             if !st.ready {
@@ -281,9 +311,8 @@ impl Session {
                 other => self.console_err(format!("running `{cmd}`"), other),
             }
         };
-        console.expect(&begin, timeout).map_err(waited)?;
-        let left = timeout.saturating_sub(started.elapsed());
-        let m = console.expect(&end, left).map_err(waited)?;
+        console.expect(&begin, deadline).map_err(waited)?;
+        let m = console.expect(&end, deadline).map_err(waited)?;
         let exit: i32 = m
             .captures
             .get(1)
@@ -295,7 +324,8 @@ impl Session {
         // Consume the prompt that follows, and let its cursor query be
         // answered before anything else is typed.
         let prompt = self.markers.prompt()?;
-        if console.expect(&prompt, Duration::from_secs(5)).is_ok() && self.state().asks_cursor {
+        let prompt_deadline = self.deadline_within(PROMPT_AFTER_COMMAND);
+        if console.expect(&prompt, prompt_deadline).is_ok() && self.state().asks_cursor {
             self.settle_prompt(queries);
         }
         let truncated_bytes = console.stats().dropped_bytes - dropped_before;
@@ -351,7 +381,8 @@ impl Session {
     }
 
     /// Powers the guest off and waits for QEMU to exit; forces it down
-    /// after `timeout`.
+    /// after `timeout`. Not bounded by the test's deadline: shutting down
+    /// is cleanup, and a guest that does not obey is stopped anyway.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
         let root = self.state().root;
         if root && self.state().ready {

@@ -4,24 +4,34 @@
 
 use std::time::{Duration, Instant};
 
-use crate::deadline::{self as wait};
+use crate::deadline::{self as wait, Deadline};
 use crate::errors::{Error, Result};
 use crate::guest::protocol::shell_quote;
 use crate::guest::session::Session;
 
+/// The least time one attempt of a polled wait gets, so that an attempt
+/// started just before the wait's deadline can still finish. (The test's
+/// deadline still bounds it.)
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+
 impl Session {
-    /// Runs `cmd` until it exits 0, up to `timeout`.
+    /// The deadline of one attempt of a wait that ends at `wait`: what is
+    /// left of it, at least [`MIN_ATTEMPT`], at most the step timeout.
+    fn attempt_deadline(&self, wait: Deadline) -> Deadline {
+        Deadline::after(wait.remaining().max(MIN_ATTEMPT).min(self.timeouts.step))
+    }
+
+    /// Runs `cmd` until it exits 0, up to `timeout` (and never past the
+    /// test's deadline).
     pub fn wait_until_succeeds(&self, cmd: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = self.deadline_within(timeout);
         let mut last = String::new();
         let found = wait::poll_until(
             deadline,
             wait::POLL_INTERVAL,
             || -> Result<Option<String>> {
-                let left = deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_secs(1));
-                let out = self.run_timeout(cmd, left.min(self.timeouts.step))?;
+                let out = self.run_until(cmd, self.attempt_deadline(deadline))?;
                 if out.exit == 0 {
                     return Ok(Some(out.output));
                 }
@@ -31,7 +41,7 @@ impl Session {
         )?;
         found.ok_or_else(|| Error::WaitTimeout {
             what: format!("`{cmd}` to succeed"),
-            waited: timeout,
+            waited: timeout.min(started.elapsed()),
             last,
         })
     }
@@ -43,9 +53,11 @@ impl Session {
         self.wait_for_unit_within(unit, self.timeouts.step)
     }
 
-    /// [`Session::wait_for_unit`] with its own timeout.
+    /// [`Session::wait_for_unit`] with its own timeout (never past the
+    /// test's deadline).
     pub fn wait_for_unit_within(&self, unit: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = self.deadline_within(timeout);
         let quoted = shell_quote(unit);
         let query =
             format!("systemctl show --no-pager -p ActiveState -p LoadState -p SubState {quoted}");
@@ -89,7 +101,7 @@ impl Session {
         })?;
         done.ok_or_else(|| Error::WaitTimeout {
             what: format!("unit {unit} to become active"),
-            waited: timeout,
+            waited: timeout.min(started.elapsed()),
             last,
         })
     }

@@ -27,6 +27,21 @@ use crate::vm::qmp::Qmp;
 /// How long QEMU may take to start and connect its sockets.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often the wait for QEMU's connections also checks whether QEMU
+/// exited (a QEMU that fails at start-up never connects).
+const CONNECT_POLL: Duration = Duration::from_millis(50);
+
+/// How long QEMU may take to greet on QMP and accept its capabilities,
+/// once connected.
+const QMP_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long QEMU may take to answer QMP `quit` when the machine is taken
+/// down.
+const QMP_QUIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long QEMU may take to exit after `quit` before it is signalled.
+const QUIT_GRACE: Duration = Duration::from_secs(2);
+
 /// Where a machine writes its files and what it may reuse.
 pub struct MachineOptions {
     /// Folder for `serial.log`, `qemu-stderr.log`, `qemu-cmdline.txt`.
@@ -213,7 +228,7 @@ impl Machine {
         };
         let console = Console::start(serial, serial_log, console_options)
             .map_err(|e| Error::io("starting the serial console reader", e))?;
-        let qmp = Qmp::handshake(qmp_stream, Duration::from_secs(10)).map_err(|e| Error::Qemu {
+        let qmp = Qmp::handshake(qmp_stream, QMP_HANDSHAKE_TIMEOUT).map_err(|e| Error::Qemu {
             message: format!("QMP handshake failed: {e}"),
             stderr_tail: tail_of_file(&stderr_path, 20),
         })?;
@@ -328,16 +343,11 @@ impl Machine {
     /// Takes QEMU down now: QMP `quit`, then signals to the process group.
     pub fn kill(&self) {
         if let Some(mut qmp) = self.qmp_lock().take() {
-            let _ = qmp.set_timeout(Duration::from_secs(2));
+            let _ = qmp.set_timeout(QMP_QUIT_TIMEOUT);
             let _ = qmp.quit();
         }
         let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if child
-            .wait_deadline(Duration::from_secs(2))
-            .ok()
-            .flatten()
-            .is_none()
-        {
+        if child.wait_deadline(QUIT_GRACE).ok().flatten().is_none() {
             let _ = child.terminate();
         }
     }
@@ -566,7 +576,7 @@ fn accept_until(
                 stderr_tail: tail_of_file(stderr_path, 20),
             });
         }
-        let wait_ms = (deadline - now).min(Duration::from_millis(50)).as_millis() as libc::c_int;
+        let wait_ms = (deadline - now).min(CONNECT_POLL).as_millis() as libc::c_int;
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
             events: libc::POLLIN,

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use bootrig_diagnostics::crash::CrashReport;
 use regex::bytes::Regex;
 
+use crate::deadline::Deadline;
+
 use super::Console;
 
 /// How far back (in stripped bytes) an incremental search restarts before the
@@ -111,10 +113,11 @@ impl Console {
     /// Fails at once with [`ExpectError::Fault`] once the observer reported a
     /// fatal fault (even if the text would match), with
     /// [`ExpectError::Closed`] when the console reached end of file and the
-    /// remaining text does not match, and with [`ExpectError::Timeout`] after
-    /// `timeout`.
-    pub fn expect(&self, re: &Regex, timeout: Duration) -> Result<Match, ExpectError> {
-        self.expect_inner(&[re], timeout).map(|(_, m)| m)
+    /// remaining text does not match, and with [`ExpectError::Timeout`] once
+    /// `deadline` has passed (at once if it already has and the text does
+    /// not match). A [`Duration`] means that long from now.
+    pub fn expect(&self, re: &Regex, deadline: impl Into<Deadline>) -> Result<Match, ExpectError> {
+        self.expect_inner(&[re], deadline.into()).map(|(_, m)| m)
     }
 
     /// Like [`expect`](Self::expect) for several patterns: the match that
@@ -123,18 +126,17 @@ impl Console {
     pub fn expect_any(
         &self,
         res: &[&Regex],
-        timeout: Duration,
+        deadline: impl Into<Deadline>,
     ) -> Result<(usize, Match), ExpectError> {
-        self.expect_inner(res, timeout)
+        self.expect_inner(res, deadline.into())
     }
 
     fn expect_inner(
         &self,
         res: &[&Regex],
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Result<(usize, Match), ExpectError> {
         let started = Instant::now();
-        let deadline = started.checked_add(timeout);
         let mut st = self.shared.state();
         // Absolute end of the text searched by this call without a match.
         let mut searched_to: Option<u64> = None;
@@ -184,43 +186,39 @@ impl Console {
                     tail: st.tail_lines(ERROR_TAIL_LINES),
                 });
             }
-            let now = Instant::now();
-            let remaining = match deadline {
-                Some(d) if now >= d => {
-                    return Err(ExpectError::Timeout {
-                        pattern: describe(res),
-                        waited: now - started,
-                        tail: st.tail_lines(ERROR_TAIL_LINES),
-                    })
+            st = match deadline.instant() {
+                Some(at) => {
+                    let now = Instant::now();
+                    if now >= at {
+                        return Err(ExpectError::Timeout {
+                            pattern: describe(res),
+                            waited: now - started,
+                            tail: st.tail_lines(ERROR_TAIL_LINES),
+                        });
+                    }
+                    self.shared
+                        .cond
+                        .wait_timeout(st, at - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
                 }
-                Some(d) => d - now,
-                None => Duration::from_secs(3600),
+                None => self.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
             };
-            st = self
-                .shared
-                .cond
-                .wait_timeout(st, remaining)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 
-    /// Waits until more than `seen` queries have been answered, up to
-    /// `timeout`; returns the count. A shell that asks for the cursor
+    /// Waits until more than `seen` queries have been answered, or until
+    /// `deadline`; returns the count. A shell that asks for the cursor
     /// position after its prompt (busybox ash) must get the answer before
     /// the next command is typed, or the answer lands in the command line.
-    pub fn wait_query_answered(&self, seen: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
+    pub fn wait_query_answered(&self, seen: u64, deadline: impl Into<Deadline>) -> u64 {
+        let deadline = deadline.into();
         let mut st = self.shared.state();
-        while st.queries_answered <= seen && !st.closed {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
+        while st.queries_answered <= seen && !st.closed && !deadline.expired() {
             st = self
                 .shared
                 .cond
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, deadline.remaining())
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }

@@ -419,3 +419,30 @@ fn real_transcript_through_the_console() {
     });
     assert_eq!(c.bytes_received(), raw.len() as u64);
 }
+
+#[test]
+fn an_expired_deadline_times_out_at_once_but_still_matches_what_is_there() {
+    let (c, mut g) = pair();
+    g.write_all(b"ready> ").unwrap();
+    c.expect(&re("ready"), SEC).unwrap();
+    let expired = crate::deadline::Deadline::at(Instant::now() - Duration::from_secs(1));
+    // Text already received still matches.
+    c.expect(&re("> "), expired).unwrap();
+    let t0 = Instant::now();
+    let err = c.expect(&re("never"), expired).unwrap_err();
+    assert!(t0.elapsed() < Duration::from_millis(100));
+    assert!(matches!(err, ExpectError::Timeout { .. }), "{err}");
+    let t0 = Instant::now();
+    assert_eq!(c.wait_query_answered(c.queries_answered(), expired), 0);
+    assert!(t0.elapsed() < Duration::from_millis(100));
+}
+
+#[test]
+fn a_deadline_that_never_passes_waits_for_the_text() {
+    let (c, mut g) = pair();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| c.expect(&re("late"), crate::deadline::Deadline::never()));
+        g.write_all(b"late").unwrap();
+        assert_eq!(h.join().unwrap().unwrap().matched_str(), "late");
+    });
+}
