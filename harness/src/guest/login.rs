@@ -12,9 +12,18 @@ use crate::guest::console::{ExpectError, Match};
 use crate::guest::keys::Key;
 use crate::guest::protocol::compile;
 use crate::guest::session::Session;
+use crate::run::events::PhaseEdge;
 
 /// The default login prompt.
 pub const LOGIN_PROMPT: &str = r"(?m)\blogin: ?$";
+
+/// The phase of [`Session::login`].
+pub const PHASE_LOGIN: &str = "login";
+/// The phase of [`Session::become_root`], [`Session::su`] and
+/// [`Session::become_root_with`].
+pub const PHASE_BECOME_ROOT: &str = "become root";
+/// The phase of [`Session::attach_shell`].
+pub const PHASE_SHELL: &str = "shell";
 
 /// How long to wait for a shell's cursor-position query after its prompt.
 /// Busybox ash asks right after printing it; a shell that does not ask
@@ -36,6 +45,22 @@ impl Session {
             .saturating_sub(self.machine.started().elapsed())
             .max(floor);
         self.deadline_within(left)
+    }
+
+    /// Runs `get_shell` as phase `name` (`login`, `become root`, `shell`):
+    /// the hooks hear its start, and on success its end and that the shell
+    /// is ready. A failed phase has no end: the failure happened in it.
+    fn shell_phase(&self, name: &str, get_shell: impl FnOnce() -> Result<()>) -> Result<&Self> {
+        let hooks = self.hooks();
+        if let Some(h) = &hooks {
+            h.phase(name, PhaseEdge::Start);
+        }
+        get_shell()?;
+        if let Some(h) = &hooks {
+            h.phase(name, PhaseEdge::End);
+            h.shell_ready();
+        }
+        Ok(self)
     }
 
     /// Like `expect_any` with the step timeout, but a timeout becomes the
@@ -60,7 +85,13 @@ impl Session {
     /// Logs in on the serial getty. Handles `login:`, `Password:`, MOTD
     /// noise and coloured prompts; a `Login incorrect` fails at once (no
     /// retry loop). The whole exchange is kept in `transcript.log`.
+    ///
+    /// Reported to the session's hooks as phase `login`.
     pub fn login(&self, user: &str, password: &str) -> Result<&Self> {
+        self.shell_phase(PHASE_LOGIN, || self.log_in(user, password))
+    }
+
+    fn log_in(&self, user: &str, password: &str) -> Result<()> {
         let _tap = self
             .transcript
             .tap(self.machine.console(), &format!("login as {user}"));
@@ -112,12 +143,18 @@ impl Session {
         st.user = Some(user.to_string());
         st.password = Some(password.to_string());
         st.root = user == "root";
-        Ok(self)
+        Ok(())
     }
 
     /// For shells without login (an initramfs `sh`): waits for `prompt`
     /// within the boot timeout, then sets up the shell.
+    ///
+    /// Reported to the session's hooks as phase `shell`.
     pub fn attach_shell(&self, prompt: &str) -> Result<&Self> {
+        self.shell_phase(PHASE_SHELL, || self.attach(prompt))
+    }
+
+    fn attach(&self, prompt: &str) -> Result<()> {
         let _tap = self
             .transcript
             .tap(self.machine.console(), "attach to shell");
@@ -144,11 +181,15 @@ impl Session {
             .map(|o| o.output.trim() == "0")
             .unwrap_or(false);
         self.state().root = root;
-        Ok(self)
+        Ok(())
     }
 
     /// Becomes root with `sudo -i`, answering sudo's password prompt with
     /// the password used to log in. Use [`Session::su`] for `su -`.
+    ///
+    /// Reported to the session's hooks as phase `become root` (as are
+    /// [`Session::su`] and [`Session::become_root_with`]); nothing is
+    /// reported when the shell is root already.
     pub fn become_root(&self) -> Result<&Self> {
         let password = self.state().password.clone();
         self.escalate("sudo -i", password)
@@ -168,6 +209,10 @@ impl Session {
         if self.state().root {
             return Ok(self);
         }
+        self.shell_phase(PHASE_BECOME_ROOT, || self.escalate_now(method, password))
+    }
+
+    fn escalate_now(&self, method: &str, password: Option<String>) -> Result<()> {
         let _tap = self.transcript.tap(
             self.machine.console(),
             &format!("become root with {method}"),
@@ -223,7 +268,7 @@ impl Session {
             )));
         }
         self.state().root = true;
-        Ok(self)
+        Ok(())
     }
 
     /// Sets the private prompt marker and quiet terminal settings.

@@ -21,7 +21,7 @@ use crate::guest::transcript::Transcript;
 use crate::vm::machine::Machine;
 
 pub use crate::guest::keys::Key;
-pub use crate::guest::login::LOGIN_PROMPT;
+pub use crate::guest::login::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_SHELL};
 pub use crate::guest::protocol::{compile, shell_quote};
 
 /// Deadlines for the phases of a session.
@@ -176,6 +176,11 @@ impl Session {
     /// Who hears about this session's phases (the test context sets it).
     pub fn set_hooks(&self, hooks: Option<Arc<dyn SessionHooks>>) {
         *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = hooks;
+    }
+
+    /// The hooks set with [`Session::set_hooks`].
+    pub(super) fn hooks(&self) -> Option<Arc<dyn SessionHooks>> {
+        self.hooks.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, ShellState> {
