@@ -133,6 +133,31 @@ impl Markers {
     }
 }
 
+impl Markers {
+    /// A console error's pattern description (`/__BRB…_3__\n/`, or `any
+    /// of /a/, /b/`) with this session's marker patterns named instead:
+    /// `the start of command #3`, `the end of command #3`, `the session's
+    /// prompt`.
+    pub(crate) fn readable_pattern(&self, pattern: &str) -> String {
+        let t = regex::escape(&self.token);
+        let names = [
+            (format!(r"/__BRB{t}_(\d+)__\n/"), "the start of command #$1"),
+            (
+                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)__\n/"),
+                "the end of command #$1",
+            ),
+            (format!(r"/__BRP{t}__ /"), "the session's prompt"),
+        ];
+        let mut out = pattern.to_string();
+        for (re, name) in names {
+            if let Ok(re) = regex::Regex::new(&re) {
+                out = re.replace_all(&out, name).into_owned();
+            }
+        }
+        out
+    }
+}
+
 /// Single-quotes `s` for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -214,6 +239,27 @@ mod tests {
             m.readable(raw, &recent),
             "[bootrig] $ \n[bootrig #7] $ uname -r\n6.1.0\n[bootrig #7] exit 0\n[bootrig] $ "
         );
+    }
+
+    #[test]
+    fn error_patterns_name_the_markers() {
+        let m = markers("tok");
+        // As the console describes them: `/pattern/`.
+        let shown = |re: Regex| format!("/{}/", re.as_str());
+        assert_eq!(
+            m.readable_pattern(&shown(m.begin(3).unwrap())),
+            "the start of command #3"
+        );
+        assert_eq!(
+            m.readable_pattern(&shown(m.end(12).unwrap())),
+            "the end of command #12"
+        );
+        let any = format!("any of {}, /# $/", shown(m.prompt().unwrap()));
+        assert_eq!(
+            m.readable_pattern(&any),
+            "any of the session's prompt, /# $/"
+        );
+        assert_eq!(m.readable_pattern("/login: /"), "/login: /");
     }
 
     #[test]

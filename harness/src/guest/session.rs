@@ -193,18 +193,19 @@ impl Session {
     }
 
     /// A console error with what was being done, its console tail shown
-    /// with readable markers (see [`Session::console_tail`]).
+    /// with readable markers (see [`Session::console_tail`]) and the
+    /// session's marker patterns named (`the end of command #3`).
     pub(super) fn console_err(&self, doing: impl Into<String>, e: ExpectError) -> Error {
         let e = match e {
             ExpectError::Timeout {
                 pattern, waited, ..
             } => ExpectError::Timeout {
-                pattern,
+                pattern: self.markers.readable_pattern(&pattern),
                 waited,
                 tail: self.console_tail(CONSOLE_ERROR_TAIL_LINES),
             },
             ExpectError::Closed { pattern, .. } => ExpectError::Closed {
-                pattern,
+                pattern: self.markers.readable_pattern(&pattern),
                 tail: self.console_tail(CONSOLE_ERROR_TAIL_LINES),
             },
             other => other,
