@@ -277,9 +277,17 @@ impl Session {
 
     /// Runs `cmd` until `deadline` (or the test's deadline, if earlier).
     /// On timeout the command is interrupted with Ctrl-C so the session
-    /// stays usable.
+    /// stays usable; a deadline that has already passed fails at once,
+    /// without typing the command.
     pub fn run_until(&self, cmd: &str, deadline: Deadline) -> Result<CommandOutput> {
         let deadline = deadline.min(self.deadline());
+        if deadline.expired() {
+            return Err(Error::CommandTimeout {
+                command: cmd.to_string(),
+                waited: Duration::ZERO,
+                tail: self.tail(),
+            });
+        }
         let n = {
             let mut st = self.state();
             if !st.ready {
