@@ -281,19 +281,20 @@ impl Session {
     /// without typing the command.
     pub fn run_until(&self, cmd: &str, deadline: Deadline) -> Result<CommandOutput> {
         let deadline = deadline.min(self.deadline());
-        if deadline.expired() {
-            return Err(Error::CommandTimeout {
-                command: cmd.to_string(),
-                waited: Duration::ZERO,
-                tail: self.tail(),
-            });
-        }
         let n = {
             let mut st = self.state();
             if !st.ready {
                 return Err(Error::Config {
                     what: "session".into(),
                     message: format!("cannot run `{cmd}`: no shell yet (log in or attach first)"),
+                });
+            }
+            if deadline.expired() {
+                drop(st);
+                return Err(Error::CommandTimeout {
+                    command: cmd.to_string(),
+                    waited: Duration::ZERO,
+                    tail: self.tail(),
                 });
             }
             st.seq += 1;
