@@ -6,7 +6,8 @@
 //! A test has a deadline (its `timeout` marker, or none); a step's own
 //! limit (the session's step timeout, a `timeout` on a wait step) is
 //! narrowed with [`Deadline::within`], so an inner wait sees how much of the
-//! test's budget is left and a step never outlives its test.
+//! test's budget is left and a step never outlives its test. Waits accept
+//! `impl Into<Deadline>`: a [`Duration`] there means that long from now.
 //!
 //! Console output is never polled: it is awaited with deadlines on the
 //! console's condition variable. Polling is only for questions that need a
