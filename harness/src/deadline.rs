@@ -6,7 +6,8 @@
 //! A test has a deadline (its `timeout` marker, or none); a step's own
 //! limit (the session's step timeout, a `timeout` on a wait step) is
 //! narrowed with [`Deadline::within`], so an inner wait sees how much of the
-//! test's budget is left and a step never outlives its test.
+//! test's budget is left and a step never outlives its test. Waits accept
+//! `impl Into<Deadline>`: a [`Duration`] there means that long from now.
 //!
 //! Console output is never polled: it is awaited with deadlines on the
 //! console's condition variable. Polling is only for questions that need a
@@ -89,6 +90,13 @@ impl From<Instant> for Deadline {
     }
 }
 
+/// A timeout given where a deadline is expected means that long from now.
+impl From<Duration> for Deadline {
+    fn from(timeout: Duration) -> Deadline {
+        Deadline::after(timeout)
+    }
+}
+
 /// Calls `attempt` until it returns `Ok(Some(_))` or an error, or until
 /// `deadline` passes (then `Ok(None)`). Attempts are `interval` apart; the
 /// last one may start just before the deadline.
@@ -127,6 +135,9 @@ mod tests {
         assert!(short.within(Duration::from_secs(100)).remaining() <= Duration::from_millis(50));
         assert!(Deadline::after(Duration::ZERO).expired());
         assert_eq!(Deadline::after(Duration::ZERO).remaining(), Duration::ZERO);
+        let from: Deadline = Duration::from_secs(5).into();
+        assert!(from.remaining() <= Duration::from_secs(5));
+        assert!(from.remaining() > Duration::from_secs(4));
     }
 
     #[test]

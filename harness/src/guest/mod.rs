@@ -1,5 +1,22 @@
 //! The guest side: the serial console with its expect engine, and the
 //! session that logs in and runs commands over it.
+//!
+//! - [`console`]: the serial console, its reader thread and `expect`;
+//! - [`session`]: [`Session`](session::Session), commands over the console;
+//! - `login.rs`: logging in, becoming root, attaching to a shell;
+//! - `waits.rs`: polled waits (a command succeeding, a systemd unit);
+//! - [`protocol`]: the markers that delimit each command's output;
+//! - [`keys`]: key presses as terminal bytes;
+//! - `transcript.rs`: `transcript.log` and `login-transcript.log`.
+//!
+//! `login.rs` and `waits.rs` extend [`Session`](session::Session); the
+//! session uses the console, protocol, keys and transcript, none of which
+//! know about sessions.
 
 pub mod console;
+pub mod keys;
+mod login;
+pub mod protocol;
 pub mod session;
+mod transcript;
+mod waits;

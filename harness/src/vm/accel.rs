@@ -32,11 +32,49 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 pub struct AccelVerdict {
     /// The accelerator to use: KVM or TCG.
     pub accel: Accel,
-    /// Why, in one line (empty when KVM was simply asked for and used).
+    /// Why, in full (empty when KVM was simply asked for and used, or
+    /// works). Kept in `metadata.json`; [`AccelVerdict::note`] is what to
+    /// show the user.
     pub reason: String,
-    /// Whether the verdict came from the cache.
+    /// The cache file the verdict was read from; `None` when it was
+    /// decided now (asked for, or probed).
     #[serde(skip)]
-    pub cached: bool,
+    pub cached_in: Option<PathBuf>,
+}
+
+impl AccelVerdict {
+    /// Whether the verdict came from the cache (no probe ran).
+    pub fn cached(&self) -> bool {
+        self.cached_in.is_some()
+    }
+
+    /// What to tell the user about the accelerator, if anything: the full
+    /// explanation when the verdict was just decided, one short line when
+    /// it came from the cache (the user has seen the explanation before;
+    /// `bootrig doctor` shows it again), nothing when KVM works.
+    pub fn note(&self) -> Option<String> {
+        if self.reason.is_empty() {
+            return None;
+        }
+        match (&self.cached_in, self.accel) {
+            (Some(file), Accel::Tcg) => Some(format!(
+                "bootrig: using TCG: KVM does not work on this host (verdict cached in {}; \
+                 `bootrig doctor` explains)",
+                home_relative(file)
+            )),
+            (Some(_), _) => None,
+            (None, _) => Some(self.reason.clone()),
+        }
+    }
+}
+
+/// `path` with the home folder shown as `~`.
+fn home_relative(path: &Path) -> String {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match home.as_deref().and_then(|h| path.strip_prefix(h).ok()) {
+        Some(rest) if !rest.as_os_str().is_empty() => format!("~/{}", rest.display()),
+        _ => path.display().to_string(),
+    }
 }
 
 /// Resolves `requested` for this host and QEMU (`qemu_version` is its
@@ -57,7 +95,7 @@ pub fn resolve(
         Accel::Kvm | Accel::Tcg => AccelVerdict {
             accel: requested,
             reason: String::new(),
-            cached: false,
+            cached_in: None,
         },
         Accel::Auto => resolve_auto(qemu, qemu_version, probe_kernel, cache_dir),
     }
@@ -73,7 +111,7 @@ fn resolve_auto(
         return AccelVerdict {
             accel: Accel::Tcg,
             reason: format!("accel=auto: {why}; using TCG (software emulation)"),
-            cached: false,
+            cached_in: None,
         };
     }
     let key = host_key(qemu, qemu_version);
@@ -84,7 +122,7 @@ fn resolve_auto(
         .unwrap_or_default();
     if let Some(v) = cache.get(&key) {
         let mut v = v.clone();
-        v.cached = true;
+        v.cached_in = Some(cache_file);
         return v;
     }
     let Some(kernel) = probe_kernel else {
@@ -92,14 +130,14 @@ fn resolve_auto(
         return AccelVerdict {
             accel: Accel::Kvm,
             reason: "accel=auto: /dev/kvm opens; no kernel to probe it with, trying KVM".into(),
-            cached: false,
+            cached_in: None,
         };
     };
     let verdict = match probe_kvm(qemu, kernel, cache_dir) {
         Ok(()) => AccelVerdict {
             accel: Accel::Kvm,
             reason: String::new(),
-            cached: false,
+            cached_in: None,
         },
         Err(why) => AccelVerdict {
             accel: Accel::Tcg,
@@ -108,7 +146,7 @@ fn resolve_auto(
                  Cached in {}; delete it to probe again",
                 cache_file.display()
             ),
-            cached: false,
+            cached_in: None,
         },
     };
     cache.insert(key, verdict.clone());
@@ -284,7 +322,7 @@ mod tests {
             AccelVerdict {
                 accel: Accel::Tcg,
                 reason: "from cache".into(),
-                cached: false,
+                cached_in: None,
             },
         );
         fs::write(
@@ -301,6 +339,63 @@ mod tests {
         );
         assert_eq!(v.accel, Accel::Tcg);
         assert_eq!(v.reason, "from cache");
-        assert!(v.cached);
+        assert!(v.cached());
+        assert_eq!(v.cached_in, Some(dir.path().join("accel.json")));
+    }
+
+    #[test]
+    fn the_note_is_short_once_the_verdict_is_cached() {
+        let long = "accel=auto: /dev/kvm is present but unusable (QEMU exited with exit status: 1 \
+                    after 0.1s: qemu-system-x86_64: error: failed to set MSR 0x48f to \
+                    0x7fefff00036dfb; kvm_buf_set_msrs: Assertion failed); using TCG (software \
+                    emulation). Cached in /home/u/.cache/bootrig/accel.json; delete it to probe again";
+        let mut v = AccelVerdict {
+            accel: Accel::Tcg,
+            reason: long.into(),
+            cached_in: None,
+        };
+        // Just probed: the full explanation.
+        assert_eq!(v.note().as_deref(), Some(long));
+        // Cached: one short line naming the cache and the doctor.
+        v.cached_in = Some(PathBuf::from("/var/cache/bootrig/accel.json"));
+        let note = v.note().unwrap();
+        assert!(note.len() < 160, "{note}");
+        assert!(!note.contains('\n'));
+        assert!(note.contains("using TCG"), "{note}");
+        assert!(note.contains("/var/cache/bootrig/accel.json"), "{note}");
+        assert!(note.contains("bootrig doctor"), "{note}");
+        // The full reason stays for metadata.
+        assert_eq!(v.reason, long);
+        // KVM works: nothing to say, cached or not.
+        let kvm = AccelVerdict {
+            accel: Accel::Kvm,
+            reason: String::new(),
+            cached_in: None,
+        };
+        assert_eq!(kvm.note(), None);
+        let kvm = AccelVerdict {
+            cached_in: Some(PathBuf::from("/c/accel.json")),
+            ..kvm
+        };
+        assert_eq!(kvm.note(), None);
+        // KVM tried without a probe: say so.
+        let tried = AccelVerdict {
+            accel: Accel::Kvm,
+            reason: "accel=auto: /dev/kvm opens; no kernel to probe it with, trying KVM".into(),
+            cached_in: None,
+        };
+        assert!(tried.note().unwrap().contains("trying KVM"));
+    }
+
+    #[test]
+    fn cache_paths_under_home_are_shortened() {
+        if let Some(home) = std::env::var_os("HOME") {
+            let p = PathBuf::from(home).join(".cache/bootrig/accel.json");
+            assert_eq!(home_relative(&p), "~/.cache/bootrig/accel.json");
+        }
+        assert_eq!(
+            home_relative(Path::new("/nonexistent-root/accel.json")),
+            "/nonexistent-root/accel.json"
+        );
     }
 }

@@ -19,13 +19,29 @@ use std::time::{Duration, Instant};
 use crate::errors::{Error, Result};
 use crate::guest::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::vm::accel::{self, AccelVerdict};
-use crate::vm::config::{Drive, Firmware, MachineConfig};
+use crate::vm::config::{Drive, MachineConfig};
+use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
 use crate::vm::process::OwnedChild;
-use crate::vm::qemu_args::{self, QemuArgs};
+use crate::vm::qemu_args::QemuArgs;
 use crate::vm::qmp::Qmp;
 
 /// How long QEMU may take to start and connect its sockets.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the wait for QEMU's connections also checks whether QEMU
+/// exited (a QEMU that fails at start-up never connects).
+const CONNECT_POLL: Duration = Duration::from_millis(50);
+
+/// How long QEMU may take to greet on QMP and accept its capabilities,
+/// once connected.
+const QMP_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long QEMU may take to answer QMP `quit` when the machine is taken
+/// down.
+const QMP_QUIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long QEMU may take to exit after `quit` before it is signalled.
+const QUIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a machine writes its files and what it may reuse.
 pub struct MachineOptions {
@@ -168,7 +184,16 @@ impl Machine {
                 }
                 None => None,
             },
-            drives: prepare_drives(&config.drives, workdir.path(), &mut boot_files)?,
+            drives: {
+                boot_files.extend(config.drives.iter().filter_map(|d| match d {
+                    Drive::File(path) => Some(BootFile {
+                        role: "drive",
+                        path: path.clone(),
+                    }),
+                    Drive::Scratch(_) => None,
+                }));
+                prepare_drives(&config.drives, workdir.path())?
+            },
             serial_socket,
             qmp_socket,
             network: config.network,
@@ -213,7 +238,7 @@ impl Machine {
         };
         let console = Console::start(serial, serial_log, console_options)
             .map_err(|e| Error::io("starting the serial console reader", e))?;
-        let qmp = Qmp::handshake(qmp_stream, Duration::from_secs(10)).map_err(|e| Error::Qemu {
+        let qmp = Qmp::handshake(qmp_stream, QMP_HANDSHAKE_TIMEOUT).map_err(|e| Error::Qemu {
             message: format!("QMP handshake failed: {e}"),
             stderr_tail: tail_of_file(&stderr_path, 20),
         })?;
@@ -328,16 +353,11 @@ impl Machine {
     /// Takes QEMU down now: QMP `quit`, then signals to the process group.
     pub fn kill(&self) {
         if let Some(mut qmp) = self.qmp_lock().take() {
-            let _ = qmp.set_timeout(Duration::from_secs(2));
+            let _ = qmp.set_timeout(QMP_QUIT_TIMEOUT);
             let _ = qmp.quit();
         }
         let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if child
-            .wait_deadline(Duration::from_secs(2))
-            .ok()
-            .flatten()
-            .is_none()
-        {
+        if child.wait_deadline(QUIT_GRACE).ok().flatten().is_none() {
             let _ = child.terminate();
         }
     }
@@ -389,10 +409,6 @@ pub fn resolve_binary(qemu: &Path) -> Result<PathBuf> {
         })
 }
 
-fn abs(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 fn sanitize_vm_name(name: &str) -> String {
     let s: String = name
         .chars()
@@ -439,106 +455,6 @@ pub fn shell_quote(argv: &[String]) -> String {
     out
 }
 
-/// The disk QEMU opens: a qcow2 overlay over `disk` in `workdir` (so the
-/// image is never modified), or `disk` itself when `persist`.
-fn prepare_disk(disk: &Path, persist: bool, workdir: &Path) -> Result<(PathBuf, String)> {
-    let format = image_format(disk)?;
-    if persist {
-        return Ok((abs(disk), format));
-    }
-    let overlay = workdir.join("root-overlay.qcow2");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", &format, "-b"])
-        .arg(abs(disk))
-        .arg(&overlay)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("running qemu-img create (package qemu-utils)", e))?;
-    if !out.status.success() {
-        return Err(Error::Config {
-            what: format!("disk {}", disk.display()),
-            message: format!(
-                "qemu-img could not create an overlay: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok((overlay, "qcow2".into()))
-}
-
-/// The image format as qemu-img sees it (`raw`, `qcow2`, ...).
-fn image_format(path: &Path) -> Result<String> {
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json", "-U"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("running qemu-img info (package qemu-utils)", e))?;
-    if !out.status.success() {
-        return Err(Error::Config {
-            what: format!("disk {}", path.display()),
-            message: format!(
-                "qemu-img info failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    Ok(info
-        .get("format")
-        .and_then(|f| f.as_str())
-        .unwrap_or("raw")
-        .to_string())
-}
-
-fn prepare_drives(
-    drives: &[Drive],
-    workdir: &Path,
-    boot_files: &mut Vec<BootFile>,
-) -> Result<Vec<(PathBuf, String)>> {
-    let mut out = Vec::new();
-    for (i, d) in drives.iter().enumerate() {
-        match d {
-            Drive::File(path) => {
-                boot_files.push(BootFile {
-                    role: "drive",
-                    path: path.clone(),
-                });
-                out.push((abs(path), image_format(path)?));
-            }
-            Drive::Scratch(size) => {
-                let path = workdir.join(format!("scratch{}.raw", i + 1));
-                let f = File::create(&path)
-                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                f.set_len(*size).map_err(|e| {
-                    Error::io(format!("sizing {} to {size} bytes", path.display()), e)
-                })?;
-                out.push((path, "raw".into()));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn prepare_uefi(firmware: Firmware, workdir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
-    if !qemu_args::needs_ovmf(firmware) {
-        return Ok(None);
-    }
-    let (code, vars) = qemu_args::find_uefi_code().ok_or_else(|| Error::MissingTool {
-        tool: "OVMF firmware".into(),
-        hint: "firmware \"uefi\" needs /usr/share/OVMF/OVMF_CODE_4M.fd: apt-get install ovmf"
-            .into(),
-    })?;
-    let own_vars = workdir.join("OVMF_VARS.fd");
-    fs::copy(&vars, &own_vars).map_err(|e| {
-        Error::io(
-            format!("copying {} to {}", vars.display(), own_vars.display()),
-            e,
-        )
-    })?;
-    Ok(Some((code, own_vars)))
-}
-
 /// Waits for QEMU to connect to `listener`, failing early if QEMU exits.
 fn accept_until(
     listener: &UnixListener,
@@ -566,7 +482,7 @@ fn accept_until(
                 stderr_tail: tail_of_file(stderr_path, 20),
             });
         }
-        let wait_ms = (deadline - now).min(Duration::from_millis(50)).as_millis() as libc::c_int;
+        let wait_ms = (deadline - now).min(CONNECT_POLL).as_millis() as libc::c_int;
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
             events: libc::POLLIN,

@@ -4,6 +4,7 @@
 
 pub mod accel;
 pub mod config;
+mod drives;
 pub mod machine;
 pub mod process;
 pub mod qemu_args;

@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 /// negligible next to a VM's lifetime.
 const REAP_POLL: Duration = Duration::from_millis(10);
 
+/// Default grace period between SIGTERM and SIGKILL when an
+/// [`OwnedChild`] is dropped: QEMU flushes its disk images and exits well
+/// within it.
+const DEFAULT_TERM_GRACE: Duration = Duration::from_secs(3);
+
 /// A child process owned by the harness: own process group, killed with
 /// its group on drop, always reaped.
 #[derive(Debug)]
@@ -72,7 +77,7 @@ impl OwnedChild {
             child,
             name: name.into(),
             status: None,
-            term_grace: Duration::from_secs(3),
+            term_grace: DEFAULT_TERM_GRACE,
         })
     }
 

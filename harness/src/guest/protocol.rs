@@ -1,0 +1,275 @@
+//! The marker protocol between a session and the guest shell.
+//!
+//! After login the session sets a private prompt, `__BRP<token>__ `, and
+//! wraps command number `n` so that the shell prints `__BRB<token>_<n>__`
+//! before its output and `__BRE<token>_<n>_<status>__` after it. The token
+//! is random per session, and the markers are printed with `printf` from
+//! split quoted pieces, so the terminal's echo of the typed text never
+//! looks like a marker and output is delimited exactly even on a chatty
+//! console.
+//!
+//! `Markers` builds the typed text and the patterns that find the
+//! markers, and renders console tails with the markers made readable.
+
+use std::collections::VecDeque;
+use std::fs::File;
+
+use regex::bytes::Regex;
+
+use crate::errors::{Error, Result};
+
+/// Longest command typed as it is. Line editors cap the input line
+/// (busybox ash: 1024 bytes), so longer commands are sent in pieces.
+const MAX_INLINE_COMMAND: usize = 480;
+
+/// Size of one piece of a long command (see [`Markers::wrap`]).
+const COMMAND_PIECE: usize = 200;
+
+/// One session's markers (its private token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Markers {
+    token: String,
+}
+
+impl Markers {
+    /// Markers with a fresh random token.
+    pub(crate) fn new() -> Markers {
+        Markers {
+            token: random_token(),
+        }
+    }
+
+    /// The line that sets up the shell: the private prompt (assembled from
+    /// two quoted halves so that the echo of this line never matches it)
+    /// and quiet terminal settings.
+    pub(crate) fn setup_line(&self) -> String {
+        let t = &self.token;
+        format!(
+            " stty -echo cols 200 2>/dev/null; export PS1='__BR''P{t}__ ' PS2='' PROMPT_COMMAND='' \
+             TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat SYSTEMD_LOG_COLOR=0; unset HISTFILE\n"
+        )
+    }
+
+    /// The private prompt.
+    pub(crate) fn prompt(&self) -> Result<Regex> {
+        compile(&format!("__BRP{}__ ", self.token))
+    }
+
+    /// The line printed before the output of command `n`.
+    pub(crate) fn begin(&self, n: u64) -> Result<Regex> {
+        compile(&format!("__BRB{}_{n}__\n", self.token))
+    }
+
+    /// The line printed after the output of command `n`; group 1 is its
+    /// exit status.
+    pub(crate) fn end(&self, n: u64) -> Result<Regex> {
+        compile(&format!("\n__BRE{}_{n}_(\\d+)__\n", self.token))
+    }
+
+    /// The text typed for command number `n`: begin marker, the command
+    /// with stdin from `/dev/null`, end marker with the exit status.
+    ///
+    /// A command longer than [`MAX_INLINE_COMMAND`] is assigned to a shell
+    /// variable in single-quoted pieces, one short input line each, and run
+    /// with `eval`, so no input line exceeds the line editor's limit.
+    pub(crate) fn wrap(&self, n: u64, cmd: &str) -> String {
+        let token = &self.token;
+        let begin = format!("printf '\\n__BR''B{token}_%s__\\n' {n}; ");
+        let end = format!("printf '\\n__BR''E{token}_%s_%s__\\n' {n} \"$?\"\n");
+        if cmd.len() <= MAX_INLINE_COMMAND {
+            return format!("{begin}{{ {cmd}\n}} </dev/null; {end}");
+        }
+        let mut text = String::from("__br_cmd=''\n");
+        let mut chunk = String::new();
+        for c in cmd.chars() {
+            chunk.push(c);
+            if chunk.len() >= COMMAND_PIECE || c == '\n' {
+                text.push_str(&format!("__br_cmd=\"$__br_cmd\"{}\n", shell_quote(&chunk)));
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            text.push_str(&format!("__br_cmd=\"$__br_cmd\"{}\n", shell_quote(&chunk)));
+        }
+        text.push_str(&format!(
+            "{begin}{{ eval \"$__br_cmd\"\n}} </dev/null; {end}"
+        ));
+        text
+    }
+
+    /// Console text with the markers made readable: `[bootrig #3] $ uname
+    /// -r` where command 3 began (its first line, from `recent`),
+    /// `[bootrig #3] exit 0` where it ended, `[bootrig] $` for the prompt.
+    pub(crate) fn readable(&self, raw: &str, recent: &VecDeque<(u64, String)>) -> String {
+        let t = &self.token;
+        let command = |num: &str| -> String {
+            let num: u64 = num.parse().unwrap_or(0);
+            recent
+                .iter()
+                .find(|(k, _)| *k == num)
+                .map(|(_, c)| c.lines().next().unwrap_or("").to_string())
+                .unwrap_or_default()
+        };
+        raw.lines()
+            .map(|line| {
+                let l = line.replace(&format!("__BRP{t}__ "), "[bootrig] $ ");
+                let l = l.replace(&format!("__BRP{t}__"), "[bootrig] $");
+                if let Some(rest) = l.strip_prefix(&format!("__BRB{t}_")) {
+                    if let Some(num) = rest.strip_suffix("__") {
+                        return format!("[bootrig #{num}] $ {}", command(num));
+                    }
+                }
+                if let Some(rest) = l.strip_prefix(&format!("__BRE{t}_")) {
+                    if let Some((num, code)) =
+                        rest.strip_suffix("__").and_then(|r| r.split_once('_'))
+                    {
+                        return format!("[bootrig #{num}] exit {code}");
+                    }
+                }
+                l
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Markers {
+    /// A console error's pattern description (`/__BRB…_3__\n/`, or `any
+    /// of /a/, /b/`) with this session's marker patterns named instead:
+    /// `the start of command #3`, `the end of command #3`, `the session's
+    /// prompt`.
+    pub(crate) fn readable_pattern(&self, pattern: &str) -> String {
+        let t = regex::escape(&self.token);
+        let names = [
+            (format!(r"/__BRB{t}_(\d+)__\n/"), "the start of command #$1"),
+            (
+                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)__\n/"),
+                "the end of command #$1",
+            ),
+            (format!(r"/__BRP{t}__ /"), "the session's prompt"),
+        ];
+        let mut out = pattern.to_string();
+        for (re, name) in names {
+            if let Ok(re) = regex::Regex::new(&re) {
+                out = re.replace_all(&out, name).into_owned();
+            }
+        }
+        out
+    }
+}
+
+/// Single-quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Compiles a console regex with a message naming the pattern.
+pub fn compile(pattern: &str) -> Result<Regex> {
+    Regex::new(pattern).map_err(|e| Error::Config {
+        what: format!("regex /{pattern}/"),
+        message: e.to_string(),
+    })
+}
+
+/// A short random token for prompt markers (from the OS RNG).
+fn random_token() -> String {
+    let mut buf = [0u8; 6];
+    let ok = File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_ok();
+    if !ok {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        buf.copy_from_slice(&(nanos as u64 ^ std::process::id() as u64).to_le_bytes()[..6]);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn markers(token: &str) -> Markers {
+        Markers {
+            token: token.into(),
+        }
+    }
+
+    #[test]
+    fn long_commands_are_sent_in_short_lines() {
+        let m = markers("tok");
+        let short = m.wrap(3, "echo hi");
+        assert_eq!(short.lines().count(), 2, "{short}");
+        assert!(short.contains("{ echo hi\n} </dev/null;"));
+        let cmd = format!("echo {} | wc -c; echo 'it''s'", "x".repeat(3000));
+        let long = m.wrap(4, &cmd);
+        assert!(long.lines().all(|l| l.len() < 300), "a line is too long");
+        assert!(long.contains("eval \"$__br_cmd\""));
+        // Rebuild the command the way the shell would, from the pieces.
+        let rebuilt: String = long
+            .lines()
+            .filter_map(|l| l.strip_prefix("__br_cmd=\"$__br_cmd\"'"))
+            .map(|l| l.strip_suffix('\'').unwrap().replace("'\\''", "'"))
+            .collect();
+        assert_eq!(rebuilt, cmd);
+    }
+
+    #[test]
+    fn echoed_text_never_matches_a_marker() {
+        let m = markers("tok");
+        let typed = format!("{}{}", m.setup_line(), m.wrap(7, "true"));
+        assert!(!m.prompt().unwrap().is_match(typed.as_bytes()));
+        assert!(!m.begin(7).unwrap().is_match(typed.as_bytes()));
+        assert!(!m.end(7).unwrap().is_match(typed.as_bytes()));
+        let printed = b"\n__BRBtok_7__\nout\n__BREtok_7_0__\n__BRPtok__ ";
+        assert!(m.begin(7).unwrap().is_match(printed));
+        assert!(m.prompt().unwrap().is_match(printed));
+        let caps = m.end(7).unwrap().captures(printed).unwrap();
+        assert_eq!(&caps[1], b"0");
+    }
+
+    #[test]
+    fn tails_show_markers_readably() {
+        let m = markers("tok");
+        let recent = VecDeque::from([(7, "uname -r\nsecond line".to_string())]);
+        let raw = "__BRPtok__ \n__BRBtok_7__\n6.1.0\n__BREtok_7_0__\n__BRPtok__ ";
+        assert_eq!(
+            m.readable(raw, &recent),
+            "[bootrig] $ \n[bootrig #7] $ uname -r\n6.1.0\n[bootrig #7] exit 0\n[bootrig] $ "
+        );
+    }
+
+    #[test]
+    fn error_patterns_name_the_markers() {
+        let m = markers("tok");
+        // As the console describes them: `/pattern/`.
+        let shown = |re: Regex| format!("/{}/", re.as_str());
+        assert_eq!(
+            m.readable_pattern(&shown(m.begin(3).unwrap())),
+            "the start of command #3"
+        );
+        assert_eq!(
+            m.readable_pattern(&shown(m.end(12).unwrap())),
+            "the end of command #12"
+        );
+        let any = format!("any of {}, /# $/", shown(m.prompt().unwrap()));
+        assert_eq!(
+            m.readable_pattern(&any),
+            "any of the session's prompt, /# $/"
+        );
+        assert_eq!(m.readable_pattern("/login: /"), "/login: /");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+    }
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(random_token(), random_token());
+        assert_eq!(random_token().len(), 12);
+    }
+}

@@ -1,0 +1,204 @@
+//! The session's human-readable record: `transcript.log` (every command
+//! with its output and exit status, notes) and `login-transcript.log` (the
+//! raw bytes of the login and escalation exchanges, both ways).
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::guest::console::{Console, ConsoleTap};
+
+/// Appends human-readable transcript entries to `transcript.log`; the
+/// login and escalation exchanges (every byte both ways) also go to
+/// `login-transcript.log`, so a login failure has its own artifact.
+#[derive(Debug, Clone)]
+pub(crate) struct Transcript {
+    files: Arc<Mutex<(Option<File>, Option<File>)>>,
+    login_path: PathBuf,
+    started: Instant,
+}
+
+impl Transcript {
+    /// Creates `transcript.log` in `dir`; times are shown from `started`.
+    pub(crate) fn open(dir: &Path, started: Instant) -> Transcript {
+        Transcript {
+            files: Arc::new(Mutex::new((
+                File::create(dir.join("transcript.log")).ok(),
+                None,
+            ))),
+            login_path: dir.join("login-transcript.log"),
+            started,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Option<File>, Option<File>)> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self, text: &str, login: bool) {
+        let t = self.started.elapsed().as_secs_f64();
+        let mut files = self.lock();
+        if login && files.1.is_none() {
+            files.1 = File::create(&self.login_path).ok();
+        }
+        let (main, login_file) = &mut *files;
+        let targets = [
+            main.as_mut(),
+            if login { login_file.as_mut() } else { None },
+        ];
+        for f in targets.into_iter().flatten() {
+            for (i, line) in text.lines().enumerate() {
+                let _ = if i == 0 {
+                    writeln!(f, "[{t:9.3}] {line}")
+                } else {
+                    writeln!(f, "            {line}")
+                };
+            }
+            let _ = f.flush();
+        }
+    }
+
+    /// A free-form entry in `transcript.log`.
+    pub(crate) fn entry(&self, text: &str) {
+        self.write(text, false);
+    }
+
+    /// A command with its output, exit status and duration.
+    pub(crate) fn command(&self, cmd: &str, output: &str, exit: i32, seconds: f64) {
+        self.entry(&format!(
+            "$ {cmd}\n{}exit {exit} ({seconds:.2}s)",
+            indent_output(output),
+        ));
+    }
+
+    fn raw(&self, dir: &str, bytes: &[u8]) {
+        self.write(&format!("{dir} {}", escape_bytes(bytes)), true);
+    }
+
+    fn section(&self, title: &str) {
+        self.write(&format!("--- {title} ---"), true);
+    }
+
+    /// Starts a login or escalation section titled `title`: until the
+    /// returned guard is dropped, every byte through `console` is recorded.
+    pub(crate) fn tap<'a>(&self, console: &'a Console, title: &str) -> TapGuard<'a> {
+        self.section(title);
+        console.set_tap(Some(Box::new(TranscriptTap::new(self.clone()))));
+        TapGuard(console)
+    }
+}
+
+/// Uninstalls the transcript tap when a login/escalation phase ends.
+pub(crate) struct TapGuard<'a>(&'a Console);
+
+impl Drop for TapGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set_tap(None);
+    }
+}
+
+/// Renders bytes as a quoted string with escapes visible.
+pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\x1b' => s.push_str("\\e"),
+                '\r' => s.push_str("\\r"),
+                '\n' => s.push_str("\\n"),
+                '\t' => s.push_str("\\t"),
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Command output indented under its command line.
+fn indent_output(output: &str) -> String {
+    let mut s = String::new();
+    for line in output.lines() {
+        s.push_str("  | ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+/// Records raw console traffic into the transcript during login and
+/// escalation. Received bytes are gathered into lines (a serial console
+/// delivers a few bytes per read) and flushed at each newline, before
+/// anything is sent, and when the tap is removed.
+pub(crate) struct TranscriptTap {
+    transcript: Transcript,
+    pending: Vec<u8>,
+}
+
+impl TranscriptTap {
+    fn new(transcript: Transcript) -> Self {
+        TranscriptTap {
+            transcript,
+            pending: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self, upto: usize) {
+        if upto > 0 {
+            let rest = self.pending.split_off(upto);
+            self.transcript.raw("<<<", &self.pending);
+            self.pending = rest;
+        }
+    }
+}
+
+impl ConsoleTap for TranscriptTap {
+    fn received(&mut self, raw: &[u8]) {
+        self.pending.extend_from_slice(raw);
+        if let Some(i) = self.pending.iter().rposition(|b| *b == b'\n') {
+            self.flush(i + 1);
+        }
+    }
+    fn sent(&mut self, raw: &[u8]) {
+        self.flush(self.pending.len());
+        self.transcript.raw(">>>", raw);
+    }
+}
+
+impl Drop for TranscriptTap {
+    fn drop(&mut self) {
+        self.flush(self.pending.len());
+    }
+}
+
+impl fmt::Debug for TranscriptTap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TranscriptTap")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_transcript_bytes() {
+        assert_eq!(escape_bytes(b"a\x1b[0m\r\n\xff"), "\"a\\e[0m\\r\\n\\xff\"");
+    }
+
+    #[test]
+    fn command_entries_indent_output() {
+        assert_eq!(indent_output(""), "");
+        assert_eq!(indent_output("a\nb\n"), "  | a\n  | b\n");
+    }
+}

@@ -1,0 +1,115 @@
+//! Polled waits on the guest: a command that starts succeeding, a systemd
+//! unit that becomes active. Each attempt is a command round trip, so
+//! these poll with [`poll_until`](crate::deadline::poll_until).
+
+use std::time::{Duration, Instant};
+
+use crate::deadline::{self as wait, Deadline};
+use crate::errors::{Error, Result};
+use crate::guest::protocol::shell_quote;
+use crate::guest::session::Session;
+
+/// The least time one attempt of a polled wait gets, so that an attempt
+/// started just before the wait's deadline can still finish. (The test's
+/// deadline still bounds it.)
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+
+impl Session {
+    /// The deadline of one attempt of a wait that ends at `wait`: what is
+    /// left of it, at least [`MIN_ATTEMPT`], at most the step timeout.
+    fn attempt_deadline(&self, wait: Deadline) -> Deadline {
+        Deadline::after(wait.remaining().max(MIN_ATTEMPT).min(self.timeouts.step))
+    }
+
+    /// Runs `cmd` until it exits 0, up to `timeout` (and never past the
+    /// test's deadline).
+    pub fn wait_until_succeeds(&self, cmd: &str, timeout: Duration) -> Result<String> {
+        let started = Instant::now();
+        let deadline = self.deadline_within(timeout);
+        let mut last = String::new();
+        let found = wait::poll_until(
+            deadline,
+            wait::POLL_INTERVAL,
+            || -> Result<Option<String>> {
+                let out = self.run_until(cmd, self.attempt_deadline(deadline))?;
+                if out.exit == 0 {
+                    return Ok(Some(out.output));
+                }
+                last = format!("exit {}\n{}", out.exit, out.output);
+                Ok(None)
+            },
+        )?;
+        found.ok_or_else(|| Error::WaitTimeout {
+            what: format!("`{cmd}` to succeed"),
+            waited: timeout.min(started.elapsed()),
+            last,
+        })
+    }
+
+    /// Waits until `unit` is active, up to the session's step timeout.
+    /// Fails at once if it enters `failed` or does not exist, with its
+    /// `systemctl status`.
+    pub fn wait_for_unit(&self, unit: &str) -> Result<()> {
+        self.wait_for_unit_within(unit, self.timeouts.step)
+    }
+
+    /// [`Session::wait_for_unit`] with its own timeout (never past the
+    /// test's deadline).
+    pub fn wait_for_unit_within(&self, unit: &str, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        let deadline = self.deadline_within(timeout);
+        let quoted = shell_quote(unit);
+        let query =
+            format!("systemctl show --no-pager -p ActiveState -p LoadState -p SubState {quoted}");
+        let mut last = String::new();
+        let done = wait::poll_until(deadline, wait::POLL_INTERVAL, || -> Result<Option<()>> {
+            let out = self.run(&query)?;
+            if out.exit == 127 || (out.exit != 0 && !out.output.contains("State=")) {
+                return Err(Error::UnitFailed {
+                    unit: unit.into(),
+                    state: "unknown".into(),
+                    status: format!(
+                        "cannot query systemd in this guest (is it a systemd system?): exit {}\n{}",
+                        out.exit, out.output
+                    ),
+                });
+            }
+            let prop = |k: &str| {
+                out.output
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(&format!("{k}=")).map(str::to_string))
+                    .unwrap_or_default()
+            };
+            let (active, load) = (prop("ActiveState"), prop("LoadState"));
+            last = out.output.clone();
+            if load == "not-found" {
+                return Err(Error::UnitFailed {
+                    unit: unit.into(),
+                    state: "not-found".into(),
+                    status: self.unit_status(&quoted),
+                });
+            }
+            match active.as_str() {
+                "active" => Ok(Some(())),
+                "failed" => Err(Error::UnitFailed {
+                    unit: unit.into(),
+                    state: active,
+                    status: self.unit_status(&quoted),
+                }),
+                _ => Ok(None),
+            }
+        })?;
+        done.ok_or_else(|| Error::WaitTimeout {
+            what: format!("unit {unit} to become active"),
+            waited: timeout.min(started.elapsed()),
+            last,
+        })
+    }
+
+    /// `systemctl status` of a (quoted) unit, for failure messages.
+    fn unit_status(&self, quoted: &str) -> String {
+        self.run(&format!("systemctl status --no-pager -l {quoted}"))
+            .map(|o| o.output)
+            .unwrap_or_else(|e| format!("(systemctl status unavailable: {e})"))
+    }
+}
