@@ -45,7 +45,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "iso/packages.txt",
         include_bytes!("../../images/iso/packages.txt"),
     ),
-    ("iso/recipe.sh", include_bytes!("../../images/iso/recipe.sh")),
+    (
+        "iso/recipe.sh",
+        include_bytes!("../../images/iso/recipe.sh"),
+    ),
     ("iso/uses.txt", include_bytes!("../../images/iso/uses.txt")),
 ];
 
