@@ -1,7 +1,9 @@
 //! Built-in guest images, built from Debian packages on first use.
 //!
 //! A recipe is a folder `scenarios/images/<name>/` with `recipe.sh OUTDIR`
-//! and `packages.txt` (see `scenarios/images/README.md`). A built image is
+//! and `packages.txt` (see `scenarios/images/README.md`); the recipes are
+//! also embedded in bootrig, for a crate used from a registry (see
+//! [`RecipeSource`]). A built image is
 //! cached under `<cache>/images/<name>-<key>/`, where the key hashes every
 //! recipe file and the candidate versions of the recipe's packages, so a
 //! new kernel in the archive or an edited recipe builds a new image and an
@@ -16,9 +18,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
+
+mod recipes;
 use sha2::{Digest, Sha256};
 
 use crate::errors::{Error, Result};
+pub use crate::image::recipes::RecipeSource;
 use crate::vm::config::{Firmware, MachineConfig};
 use crate::vm::process::OwnedChild;
 
@@ -130,8 +135,8 @@ type Versions = BTreeMap<String, String>;
 /// Where recipes are and where built images go.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
-    /// The recipes folder (`scenarios/images`).
-    pub recipes: PathBuf,
+    /// Where the recipes are (`scenarios/images`, or the embedded copy).
+    pub recipes: RecipeSource,
     /// The cache folder (images go to `<cache>/images`).
     pub cache: PathBuf,
     /// Package versions already looked up, by package list: `apt-cache
@@ -141,24 +146,24 @@ pub struct ImageStore {
 }
 
 impl Default for ImageStore {
+    /// Recipes from [`RecipeSource::default_for`], images under the default
+    /// cache folder.
     fn default() -> Self {
-        ImageStore::new(default_recipes_dir(), crate::vm::accel::default_cache_dir())
+        let cache = crate::vm::accel::default_cache_dir();
+        ImageStore::with_source(RecipeSource::default_for(&cache), cache)
     }
-}
-
-/// `$BOOTRIG_IMAGES`, else the `scenarios/images` folder of the source tree
-/// bootrig was built from.
-pub fn default_recipes_dir() -> PathBuf {
-    std::env::var_os("BOOTRIG_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/images"))
 }
 
 impl ImageStore {
     /// A store with recipes in `recipes` and built images under `cache`.
     pub fn new(recipes: impl Into<PathBuf>, cache: impl Into<PathBuf>) -> ImageStore {
+        ImageStore::with_source(RecipeSource::Dir(recipes.into()), cache)
+    }
+
+    /// A store with recipes from `recipes` and built images under `cache`.
+    pub fn with_source(recipes: RecipeSource, cache: impl Into<PathBuf>) -> ImageStore {
         ImageStore {
-            recipes: recipes.into(),
+            recipes,
             cache: cache.into(),
             versions: Arc::default(),
         }
@@ -176,7 +181,7 @@ impl ImageStore {
     }
 
     fn recipe_dir(&self, name: &str) -> Result<PathBuf> {
-        let dir = self.recipes.join(name);
+        let dir = self.recipes.ready()?.join(name);
         if !BUILTIN.contains(&name) || !dir.join("recipe.sh").is_file() {
             return Err(Error::Image {
                 name: name.into(),
@@ -195,15 +200,16 @@ impl ImageStore {
     /// `uses.txt`), and the candidate versions of its packages.
     pub fn key(&self, name: &str) -> Result<String> {
         let dir = self.recipe_dir(name)?;
+        let recipes = self.recipes.dir();
         let read_err = |p: &Path, e| Error::io(format!("reading {}", p.display()), e);
         let mut files = Vec::new();
         collect_files(&dir, &mut files).map_err(|e| read_err(&dir, e))?;
         for used in read_list(&dir.join("uses.txt")) {
-            let udir = self.recipes.join(&used);
+            let udir = recipes.join(&used);
             collect_files(&udir, &mut files).map_err(|e| read_err(&udir, e))?;
         }
-        for e in fs::read_dir(&self.recipes).map_err(|e| read_err(&self.recipes, e))? {
-            let p = e.map_err(|e| read_err(&self.recipes, e))?.path();
+        for e in fs::read_dir(recipes).map_err(|e| read_err(recipes, e))? {
+            let p = e.map_err(|e| read_err(recipes, e))?.path();
             if p.is_file() && p.extension().is_some_and(|x| x == "sh") {
                 files.push(p);
             }
@@ -211,7 +217,7 @@ impl ImageStore {
         files.sort();
         let mut h = Sha256::new();
         for f in &files {
-            let rel = f.strip_prefix(&self.recipes).unwrap_or(f);
+            let rel = f.strip_prefix(recipes).unwrap_or(f);
             h.update(rel.to_string_lossy().as_bytes());
             h.update([0]);
             h.update(fs::read(f).map_err(|e| read_err(f, e))?);
@@ -454,6 +460,22 @@ mod tests {
         let (b2, d2, _) = keys(&store);
         assert_ne!(b2, b1);
         assert_ne!(d2, d1);
+    }
+
+    #[test]
+    fn embedded_recipes_give_the_source_tree_keys() {
+        let cache = tempfile::tempdir().unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/images");
+        let from_tree = ImageStore::new(source, cache.path());
+        let embedded = ImageStore::with_source(RecipeSource::embedded(cache.path()), cache.path());
+        for name in BUILTIN {
+            assert_eq!(
+                embedded.key(name).unwrap(),
+                from_tree.key(name).unwrap(),
+                "{name}"
+            );
+        }
+        assert!(embedded.recipes.dir().starts_with(cache.path()));
     }
 
     #[test]
