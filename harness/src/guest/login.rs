@@ -12,7 +12,7 @@ use crate::guest::console::{ExpectError, Match};
 use crate::guest::keys::Key;
 use crate::guest::protocol::compile;
 use crate::guest::session::Session;
-use crate::run::events::PhaseEdge;
+use bootrig_diagnostics::metadata::PhaseEdge;
 
 /// The default login prompt.
 pub const LOGIN_PROMPT: &str = r"(?m)\blogin: ?$";
