@@ -20,3 +20,5 @@ pub mod protocol;
 pub mod session;
 mod transcript;
 mod waits;
+
+pub use login::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_SHELL};

@@ -21,7 +21,6 @@ use crate::guest::transcript::Transcript;
 use crate::vm::machine::Machine;
 
 pub use crate::guest::keys::Key;
-pub use crate::guest::login::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_SHELL};
 pub use crate::guest::protocol::{compile, shell_quote};
 
 /// Deadlines for the phases of a session.
