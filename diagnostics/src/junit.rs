@@ -225,9 +225,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junit.xml");
         // Two processes of one nextest run, one test each.
-        merge_junit(&path, "bootrig", "run-1", &[rec("sc::one", Outcome::Passed)]).unwrap();
-        let all =
-            merge_junit(&path, "bootrig", "run-1", &[rec("sc::two", Outcome::Failed)]).unwrap();
+        merge_junit(
+            &path,
+            "bootrig",
+            "run-1",
+            &[rec("sc::one", Outcome::Passed)],
+        )
+        .unwrap();
+        let all = merge_junit(
+            &path,
+            "bootrig",
+            "run-1",
+            &[rec("sc::two", Outcome::Failed)],
+        )
+        .unwrap();
         assert_eq!(all.len(), 2);
         let xml = std::fs::read_to_string(&path).unwrap();
         assert!(xml.contains(r#"tests="2""#), "{xml}");
@@ -237,15 +248,25 @@ mod tests {
         );
         assert!(sidecar_path(&path).is_file());
         // A retry of the same test replaces it.
-        let all =
-            merge_junit(&path, "bootrig", "run-1", &[rec("sc::two", Outcome::Passed)]).unwrap();
+        let all = merge_junit(
+            &path,
+            "bootrig",
+            "run-1",
+            &[rec("sc::two", Outcome::Passed)],
+        )
+        .unwrap();
         assert_eq!(all.len(), 2);
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains(r#"failures="0""#));
         // A new run starts over.
-        let all =
-            merge_junit(&path, "bootrig", "run-2", &[rec("sc::three", Outcome::Passed)]).unwrap();
+        let all = merge_junit(
+            &path,
+            "bootrig",
+            "run-2",
+            &[rec("sc::three", Outcome::Passed)],
+        )
+        .unwrap();
         assert_eq!(all.len(), 1);
         assert!(std::fs::read_to_string(&path)
             .unwrap()
