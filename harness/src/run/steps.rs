@@ -1,5 +1,5 @@
 //! The step kinds of a scenario test, each declared once: the key that
-//! selects it and the fields it takes ([`kinds!`] and [`StepKind::extras`]),
+//! selects it and the fields it takes (`kinds!` and [`StepKind::extras`]),
 //! how it is read from its JSON object ([`StepKind::parse`]), described
 //! in reports ([`Step::describe`]), whether it needs a shell
 //! ([`Step::needs_shell`]) and how it runs ([`Step::execute`]). Every
