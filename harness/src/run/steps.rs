@@ -1,6 +1,6 @@
 //! The step kinds of a scenario test, each declared once: the key that
 //! selects it and the fields it takes (`kinds!` and [`StepKind::extras`]),
-//! how it is read from its JSON object ([`StepKind::parse`]), described
+//! how it is read from its JSON object (`StepKind::parse`), described
 //! in reports ([`Step::describe`]), whether it needs a shell
 //! ([`Step::needs_shell`]) and how it runs ([`Step::execute`]). Every
 //! match over kinds is exhaustive, so a new kind that misses one of them
@@ -350,6 +350,8 @@ impl Fields {
                 })
                 .map(|f| format!("\"{f}\""))
                 .collect();
+            // One owner is quoted, several are listed plain (the wording
+            // scenario authors have always seen).
             let owner_names = match owners.as_slice() {
                 [one] => format!("\"{}\"", one.action()),
                 many => many
