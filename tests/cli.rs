@@ -125,3 +125,72 @@ fn a_step_that_needs_a_shell_fails_before_anything_boots() {
         "a VM was started"
     );
 }
+
+#[test]
+fn a_filter_that_matches_nothing_is_an_error_and_leaves_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.json"),
+        r#"{"name": "a", "machine": {"image": "debian"}, "tests": [
+            {"name": "one", "steps": [{"expect": "x"}]}]}"#,
+    )
+    .unwrap();
+    let out = bootrig(&["run", "--filter", "nope", "a.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("no test matches the filter \"nope\""), "{t}");
+    assert!(
+        !dir.path().join("artifacts").exists(),
+        "a run folder (or latest) was created"
+    );
+}
+
+#[test]
+fn the_run_prints_typed_lines_and_totals_and_writes_junit() {
+    // A test that fails before booting (no shell): the whole CLI path runs
+    // without a VM.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vmlinuz"), b"not booted").unwrap();
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"{"name": "noshell", "machine": {"kernel": "vmlinuz"},
+            "tests": [{"name": "t", "steps": [{"succeed": "true"}]},
+                      {"name": "x", "xfail": "no shell here", "steps": [{"succeed": "true"}]}]}"#,
+    )
+    .unwrap();
+    let out = bootrig(
+        &["run", "-j", "2", "--junit", "junit.xml", "s.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("bootrig: running 2 test(s); artifacts in "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAIL  noshell::t (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("XFAIL noshell::x (")),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("bootrig: 0 passed, 1 failed, 0 skipped, 1 xfail, 0 xpass; artifacts in "),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(
+        xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#),
+        "{xml}"
+    );
+    assert!(xml.contains("needs a shell"), "{xml}");
+    assert!(!xml.contains(r#"message="====="#), "{xml}");
+    let run =
+        bootrig_diagnostics::run::RunSummary::load(&dir.path().join("artifacts/latest/run.json"))
+            .unwrap();
+    assert_eq!(run.tests.len(), 2);
+    assert!(run.ended_at.is_some());
+}

@@ -125,3 +125,38 @@ fn partitions_are_disjoint_and_complete() {
         "the xfail trial should run exactly once over all partitions"
     );
 }
+
+/// `BOOTRIG_JUNIT` under nextest (one process per test) holds every test
+/// of the run, not only the last process's.
+#[test]
+fn bootrig_junit_under_nextest_holds_every_test() {
+    if !nextest_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = Command::new(env!("CARGO"))
+        .args(["nextest", "run", "-p", "bootrig-tests", "--test", "vm", "-E"])
+        // Two trials that boot no guest: one never starts QEMU, the other
+        // makes QEMU reject its command line.
+        .arg("test(=runner::xfail_expected_failure_passes) | test(=machine::qemu_start_failure_is_clear)")
+        .current_dir(workspace())
+        .env("BOOTRIG_CACHE", "/proc/bootrig-must-not-build-images")
+        .env("BOOTRIG_ARTIFACTS", dir.path().join("artifacts"))
+        .env("BOOTRIG_JUNIT", &junit)
+        .output()
+        .expect("running cargo nextest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="2""#), "{xml}");
+    assert!(
+        xml.contains(r#"name="xfail_expected_failure_passes""#)
+            && xml.contains(r#"name="qemu_start_failure_is_clear""#),
+        "{xml}"
+    );
+}

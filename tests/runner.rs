@@ -1,9 +1,14 @@
 //! The runner's rules, without VMs: xfail, unexpected passes, runtime skips
-//! (and their CI=true strictness), parametrized names, panics, JUnit.
+//! (and their CI=true strictness), parametrized names, panics, the run's
+//! events and totals, JUnit.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use bootrig::{check_failed, Marks, Requirement, RunSettings, Suite};
+use bootrig::run::events::Event;
+use bootrig::{check_failed, Events, Marks, Reporter, Requirement, RunSettings, Suite};
+use bootrig_diagnostics::metadata::Outcome;
+use bootrig_diagnostics::results::Totals;
 use libtest_mimic::Arguments;
 
 fn settings(dir: &Path, strict: bool) -> RunSettings {
@@ -66,21 +71,23 @@ fn outcomes_follow_the_markers() {
     let outcome = |name: &str| {
         records
             .iter()
-            .find(|r| r.name == name)
-            .map(|r| r.outcome)
-            .unwrap_or("missing")
+            .find(|r| r.name() == name)
+            .map(|r| r.outcome())
     };
-    assert_eq!(outcome("plain::passes"), "passed");
-    assert_eq!(outcome("plain::fails"), "failed");
-    assert_eq!(outcome("mark::xfail_fails"), "xfail");
-    assert_eq!(outcome("mark::xfail_passes"), "xpass");
-    assert_eq!(outcome("mark::requires_missing_tool"), "skipped");
-    assert_eq!(outcome("plain::panics"), "failed");
-    assert_eq!(outcome("param::fs::ext4"), "passed");
-    assert_eq!(outcome("param::fs::xfs"), "passed");
+    assert_eq!(outcome("plain::passes"), Some(Outcome::Passed));
+    assert_eq!(outcome("plain::fails"), Some(Outcome::Failed));
+    assert_eq!(outcome("mark::xfail_fails"), Some(Outcome::Xfail));
+    assert_eq!(outcome("mark::xfail_passes"), Some(Outcome::Xpass));
+    assert_eq!(
+        outcome("mark::requires_missing_tool"),
+        Some(Outcome::Skipped)
+    );
+    assert_eq!(outcome("plain::panics"), Some(Outcome::Failed));
+    assert_eq!(outcome("param::fs::ext4"), Some(Outcome::Passed));
+    assert_eq!(outcome("param::fs::xfs"), Some(Outcome::Passed));
     assert_ne!(code, std::process::ExitCode::SUCCESS);
 
-    let rec = |name: &str| records.iter().find(|r| r.name == name).unwrap();
+    let rec = |name: &str| records.iter().find(|r| r.name() == name).unwrap();
     assert!(rec("mark::requires_missing_tool")
         .message
         .as_deref()
@@ -116,9 +123,9 @@ fn missing_requirements_fail_under_ci() {
     let (records, _) = suite(dir.path(), true).run_collect();
     let r = records
         .iter()
-        .find(|r| r.name == "mark::requires_missing_tool")
+        .find(|r| r.name() == "mark::requires_missing_tool")
         .unwrap();
-    assert_eq!(r.outcome, "failed");
+    assert_eq!(r.outcome(), Outcome::Failed);
     assert!(r.message.as_deref().unwrap().contains("CI=true"));
 }
 
@@ -159,4 +166,139 @@ fn slow_tests_are_ignored_unless_asked() {
     a.include_ignored = true;
     let (records, _) = build(a).run_collect();
     assert_eq!(records.len(), 1);
+}
+
+/// Keeps every event it is sent.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl Reporter for Recorder {
+    fn report(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[test]
+fn a_reporter_sees_the_run_in_order_with_typed_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let mut s = settings(dir.path(), false);
+    s.events = Events::new(recorder.clone());
+    let (records, _) = suite(dir.path(), false).with_settings(s).run_collect();
+    let events = recorder.0.lock().unwrap();
+    // RunStarted, then each test's TestStarted and TestFinished (one
+    // test at a time here), then RunFinished.
+    assert!(
+        matches!(&events[0], Event::RunStarted { tests: 8, .. }),
+        "{:?}",
+        events[0]
+    );
+    let per_test = &events[1..events.len() - 1];
+    assert_eq!(per_test.len(), 2 * records.len(), "{per_test:#?}");
+    for pair in per_test.chunks(2) {
+        match pair {
+            [Event::TestStarted { test }, Event::TestFinished { record }] => {
+                assert_eq!(test, record.name())
+            }
+            other => panic!("out of order: {other:#?}"),
+        }
+    }
+    let Some(Event::RunFinished { totals, .. }) = events.last() else {
+        panic!("no RunFinished last: {:?}", events.last());
+    };
+    assert_eq!(
+        *totals,
+        Totals {
+            passed: 3,
+            failed: 2,
+            skipped: 1,
+            xfail: 1,
+            xpass: 1,
+            running: 0
+        }
+    );
+    assert!(totals.failed_any());
+    assert_eq!(
+        totals.to_string(),
+        "3 passed, 2 failed, 1 skipped, 1 xfail, 1 xpass"
+    );
+    // The requirement skip has no folder; the xfail says why it failed.
+    let finished = |name: &str| {
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::TestFinished { record } if record.name() == name => Some(record.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let skipped = finished("mark::requires_missing_tool");
+    assert!(skipped.artifacts.as_os_str().is_empty());
+    assert!(skipped.headline().unwrap().contains("bootrig-no-such-tool"));
+    let xfail = finished("mark::xfail_fails");
+    assert_eq!(xfail.headline(), Some("check failed: known bug hit"));
+    let failed = finished("plain::fails");
+    assert_eq!(failed.headline(), Some("check failed: deliberate failure"));
+}
+
+#[test]
+fn junit_of_a_run_split_over_processes_holds_every_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit/report.xml");
+    // Two "processes" of one nextest run: same run folder, one test each.
+    for name in ["split::one", "split::two"] {
+        let (records, _) = Suite::with_args(args())
+            .with_settings(settings(dir.path(), false))
+            .junit(&junit)
+            .test(name, |_| Ok(()))
+            .run_collect();
+        assert_eq!(records.len(), 1);
+    }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="2""#), "{xml}");
+    assert!(
+        xml.contains(r#"name="one""#) && xml.contains(r#"name="two""#),
+        "{xml}"
+    );
+}
+
+#[test]
+fn junit_failure_message_is_the_one_line_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    Suite::with_args(args())
+        .with_settings(settings(dir.path(), false))
+        .junit(&junit)
+        .test("plain::fails", |_| check_failed!("deliberate failure"))
+        .run_collect();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"message="check failed: deliberate failure""#),
+        "{xml}"
+    );
+    assert!(!xml.contains(r#"message="====="#), "{xml}");
+}
+
+#[test]
+fn xfail_trials_are_marked_in_the_test_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("out.log");
+    let mut a = args();
+    a.logfile = Some(log.display().to_string());
+    a.quiet = false;
+    Suite::with_args(a)
+        .with_settings(settings(dir.path(), false))
+        .test_with("mark::xfail_fails", Marks::new().xfail("known bug"), |_| {
+            check_failed!("known bug hit")
+        })
+        .run_collect();
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(out.contains("[xfail] mark::xfail_fails"), "{out}");
+    // Listing keeps the plain name (nextest runs tests by it).
+    let mut a = args();
+    a.list = true;
+    let names = Suite::with_args(a)
+        .test_with("mark::x", Marks::new().xfail("known bug"), |_| Ok(()))
+        .names();
+    assert_eq!(names, ["mark::x"]);
 }

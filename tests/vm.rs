@@ -548,22 +548,28 @@ fn disk_boot(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
 /// A test that exceeds its deadline: fails with a clear message, its VM is
 /// gone, its artifacts are there.
 fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
-    use std::sync::Arc;
     ctx.image(&Image::builtin("busybox"))?;
     let mut settings = ctx.settings().clone();
     settings.run_dir = ctx.artifacts_dir().join("inner");
     let name = "deadline::hangs".to_string();
-    let body: bootrig::suite::Body = Arc::new(|inner: &bootrig::TestContext| {
-        let vm = inner.vm(Image::builtin("busybox"))?;
-        vm.wait_for_console("this never appears", Duration::from_secs(600))?;
-        Ok(())
-    });
-    let budget = bootrig::suite::VmBudget::new(1);
+    let test = bootrig::Test::new(
+        name,
+        Marks::new().timeout(Duration::from_secs(15)),
+        |inner| {
+            let vm = inner.vm(Image::builtin("busybox"))?;
+            vm.wait_for_console("this never appears", Duration::from_secs(600))?;
+            Ok(())
+        },
+    );
+    let engine = bootrig::Engine::new(settings, bootrig::run::budget::VmBudget::new(1));
     let started = Instant::now();
-    let marks = Marks::new().timeout(Duration::from_secs(15));
-    let record = bootrig::suite::execute(&name, &marks, &body, settings, &budget);
+    let record = engine.run_test(&test);
     let took = started.elapsed();
-    check!(record.outcome == "failed", "outcome {}", record.outcome);
+    check!(
+        record.outcome() == Outcome::Failed,
+        "outcome {}",
+        record.outcome()
+    );
     check!(
         record.console_tail.contains("[bootrig]"),
         "the record's console tail (JUnit system-out) is empty or raw: {:?}",

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod crash;
 pub mod errors;
 pub mod hash;
+pub mod junit;
 pub mod metadata;
 pub mod names;
 pub mod report;

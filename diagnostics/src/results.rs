@@ -10,11 +10,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::metadata::Outcome;
 use crate::run::RunEntry;
 
 /// One finished (or skipped) test, as the engine and every report see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestRecord {
     /// Its line in `run.json`: name, outcome, duration, folder, failure
     /// kind, one-line summary.

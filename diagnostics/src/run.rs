@@ -141,21 +141,47 @@ impl RunSummary {
     /// process per test) never lose each other's entries. Costs one small
     /// file per test, not a scan of the whole run.
     pub fn update(run_dir: &Path, run_id: &str, test: &TestDir) -> Result<RunSummary> {
+        let started_at = test.metadata().started_at;
+        RunSummary::locked(run_dir, |summary| {
+            let mut summary = summary.unwrap_or_else(|| RunSummary::new(run_id, started_at));
+            summary.started_at = summary.started_at.min(started_at);
+            summary.record(test.run_entry());
+            summary.ended_at = Some(Utc::now());
+            Some(summary)
+        })
+        .map(|s| s.unwrap_or_else(|| RunSummary::new(run_id, started_at)))
+    }
+
+    /// Marks the run in `run_dir` as ended at `at` (the run engine does at
+    /// the end of a run). Nothing to do when no test wrote a `run.json`.
+    pub fn mark_ended(run_dir: &Path, at: DateTime<Utc>) -> Result<Option<RunSummary>> {
+        if !run_dir.join(RunSummary::FILE).is_file() {
+            return Ok(None);
+        }
+        RunSummary::locked(run_dir, |summary| {
+            let mut summary = summary?;
+            summary.ended_at = Some(summary.ended_at.map_or(at, |e| e.max(at)));
+            Some(summary)
+        })
+    }
+
+    /// The one writer of `run.json`: loads it (None when missing or
+    /// unreadable) under the run lock, lets `change` update it, and saves
+    /// what `change` returns.
+    fn locked(
+        run_dir: &Path,
+        change: impl FnOnce(Option<RunSummary>) -> Option<RunSummary>,
+    ) -> Result<Option<RunSummary>> {
         let lock_path = run_dir.join(".run.lock");
         let lock = std::fs::File::create(&lock_path)
             .map_err(|e| Error::io("creating the run lock", &lock_path, e))?;
         lock.lock()
             .map_err(|e| Error::io("locking the run", &lock_path, e))?;
         let path = run_dir.join(RunSummary::FILE);
-        let started_at = test.metadata().started_at;
-        let mut summary = match RunSummary::load(&path) {
-            Ok(s) => s,
-            Err(_) => RunSummary::new(run_id, started_at),
-        };
-        summary.started_at = summary.started_at.min(started_at);
-        summary.record(test.run_entry());
-        summary.ended_at = Some(Utc::now());
-        summary.save(&path)?;
+        let summary = change(RunSummary::load(&path).ok());
+        if let Some(s) = &summary {
+            s.save(&path)?;
+        }
         Ok(summary)
     }
 }
@@ -181,6 +207,22 @@ mod tests {
         assert_eq!(loaded.tests, s.tests);
         assert_eq!(loaded.count(Outcome::Passed), 1);
         assert_eq!(loaded.count(Outcome::Running), 1);
+    }
+
+    #[test]
+    fn mark_ended_sets_the_end_and_keeps_the_tests() {
+        let run = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
+        assert_eq!(RunSummary::mark_ended(run.path(), t0).unwrap(), None);
+        assert!(!run.path().join(RunSummary::FILE).exists());
+        let a = TestDir::create(run.path(), "a::one", t0).unwrap();
+        RunSummary::update(run.path(), "r", &a).unwrap();
+        let end = Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap();
+        let s = RunSummary::mark_ended(run.path(), end).unwrap().unwrap();
+        assert_eq!(s.ended_at, Some(end));
+        assert_eq!(s.tests.len(), 1);
+        let loaded = RunSummary::load(&run.path().join(RunSummary::FILE)).unwrap();
+        assert_eq!(loaded, s);
     }
 
     #[test]

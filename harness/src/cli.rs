@@ -1,18 +1,20 @@
 //! The `bootrig` command line: parse, call the library, map to exit codes
 //! (0 all passed, 1 a test failed, 2 bad usage or an invalid scenario).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::image::{Image, ImageStore, BUILTIN};
-use crate::run::context::RunSettings;
-use crate::run::junit::{summary_line, write_junit};
+use crate::run::budget::VmBudget;
+use crate::run::engine::{Engine, Test};
+use crate::run::events::{Events, Fanout, Reporter};
+use crate::run::reporters::{HumanReporter, JunitReporter};
 use crate::run::scenario::{self, Scenario};
-use crate::run::suite::{execute, scenario_trial, TrialRecord, VmBudget};
+use crate::run::scenario_test::scenario_test;
+use crate::run::settings::RunSettings;
 
 /// Test operating-system images in QEMU.
 #[derive(Debug, Parser)]
@@ -53,9 +55,10 @@ struct RunArgs {
     /// Force an accelerator for every VM: auto, kvm or tcg.
     #[arg(long)]
     accel: Option<crate::vm::config::Accel>,
-    /// Run this many tests (VMs) at once.
-    #[arg(short, long, default_value_t = 1)]
-    jobs: usize,
+    /// Run this many tests (VMs) at once [default: `BOOTRIG_MAX_VMS`, else
+    /// as many as the cores and memory allow: min(cores, free GiB / 1.5)].
+    #[arg(short, long)]
+    jobs: Option<usize>,
     /// List the tests instead of running them.
     #[arg(long)]
     list: bool,
@@ -136,20 +139,20 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("bootrig: invalid scenario; nothing was run");
         return ExitCode::from(2);
     }
-    let selected: Vec<(Arc<Scenario>, usize)> = loaded
+    let tests: Vec<Test> = loaded
         .iter()
-        .flat_map(|sc| (0..sc.tests.len()).map(move |i| (sc.clone(), i)))
-        .filter(|(sc, i)| {
-            filter
-                .as_ref()
-                .is_none_or(|f| format!("{}::{}", sc.name, sc.tests[*i].name).contains(f.as_str()))
-        })
+        .flat_map(|sc| (0..sc.tests.len()).map(move |i| scenario_test(sc, i)))
+        .filter(|t| filter.as_ref().is_none_or(|f| t.name.contains(f.as_str())))
         .collect();
     if list {
-        for (sc, i) in &selected {
-            println!("{}::{}", sc.name, sc.tests[*i].name);
+        for t in &tests {
+            println!("{}", t.name);
         }
         return ExitCode::SUCCESS;
+    }
+    if let (Some(f), true) = (&filter, tests.is_empty()) {
+        eprintln!("bootrig: no test matches the filter {f:?}; nothing was run");
+        return ExitCode::from(2);
     }
     let mut settings = RunSettings::from_env(artifacts);
     if let Err(e) = crate::run::signals::install(settings.interrupts.clone()) {
@@ -158,73 +161,25 @@ fn run(args: RunArgs) -> ExitCode {
     if accel.is_some() {
         settings.accel = accel;
     }
-    println!(
-        "bootrig: running {} test(s); artifacts in {}",
-        selected.len(),
-        settings.run_dir.display()
-    );
-    let jobs = jobs.max(1);
-    let budget = VmBudget::new(jobs);
-    let queue = Mutex::new(selected.iter());
-    let records: Mutex<Vec<TrialRecord>> = Mutex::new(Vec::new());
-    // `jobs` workers take tests from the queue; each prints its test's
-    // line (and failure message) as soon as the test ends.
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| loop {
-                if settings.interrupts.interrupted().is_some() {
-                    break;
-                }
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                let Some((sc, index)) = next else { break };
-                let (name, marks, body) = scenario_trial(sc, *index);
-                let record = execute(&name, &marks, &body, settings.clone(), &budget);
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", summary_line(&record));
-                if matches!(record.outcome, "failed" | "xpass") {
-                    if let Some(m) = &record.message {
-                        let _ = writeln!(out, "{m}");
-                    }
-                }
-                drop(out);
-                records
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(record);
-            });
-        }
-    });
-    let records = records.into_inner().unwrap_or_else(|p| p.into_inner());
-    let count = |o: &str| records.iter().filter(|r| r.outcome == o).count();
-    let failed = count("failed") + count("xpass");
-    println!(
-        "bootrig: {} passed, {} failed, {} skipped, {} xfail, {} xpass; artifacts in {}",
-        count("passed"),
-        count("failed"),
-        count("skipped"),
-        count("xfail"),
-        count("xpass"),
-        settings.run_dir.display()
-    );
-    if settings.run_dir.is_dir() {
-        crate::postmortem::write_run_json(&settings.run_dir);
+    let junit = junit.map(|path| Arc::new(JunitReporter::new(path, "bootrig")));
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(HumanReporter::stdout())];
+    if let Some(j) = &junit {
+        reporters.push(Box::new(j.clone()));
     }
-    if let Some(path) = junit {
-        if let Err(e) = write_junit(&path, "bootrig", &records) {
-            eprintln!("bootrig: could not write {}: {e}", path.display());
+    settings.events = Events::new(Fanout(reporters));
+    let jobs = jobs.unwrap_or_else(VmBudget::default_size).max(1);
+    let engine = Engine::new(settings, VmBudget::new(jobs));
+    let report = engine.run(&tests, jobs);
+    if let Some(j) = &junit {
+        if let Some(e) = j.error() {
+            eprintln!("bootrig: could not write {}: {e}", j.path().display());
             return ExitCode::from(2);
         }
     }
-    if let Some(sig) = settings.interrupts.interrupted() {
-        eprintln!(
-            "bootrig: interrupted by {}; {} of {} test(s) ran",
-            crate::run::signals::signal_name(sig),
-            records.len(),
-            selected.len()
-        );
+    if let Some(sig) = report.interrupted {
         return ExitCode::from((128 + sig) as u8);
     }
-    if failed > 0 {
+    if report.totals.failed_any() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

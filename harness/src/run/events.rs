@@ -118,6 +118,20 @@ impl Events {
     }
 }
 
+impl Reporter for Events {
+    fn report(&self, event: &Event) {
+        self.0.report(event);
+    }
+}
+
+/// A reporter shared with its creator, who reads its state after the run
+/// (e.g. whether the JUnit file could be written).
+impl<R: Reporter + ?Sized> Reporter for Arc<R> {
+    fn report(&self, event: &Event) {
+        (**self).report(event);
+    }
+}
+
 /// Sends every event to each of several reporters, in order.
 pub struct Fanout(pub Vec<Box<dyn Reporter>>);
 

@@ -1,10 +1,21 @@
 //! Running tests: scenario files and their steps, the per-test context,
-//! the run engine, and the reports a run leaves.
+//! the run engine, its events and the reporters that show a run.
+//!
+//! ```text
+//! cli ─┐                         ┌─ marks, budget
+//!      ├─ engine ── context ─────┤
+//! suite┘    │                    └─ settings ── events ── reporters
+//!           └─ scenario_test ── scenario, steps
+//! ```
 
+pub mod budget;
 pub mod context;
+pub mod engine;
 pub mod events;
-pub mod junit;
+pub mod marks;
+pub mod reporters;
 pub mod scenario;
+pub mod scenario_test;
 pub mod settings;
 pub mod signals;
 pub mod steps;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::errors::{Error, Result};
-use crate::guest::session::Key;
+pub use crate::run::steps::Step;
 use crate::vm::config::{parse_size, Accel, Firmware};
 
 /// A parsed, validated scenario file.
@@ -173,154 +173,6 @@ impl TryFrom<String> for SizeText {
     type Error = String;
     fn try_from(s: String) -> std::result::Result<Self, String> {
         parse_size(&s).map(SizeText)
-    }
-}
-
-/// One step of a test.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawStep")]
-pub enum Step {
-    /// Wait for a regex on the console.
-    Expect(String),
-    /// Send text as it is.
-    Send(String),
-    /// Send a key.
-    SendKey(Key),
-    /// Run a command that must exit 0.
-    Succeed(String),
-    /// Run a command that must not exit 0.
-    Fail(String),
-    /// Run a command with an expected exit code and output.
-    Run {
-        /// The command.
-        cmd: String,
-        /// Expected exit code (default 0).
-        exit: i32,
-        /// A regex its output must match.
-        output_matches: Option<String>,
-    },
-    /// Wait for a systemd unit to be active.
-    WaitForUnit {
-        /// The unit.
-        unit: String,
-        /// Seconds.
-        timeout: Option<f64>,
-    },
-    /// Retry a command until it succeeds.
-    WaitUntilSucceeds {
-        /// The command.
-        cmd: String,
-        /// Seconds.
-        timeout: Option<f64>,
-    },
-}
-
-impl Step {
-    /// A one-line description for reports: `run: systemctl is-active x`.
-    pub fn describe(&self) -> String {
-        match self {
-            Step::Expect(r) => format!("expect /{r}/"),
-            Step::Send(t) => format!("send {t:?}"),
-            Step::SendKey(k) => format!("send_key {k:?}"),
-            Step::Succeed(c) => format!("succeed: {c}"),
-            Step::Fail(c) => format!("fail: {c}"),
-            Step::Run { cmd, exit, .. } => format!("run (exit {exit}): {cmd}"),
-            Step::WaitForUnit { unit, .. } => format!("wait_for_unit {unit}"),
-            Step::WaitUntilSucceeds { cmd, .. } => format!("wait_until_succeeds: {cmd}"),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStep {
-    expect: Option<String>,
-    send: Option<String>,
-    send_key: Option<String>,
-    succeed: Option<String>,
-    fail: Option<String>,
-    run: Option<String>,
-    exit: Option<i32>,
-    output_matches: Option<String>,
-    wait_for_unit: Option<String>,
-    wait_until_succeeds: Option<String>,
-    timeout: Option<f64>,
-}
-
-impl TryFrom<RawStep> for Step {
-    type Error = String;
-    fn try_from(r: RawStep) -> std::result::Result<Self, String> {
-        let actions = [
-            ("expect", r.expect.is_some()),
-            ("send", r.send.is_some()),
-            ("send_key", r.send_key.is_some()),
-            ("succeed", r.succeed.is_some()),
-            ("fail", r.fail.is_some()),
-            ("run", r.run.is_some()),
-            ("wait_for_unit", r.wait_for_unit.is_some()),
-            ("wait_until_succeeds", r.wait_until_succeeds.is_some()),
-        ];
-        let given: Vec<&str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
-        match given.len() {
-            0 => return Err("a step needs one action: expect, send, send_key, succeed, fail, run, wait_for_unit or wait_until_succeeds".into()),
-            1 => {}
-            _ => return Err(format!("a step has exactly one action, this one has {}", given.join(", "))),
-        }
-        let action = given[0];
-        if (r.exit.is_some() || r.output_matches.is_some()) && action != "run" {
-            return Err(format!(
-                "\"exit\" and \"output_matches\" belong to \"run\" steps, not \"{action}\""
-            ));
-        }
-        if r.timeout.is_some() && !matches!(action, "wait_for_unit" | "wait_until_succeeds") {
-            return Err(format!("\"timeout\" belongs to wait_for_unit and wait_until_succeeds steps, not \"{action}\""));
-        }
-        if let Some(t) = r.timeout {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(format!(
-                    "timeout must be a positive number of seconds, not {t}"
-                ));
-            }
-        }
-        let check_regex = |s: &str| {
-            regex::bytes::Regex::new(s)
-                .map(drop)
-                .map_err(|e| format!("invalid regex {s:?}: {e}"))
-        };
-        Ok(match action {
-            "expect" => {
-                let re = r.expect.unwrap_or_default();
-                check_regex(&re)?;
-                Step::Expect(re)
-            }
-            "send" => Step::Send(r.send.unwrap_or_default()),
-            "send_key" => {
-                let name = r.send_key.unwrap_or_default();
-                Step::SendKey(Key::parse(&name).ok_or_else(|| {
-                    format!("unknown key {name:?} (Up, Down, Left, Right, Enter, Tab, Esc, Backspace, Delete, Home, End, PageUp, PageDown, Space, Ctrl-C, Ctrl-D, F1..F12)")
-                })?)
-            }
-            "succeed" => Step::Succeed(r.succeed.unwrap_or_default()),
-            "fail" => Step::Fail(r.fail.unwrap_or_default()),
-            "run" => {
-                if let Some(re) = &r.output_matches {
-                    check_regex(re)?;
-                }
-                Step::Run {
-                    cmd: r.run.unwrap_or_default(),
-                    exit: r.exit.unwrap_or(0),
-                    output_matches: r.output_matches,
-                }
-            }
-            "wait_for_unit" => Step::WaitForUnit {
-                unit: r.wait_for_unit.unwrap_or_default(),
-                timeout: r.timeout,
-            },
-            _ => Step::WaitUntilSucceeds {
-                cmd: r.wait_until_succeeds.unwrap_or_default(),
-                timeout: r.timeout,
-            },
-        })
     }
 }
 
@@ -534,6 +386,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guest::session::Key;
 
     fn parse(text: &str) -> Result<Scenario> {
         Scenario::parse(text, Path::new("s.json"))

@@ -58,3 +58,19 @@ impl RunSettings {
         }
     }
 }
+
+/// The default artifacts root for a test binary: `<target>/bootrig`,
+/// found from the binary's own path (`<target>/<profile>/deps/<bin>`).
+pub fn default_artifacts_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("bootrig");
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|a| a.file_name().is_some_and(|n| n == "target"))
+                .map(|t| t.join("bootrig"))
+        })
+        .unwrap_or_else(|| PathBuf::from("target/bootrig"))
+}

@@ -1,172 +1,525 @@
-//! Runs one test of a scenario file inside a [`TestContext`]: resolve the
-//! machine, boot, get a shell, run the steps. Shared by `bootrig run` and
-//! the libtest runner.
+//! The step kinds of a scenario test, each declared once: the key that
+//! selects it and the fields it takes (`kinds!` and [`StepKind::extras`]),
+//! how it is read from its JSON object (`StepKind::parse`), described
+//! in reports ([`Step::describe`]), whether it needs a shell
+//! ([`Step::needs_shell`]) and how it runs ([`Step::execute`]). Every
+//! match over kinds is exhaustive, so a new kind that misses one of them
+//! does not compile.
+//!
+//! # Adding a step kind
+//!
+//! A `wait_for_file` step that waits until a guest path exists, with an
+//! optional `timeout`, touches this file and `docs/scenarios.md` only:
+//!
+//! ```text
+//! 1. kinds! { …, WaitForFile = "wait_for_file" }
+//! 2. enum Step { …, WaitForFile { path: String, timeout: Option<f64> } }
+//! 3. then fill in what the compiler points at:
+//!    StepKind::extras   WaitForFile => &["timeout"],
+//!    StepKind::parse    WaitForFile => Step::WaitForFile {
+//!                           path: f.action_text()?, timeout: f.seconds("timeout")? },
+//!    Step::kind         Step::WaitForFile { .. } => StepKind::WaitForFile,
+//!    Step::describe     Step::WaitForFile { path, .. } => format!("wait_for_file {path}"),
+//!    Step::needs_shell  Step::WaitForFile { .. } => true,
+//!    Step::execute      Step::WaitForFile { path, timeout } => vm
+//!                           .wait_until_succeeds(&format!("test -e {}", shell_quote(path)),
+//!                                                within(*timeout)).map(drop),
+//! 4. document the step in docs/scenarios.md.
+//! ```
+//!
+//! Parsing stays strict with no more code: a field of no kind, two actions
+//! in one step, or `timeout` on a kind that does not list it are errors
+//! located at `file:line:column`.
 
-use std::sync::Arc;
+use std::fmt;
 use std::time::Duration;
 
-use crate::errors::{Error, Result};
-use crate::guest::session::{compile, Session};
-use crate::image::Image;
-use crate::run::context::TestContext;
-use crate::run::scenario::{Scenario, Step, TestSpec};
-use crate::vm::config::{Drive, MachineConfig};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
 
-/// Resolves the scenario's machine into a config (building the image if
-/// one is named). Returns the config and the built image, if any.
-fn machine_config(
-    ctx: &TestContext,
-    sc: &Scenario,
-    test: &TestSpec,
-) -> Result<(MachineConfig, Option<Image>)> {
-    let m = &sc.machine;
-    let vm_name = format!("{}-{}", sc.name, test.name);
-    let (mut cfg, image) = match &m.image {
-        Some(name) => {
-            let img = ctx.image(&Image::builtin(name))?;
-            (img.machine_config(&vm_name, m.firmware), Some(img))
+use crate::errors::{Error, Result};
+use crate::guest::session::{compile, Key, Session};
+
+/// Declares the step kinds: `Variant = "json key"`, one per line, in the
+/// order the documentation and error messages list them.
+macro_rules! kinds {
+    ($($kind:ident = $action:literal),* $(,)?) => {
+        /// What a step does, named by its action key.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum StepKind {
+            $(
+                #[doc = concat!("`", $action, "`")]
+                $kind,
+            )*
         }
-        None => {
-            let mut cfg = MachineConfig::new(&vm_name);
-            if let Some(k) = &m.kernel {
-                cfg = cfg.with_kernel(k, m.initrd.clone(), m.append.clone().unwrap_or_default());
+
+        impl StepKind {
+            /// Every kind.
+            pub const ALL: &'static [StepKind] = &[$(StepKind::$kind),*];
+
+            /// The JSON key that selects this kind and holds its argument.
+            pub fn action(self) -> &'static str {
+                match self {
+                    $(StepKind::$kind => $action,)*
+                }
             }
-            if let Some(iso) = &m.iso {
-                cfg = cfg.with_iso(iso);
-            }
-            if let Some(disk) = &m.disk {
-                cfg = cfg.with_disk(disk).with_persist(m.persist);
-            }
-            (cfg.with_firmware(m.firmware.unwrap_or_default()), None)
         }
     };
-    if let Some(mem) = m.memory {
-        cfg = cfg.with_memory_mib((mem.0 >> 20).max(1));
-    }
-    if let Some(cpus) = m.cpus {
-        cfg = cfg.with_cpus(cpus);
-    }
-    if let Some(accel) = m.accel {
-        cfg = cfg.with_accel(accel);
-    }
-    cfg = cfg.with_display(m.display);
-    for d in &m.drives {
-        cfg = cfg.with_drive(match (&d.path, &d.size) {
-            (Some(p), _) => Drive::File(p.clone()),
-            (None, Some(size)) => Drive::Scratch(size.0),
-            (None, None) => unreachable!("validated when the scenario was loaded"),
-        });
-    }
-    Ok((cfg, image))
 }
 
-/// Boots the scenario's machine and runs `test`'s steps.
-pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()> {
-    let (cfg, image) = machine_config(ctx, sc, test)?;
-    let pm = ctx.postmortem();
-    pm.set_scenario(&sc.name, &sc.file);
-    pm.set_diagnostics_spec(&sc.diagnostics.units, &sc.diagnostics.commands);
-    pm.set_warnings_fatal(sc.diagnostics.warnings_fatal);
-    let manifest = image.as_ref().map(|i| &i.manifest);
-    let shell_prompt = sc
-        .shell_prompt
-        .as_ref()
-        .map(|r| r.0.clone())
-        .or_else(|| manifest.and_then(|m| m.shell_prompt.clone()));
-    // Decided before booting: a scenario that cannot get a shell must not
-    // boot a VM to find out.
-    if sc.login.is_none() && shell_prompt.is_none() {
-        if let Some(step) = test.steps.iter().find(|s| needs_shell(s)) {
-            return Err(Error::Config {
-                what: format!("scenario {}", sc.file.display()),
-                message: format!(
-                    "step `{}` needs a shell, but the scenario has neither \"login\" nor \"shell_prompt\"",
-                    step.describe()
-                ),
+kinds! {
+    Expect = "expect",
+    Send = "send",
+    SendKey = "send_key",
+    Succeed = "succeed",
+    Fail = "fail",
+    Run = "run",
+    WaitForUnit = "wait_for_unit",
+    WaitUntilSucceeds = "wait_until_succeeds",
+}
+
+/// One step of a test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Wait for a regex on the console.
+    Expect(String),
+    /// Send text as it is.
+    Send(String),
+    /// Send a key.
+    SendKey(Key),
+    /// Run a command that must exit 0.
+    Succeed(String),
+    /// Run a command that must not exit 0.
+    Fail(String),
+    /// Run a command with an expected exit code and output.
+    Run {
+        /// The command.
+        cmd: String,
+        /// Expected exit code (default 0).
+        exit: i32,
+        /// A regex its output must match.
+        output_matches: Option<String>,
+    },
+    /// Wait for a systemd unit to be active.
+    WaitForUnit {
+        /// The unit.
+        unit: String,
+        /// Seconds.
+        timeout: Option<f64>,
+    },
+    /// Retry a command until it succeeds.
+    WaitUntilSucceeds {
+        /// The command.
+        cmd: String,
+        /// Seconds.
+        timeout: Option<f64>,
+    },
+}
+
+impl StepKind {
+    /// The fields a step of this kind takes besides its action.
+    pub fn extras(self) -> &'static [&'static str] {
+        match self {
+            StepKind::Expect
+            | StepKind::Send
+            | StepKind::SendKey
+            | StepKind::Succeed
+            | StepKind::Fail => &[],
+            StepKind::Run => &["exit", "output_matches"],
+            StepKind::WaitForUnit | StepKind::WaitUntilSucceeds => &["timeout"],
+        }
+    }
+
+    /// Reads a step of this kind from its fields (already checked to be
+    /// this kind's action and extras).
+    fn parse(self, f: &Fields) -> std::result::Result<Step, String> {
+        Ok(match self {
+            StepKind::Expect => Step::Expect(regex(f.action_text()?)?),
+            StepKind::Send => Step::Send(f.action_text()?),
+            StepKind::SendKey => {
+                let name = f.action_text()?;
+                Step::SendKey(Key::parse(&name).ok_or_else(|| {
+                    format!("unknown key {name:?} (Up, Down, Left, Right, Enter, Tab, Esc, Backspace, Delete, Home, End, PageUp, PageDown, Space, Ctrl-C, Ctrl-D, F1..F12)")
+                })?)
+            }
+            StepKind::Succeed => Step::Succeed(f.action_text()?),
+            StepKind::Fail => Step::Fail(f.action_text()?),
+            StepKind::Run => Step::Run {
+                cmd: f.action_text()?,
+                exit: f.get::<i32>("exit")?.unwrap_or(0),
+                output_matches: f.get::<String>("output_matches")?.map(regex).transpose()?,
+            },
+            StepKind::WaitForUnit => Step::WaitForUnit {
+                unit: f.action_text()?,
+                timeout: f.seconds("timeout")?,
+            },
+            StepKind::WaitUntilSucceeds => Step::WaitUntilSucceeds {
+                cmd: f.action_text()?,
+                timeout: f.seconds("timeout")?,
+            },
+        })
+    }
+}
+
+impl Step {
+    /// Its kind.
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Step::Expect(_) => StepKind::Expect,
+            Step::Send(_) => StepKind::Send,
+            Step::SendKey(_) => StepKind::SendKey,
+            Step::Succeed(_) => StepKind::Succeed,
+            Step::Fail(_) => StepKind::Fail,
+            Step::Run { .. } => StepKind::Run,
+            Step::WaitForUnit { .. } => StepKind::WaitForUnit,
+            Step::WaitUntilSucceeds { .. } => StepKind::WaitUntilSucceeds,
+        }
+    }
+
+    /// A one-line description for reports: `run (exit 0): uname -r`.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Expect(r) => format!("expect /{r}/"),
+            Step::Send(t) => format!("send {t:?}"),
+            Step::SendKey(k) => format!("send_key {k:?}"),
+            Step::Succeed(c) => format!("succeed: {c}"),
+            Step::Fail(c) => format!("fail: {c}"),
+            Step::Run { cmd, exit, .. } => format!("run (exit {exit}): {cmd}"),
+            Step::WaitForUnit { unit, .. } => format!("wait_for_unit {unit}"),
+            Step::WaitUntilSucceeds { cmd, .. } => format!("wait_until_succeeds: {cmd}"),
+        }
+    }
+
+    /// Whether the step needs a shell (a login or a shell prompt) rather
+    /// than the bare console.
+    pub fn needs_shell(&self) -> bool {
+        match self {
+            Step::Expect(_) | Step::Send(_) | Step::SendKey(_) => false,
+            Step::Succeed(_)
+            | Step::Fail(_)
+            | Step::Run { .. }
+            | Step::WaitForUnit { .. }
+            | Step::WaitUntilSucceeds { .. } => true,
+        }
+    }
+
+    /// Runs the step on `vm`. Its time limit is its own `timeout` (or the
+    /// session's step timeout), bounded by the test's deadline
+    /// ([`Session::deadline`]): a step never outlives its test.
+    pub fn execute(&self, vm: &Session) -> Result<()> {
+        let step = vm.timeouts().step;
+        let within = |own: Option<f64>| {
+            vm.deadline()
+                .within(own.map(Duration::from_secs_f64).unwrap_or(step))
+                .remaining()
+        };
+        match self {
+            Step::Expect(re) => vm.wait_for_console(re, within(None)).map(drop),
+            Step::Send(text) => vm.send(text),
+            Step::SendKey(key) => vm.send_key(*key),
+            Step::Succeed(cmd) => run_checked(vm, cmd, within(None), |e| e == 0, "succeed", None),
+            Step::Fail(cmd) => run_checked(vm, cmd, within(None), |e| e != 0, "fail", None),
+            Step::Run {
+                cmd,
+                exit,
+                output_matches,
+            } => run_checked(
+                vm,
+                cmd,
+                within(None),
+                |e| e == *exit,
+                &format!("exit with {exit}"),
+                output_matches.as_deref(),
+            ),
+            Step::WaitForUnit { unit, timeout } => vm.wait_for_unit_within(unit, within(*timeout)),
+            Step::WaitUntilSucceeds { cmd, timeout } => {
+                vm.wait_until_succeeds(cmd, within(*timeout)).map(drop)
+            }
+        }
+    }
+}
+
+/// Runs `cmd` within `timeout`; fails unless its exit code passes `ok`
+/// ("was expected to `expected`") and its output matches `output_matches`.
+fn run_checked(
+    vm: &Session,
+    cmd: &str,
+    timeout: Duration,
+    ok: impl Fn(i32) -> bool,
+    expected: &str,
+    output_matches: Option<&str>,
+) -> Result<()> {
+    let out = vm.run_timeout(cmd, timeout)?;
+    if !ok(out.exit) {
+        return Err(Error::Command {
+            command: cmd.to_string(),
+            expected: format!("was expected to {expected}"),
+            exit: out.exit,
+            output: out.output,
+        });
+    }
+    if let Some(pattern) = output_matches {
+        if !compile(pattern)?.is_match(out.output.as_bytes()) {
+            return Err(Error::Command {
+                command: cmd.to_string(),
+                expected: format!("was expected to print output matching /{pattern}/"),
+                exit: out.exit,
+                output: out.output,
             });
         }
-    }
-    // A live line on a terminal while the guest boots; nothing otherwise.
-    let spinner = ctx
-        .settings()
-        .progress
-        .spinner(&format!("{}: booting", ctx.name()));
-    let vm = ctx.boot_with(cfg, sc.timeouts.session())?;
-    if let Some(login) = &sc.login {
-        pm.phase_start("login");
-        vm.login(&login.user, &login.password)?;
-        pm.phase_end("login");
-        if login.root {
-            pm.phase_start("become root");
-            vm.become_root()?;
-            pm.phase_end("become root");
-        }
-        pm.mark_shell_ready();
-    } else if let Some(prompt) = &shell_prompt {
-        pm.phase_start("shell");
-        vm.attach_shell(prompt)?;
-        pm.phase_end("shell");
-        pm.mark_shell_ready();
-    }
-    drop(spinner);
-    for (i, step) in test.steps.iter().enumerate() {
-        pm.step_start(i, &step.describe());
-        let result = run_step(&vm, step);
-        pm.step_end(i, result.is_ok());
-        result?;
     }
     Ok(())
 }
 
-fn needs_shell(step: &Step) -> bool {
-    !matches!(step, Step::Expect(_) | Step::Send(_) | Step::SendKey(_))
+/// `s` if it is a valid regex.
+fn regex(s: String) -> std::result::Result<String, String> {
+    regex::bytes::Regex::new(&s).map_err(|e| format!("invalid regex {s:?}: {e}"))?;
+    Ok(s)
 }
 
-/// Runs one step.
-pub fn run_step(vm: &Arc<Session>, step: &Step) -> Result<()> {
-    let step_timeout = vm.timeouts().step;
-    match step {
-        Step::Expect(re) => vm.wait_for_console(re, step_timeout).map(drop),
-        Step::Send(text) => vm.send(text),
-        Step::SendKey(key) => vm.send_key(*key),
-        Step::Succeed(cmd) => vm.succeed(cmd).map(drop),
-        Step::Fail(cmd) => vm.fail(cmd).map(drop),
-        Step::Run {
-            cmd,
-            exit,
-            output_matches,
-        } => {
-            let out = vm.run(cmd)?;
-            if out.exit != *exit {
-                return Err(Error::Command {
-                    command: cmd.clone(),
-                    expected: format!("was expected to exit with {exit}"),
-                    exit: out.exit,
-                    output: out.output,
-                });
+/// Every field a step may have: each kind's action followed by its extras
+/// (an extra shared by several kinds after the last of them).
+fn all_fields() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for (i, kind) in StepKind::ALL.iter().enumerate() {
+        out.push(kind.action());
+        for extra in kind.extras() {
+            let later = StepKind::ALL[i + 1..]
+                .iter()
+                .any(|k| k.extras().contains(extra));
+            if !later && !out.contains(extra) {
+                out.push(extra);
             }
-            if let Some(pattern) = output_matches {
-                let re = compile(pattern)?;
-                if !re.is_match(out.output.as_bytes()) {
-                    return Err(Error::Command {
-                        command: cmd.clone(),
-                        expected: format!("was expected to print output matching /{pattern}/"),
-                        exit: out.exit,
-                        output: out.output,
-                    });
-                }
-            }
-            Ok(())
         }
-        Step::WaitForUnit { unit, timeout } => vm.wait_for_unit_within(
-            unit,
-            timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout),
-        ),
-        Step::WaitUntilSucceeds { cmd, timeout } => vm
-            .wait_until_succeeds(
-                cmd,
-                timeout.map(Duration::from_secs_f64).unwrap_or(step_timeout),
-            )
-            .map(drop),
+    }
+    out
+}
+
+/// A step's JSON object, its fields checked against the kinds.
+struct Fields {
+    kind: StepKind,
+    map: serde_json::Map<String, Value>,
+}
+
+impl Fields {
+    /// Which kind the fields are, once every field is known to belong to
+    /// some kind: exactly one action, and only that kind's extras.
+    fn check(map: serde_json::Map<String, Value>) -> std::result::Result<Fields, String> {
+        let given: Vec<StepKind> = StepKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| map.contains_key(k.action()))
+            .collect();
+        let kind = match given.as_slice() {
+            [kind] => *kind,
+            [] => {
+                let actions: Vec<&str> = StepKind::ALL.iter().map(|k| k.action()).collect();
+                let (last, first) = actions.split_last().unwrap_or((&"", &[]));
+                return Err(format!(
+                    "a step needs one action: {} or {last}",
+                    first.join(", ")
+                ));
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|k| k.action()).collect();
+                return Err(format!(
+                    "a step has exactly one action, this one has {}",
+                    names.join(", ")
+                ));
+            }
+        };
+        let extras: Vec<&str> = all_fields()
+            .into_iter()
+            .filter(|f| StepKind::ALL.iter().all(|k| k.action() != *f))
+            .collect();
+        let misplaced = |f: &&&str| map.contains_key(**f) && !kind.extras().contains(*f);
+        if let Some(field) = extras.iter().find(misplaced) {
+            let owners: Vec<StepKind> = StepKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| k.extras().contains(field))
+                .collect();
+            let fields: Vec<String> = extras
+                .iter()
+                .filter(|f| {
+                    StepKind::ALL
+                        .iter()
+                        .filter(|k| k.extras().contains(f))
+                        .eq(owners.iter())
+                })
+                .map(|f| format!("\"{f}\""))
+                .collect();
+            // One owner is quoted, several are listed plain (the wording
+            // scenario authors have always seen).
+            let owner_names = match owners.as_slice() {
+                [one] => format!("\"{}\"", one.action()),
+                many => many
+                    .iter()
+                    .map(|k| k.action())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+            };
+            let verb = if fields.len() == 1 {
+                "belongs"
+            } else {
+                "belong"
+            };
+            return Err(format!(
+                "{} {verb} to {owner_names} steps, not \"{}\"",
+                fields.join(" and "),
+                kind.action()
+            ));
+        }
+        Ok(Fields { kind, map })
+    }
+
+    /// The optional field `key` as a `T`.
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> std::result::Result<Option<T>, String> {
+        self.map
+            .get(key)
+            .map(|v| serde_json::from_value(v.clone()).map_err(|e| e.to_string()))
+            .transpose()
+    }
+
+    /// The action's text (`"succeed": "<this>"`).
+    fn action_text(&self) -> std::result::Result<String, String> {
+        Ok(self.get(self.kind.action())?.unwrap_or_default())
+    }
+
+    /// An optional positive number of seconds.
+    fn seconds(&self, key: &str) -> std::result::Result<Option<f64>, String> {
+        let t = self.get::<f64>(key)?;
+        if let Some(t) = t {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(format!(
+                    "{key} must be a positive number of seconds, not {t}"
+                ));
+            }
+        }
+        Ok(t)
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Step, D::Error> {
+        // Which kind, and its checks, once the whole object is read (as
+        // serde's `try_from` did: errors are located as they always were).
+        let map = d.deserialize_map(StepVisitor)?;
+        let fields = Fields::check(map).map_err(de::Error::custom)?;
+        fields.kind.parse(&fields).map_err(de::Error::custom)
+    }
+}
+
+struct StepVisitor;
+
+/// Reads a step object's fields, refusing unknown and repeated ones.
+impl<'de> Visitor<'de> for StepVisitor {
+    type Value = serde_json::Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a step object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let fields = all_fields();
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if !fields.contains(&key.as_str()) {
+                let expected: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+                return Err(de::Error::custom(format!(
+                    "unknown field `{key}`, expected one of {}",
+                    expected.join(", ")
+                )));
+            }
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate field `{key}`")));
+            }
+            let value: Value = access.next_value()?;
+            // A null field is an absent one, as before.
+            if !value.is_null() {
+                map.insert(key, value);
+            }
+        }
+        Ok(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> std::result::Result<Step, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_kind_parses_and_describes_itself() {
+        let steps = [
+            (r#"{"expect": "login"}"#, "expect /login/"),
+            (r#"{"send": "x"}"#, "send \"x\""),
+            (r#"{"send_key": "Down"}"#, "send_key Down"),
+            (r#"{"succeed": "true"}"#, "succeed: true"),
+            (r#"{"fail": "false"}"#, "fail: false"),
+            (r#"{"run": "echo", "exit": 3}"#, "run (exit 3): echo"),
+            (r#"{"wait_for_unit": "x"}"#, "wait_for_unit x"),
+            (
+                r#"{"wait_until_succeeds": "true", "timeout": 5}"#,
+                "wait_until_succeeds: true",
+            ),
+        ];
+        assert_eq!(steps.len(), StepKind::ALL.len());
+        for (json, described) in steps {
+            let step = parse(json).unwrap();
+            assert_eq!(step.describe(), described);
+            assert!(json.contains(step.kind().action()));
+        }
+    }
+
+    #[test]
+    fn strictness_messages() {
+        let e = parse(r#"{"sucess": "x"}"#).unwrap_err();
+        assert!(
+            e.starts_with("unknown field `sucess`, expected one of `expect`, `send`, `send_key`, `succeed`, `fail`, `run`, `exit`, `output_matches`, `wait_for_unit`, `wait_until_succeeds`, `timeout`"),
+            "{e}"
+        );
+        let e = parse(r#"{}"#).unwrap_err();
+        assert!(e.starts_with("a step needs one action: expect, send, send_key, succeed, fail, run, wait_for_unit or wait_until_succeeds"), "{e}");
+        let e = parse(r#"{"send": "x", "timeout": 3}"#).unwrap_err();
+        assert!(
+            e.starts_with(
+                r#""timeout" belongs to wait_for_unit and wait_until_succeeds steps, not "send""#
+            ),
+            "{e}"
+        );
+        let e = parse(r#"{"fail": "x", "output_matches": "y"}"#).unwrap_err();
+        assert!(
+            e.starts_with(r#""exit" and "output_matches" belong to "run" steps, not "fail""#),
+            "{e}"
+        );
+        let e = parse(r#"{"wait_for_unit": "x", "timeout": -1}"#).unwrap_err();
+        assert!(
+            e.contains("timeout must be a positive number of seconds"),
+            "{e}"
+        );
+        let e = parse(r#"{"expect": 5}"#).unwrap_err();
+        assert!(
+            e.contains("invalid type: integer `5`, expected a string"),
+            "{e}"
+        );
+        let e = parse(r#"{"run": "x", "run": "y"}"#).unwrap_err();
+        assert!(e.contains("duplicate field `run`"), "{e}");
+    }
+
+    #[test]
+    fn shells_are_needed_by_commands_only() {
+        assert!(!Step::Send("x".into()).needs_shell());
+        assert!(Step::Succeed("x".into()).needs_shell());
     }
 }

@@ -1,0 +1,86 @@
+//! The JUnit XML file of a run.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use bootrig_diagnostics::junit::{merge_junit, write_junit};
+use bootrig_diagnostics::results::TestRecord;
+
+use crate::run::events::{Event, Reporter};
+
+/// Collects every finished test and writes the JUnit report when the run
+/// finishes (see [`bootrig_diagnostics::junit`]). A write error is kept
+/// for [`JunitReporter::error`]: the caller decides the exit code.
+#[derive(Debug)]
+pub struct JunitReporter {
+    path: PathBuf,
+    suite: String,
+    merge_run: Option<String>,
+    records: Mutex<Vec<TestRecord>>,
+    error: Mutex<Option<String>>,
+}
+
+impl JunitReporter {
+    /// Writes the run's tests to `path` (replacing the file).
+    pub fn new(path: impl Into<PathBuf>, suite: impl Into<String>) -> JunitReporter {
+        JunitReporter {
+            path: path.into(),
+            suite: suite.into(),
+            merge_run: None,
+            records: Mutex::default(),
+            error: Mutex::default(),
+        }
+    }
+
+    /// Adds the tests to those other processes of run `run_id` wrote to
+    /// `path` (cargo-nextest runs one process per test); see
+    /// [`merge_junit`].
+    pub fn merging(
+        path: impl Into<PathBuf>,
+        suite: impl Into<String>,
+        run_id: impl Into<String>,
+    ) -> JunitReporter {
+        JunitReporter {
+            merge_run: Some(run_id.into()),
+            ..JunitReporter::new(path, suite)
+        }
+    }
+
+    /// The report's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Why the report could not be written, if it could not.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn write(&self) {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let written = match &self.merge_run {
+            Some(run) => merge_junit(&self.path, &self.suite, run, &records).map(drop),
+            None => write_junit(&self.path, &self.suite, &records),
+        };
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) =
+            written.err().map(|e| e.to_string());
+    }
+}
+
+impl Reporter for JunitReporter {
+    fn report(&self, event: &Event) {
+        match event {
+            Event::TestFinished { record } => self
+                .records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(record.clone()),
+            Event::RunFinished { .. } => self.write(),
+            Event::RunStarted { .. }
+            | Event::TestStarted { .. }
+            | Event::Phase { .. }
+            | Event::Step { .. }
+            | Event::Output { .. } => {}
+        }
+    }
+}
