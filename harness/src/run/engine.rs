@@ -216,7 +216,11 @@ impl Engine {
                 .unwrap_or_else(|| "panic".into());
             Err(Error::Panic(msg))
         });
-        let timed_out = watchdog.is_some_and(Watchdog::stop);
+        // A wait inside the body ends exactly at the test's deadline, so the
+        // body may fail (console timeout) just before the watchdog fires:
+        // that is the deadline too.
+        let fired = watchdog.is_some_and(Watchdog::stop);
+        let timed_out = fired || (result.is_err() && ctx.deadline().expired());
         let result = if timed_out {
             Err(Error::TestTimeout(marks.timeout.unwrap_or_default()))
         } else if let (Err(_), Some(sig)) = (&result, self.settings.interrupts.interrupted()) {
