@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bootrig::{Marks, Requirement};
@@ -13,27 +14,31 @@ pub fn vm_marks() -> Marks {
         .timeout(Duration::from_secs(600))
 }
 
-/// The `bootrig` binary of this workspace, built if it is not there yet.
+/// The `bootrig` binary of this workspace, (re)built once per test process
+/// so a test never runs a stale binary (`cargo test -p bootrig-tests` does
+/// not rebuild another package's binary; an up-to-date build is a no-op).
 pub fn bootrig_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // <target>/<profile>/deps/<test binary>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf();
-    let bin = profile_dir.join("bootrig");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "bootrig", "--bin", "bootrig"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build");
-        assert!(status.success(), "cargo build -p bootrig failed");
-    }
-    bin
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current exe");
+            // <target>/<profile>/deps/<test binary>
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("test binary lives in <target>/<profile>/deps")
+                .to_path_buf();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "bootrig", "--bin", "bootrig"]);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("running cargo build");
+            assert!(status.success(), "cargo build -p bootrig failed");
+            profile_dir.join("bootrig")
+        })
+        .clone()
 }
 
 /// Pids of running QEMU processes whose command line contains `needle`.
