@@ -12,14 +12,18 @@ pub mod catalog;
 pub mod crash;
 pub mod errors;
 pub mod hash;
+pub mod layout;
 pub mod metadata;
 pub mod names;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod testdir;
 pub mod timestamp;
 
 mod json;
+
+pub use testdir::TestDir;
 
 #[cfg(test)]
 mod schema_tests;

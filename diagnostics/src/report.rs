@@ -5,8 +5,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{ArtifactCatalog, TestDir};
+use crate::catalog::ArtifactCatalog;
 use crate::metadata::Failure;
+use crate::testdir::TestDir;
 
 /// Output of one diagnostics collector (a command run in the guest after
 /// the failure, a unit's status, QEMU's stderr).

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bootrig_diagnostics::catalog::{Producer, TestDir};
+use bootrig_diagnostics::catalog::Producer;
 use bootrig_diagnostics::crash::{CrashConfig, CrashDetector, CrashReport};
 use bootrig_diagnostics::hash::HashCache;
 use bootrig_diagnostics::metadata::{
@@ -25,6 +25,7 @@ use bootrig_diagnostics::metadata::{
 };
 use bootrig_diagnostics::report::FailureReport;
 use bootrig_diagnostics::run::RunSummary;
+use bootrig_diagnostics::TestDir;
 
 use crate::ansi::AnsiStripper;
 use crate::errors::{Error, Result};
@@ -555,7 +556,7 @@ impl Postmortem {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if let Err(e) = RunSummary::update(run_dir, &id, &inner.dir) {
+            if let Err(e) = inner.dir.update_run_summary(run_dir, &id) {
                 eprintln!("bootrig: could not update run.json: {e}");
             }
         }
