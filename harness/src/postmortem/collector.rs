@@ -3,7 +3,7 @@
 //!
 //! A [`Collector`] is registered on the test context
 //! ([`TestContext::add_collector`](crate::TestContext::add_collector)); the
-//! built-in ones ([`crate::postmortem::collectors`]) are registered the same
+//! built-in ones (module `collectors`) are registered the same
 //! way. When a test fails, every collector runs once per VM of the test,
 //! while the guests still answer: guest collectors first (in the order they
 //! were registered), then host collectors. Each gets the VM's [`VmHandle`]

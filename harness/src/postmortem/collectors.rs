@@ -1,12 +1,12 @@
 //! The built-in diagnostics collectors: what the guest and the host knew
 //! at the moment a test failed. They are ordinary [`Collector`]s,
 //! registered on every test context by [`builtin`]; a scenario's
-//! `diagnostics` add [`unit`] and [`command`] collectors.
+//! `diagnostics` add [`unit()`] and [`command()`] collectors.
 //!
 //! Guest collectors run through the test's own shell, each with its own
 //! deadline. A tool the guest lacks (a busybox guest has no journalctl) is
 //! noted and skipped; a guest that stops answering makes the remaining
-//! guest collectors skip (see [`crate::postmortem::collector`]).
+//! guest collectors skip (see [`Collector`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

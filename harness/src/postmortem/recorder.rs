@@ -74,7 +74,7 @@ pub(crate) struct Inner {
     pub(crate) live_files: Vec<(String, String, Producer)>,
 }
 
-/// Per-test postmortem recorder. See the [module documentation](crate::postmortem).
+/// Per-test postmortem recorder. See the `postmortem` module documentation.
 pub struct Postmortem {
     pub(crate) name: String,
     pub(crate) path: PathBuf,
