@@ -1,8 +1,10 @@
 //! bootrig-diagnostics: the postmortem half of bootrig.
 //!
-//! It defines the versioned `metadata.json` schema, the artifact catalog with
-//! streamed sha256 hashes, safe artifact names, atomic writes, kernel crash
-//! detection on console text, and the stand-alone failure reports. It never
+//! It defines the versioned `metadata.json` schema, the artifact layout
+//! (`layout`: every file's name, producer and path), the artifact catalog
+//! with streamed sha256 hashes, test folders (`TestDir`), safe artifact
+//! names, atomic writes, kernel crash detection on console text, and the
+//! stand-alone failure reports. It never
 //! starts QEMU, so it works offline on the artifacts a run left behind.
 #![warn(missing_docs)]
 
