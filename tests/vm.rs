@@ -263,6 +263,11 @@ fn main() -> ExitCode {
             collectors_on_a_dead_guest,
         )
         .test_with(
+            "postmortem::busybox::custom_collector_example",
+            vm_marks(),
+            custom_collector_example,
+        )
+        .test_with(
             "postmortem::debian::failed_service_leaves_diagnostics",
             vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
             failed_service,
@@ -883,6 +888,105 @@ fn sysrq_crash(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         step.and_then(|p| p.duration_ms).is_some_and(|d| d < 2000),
         "the crashing step took {:?}",
         step.map(|p| p.duration_ms)
+    );
+    check_catalog(&folder, &md)?;
+    Ok(())
+}
+
+/// The path of example `name` of the `bootrig` package, built now (cargo
+/// rebuilds it only if its sources changed).
+fn example_bin(name: &str) -> bootrig::Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding the test binary", e))?;
+    // <target>/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| Error::Check("test binary not in <target>/<profile>/deps".into()))?
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-p", "bootrig", "--example", name]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Error::io("running cargo build --example", e))?;
+    check!(status.success(), "cargo build --example {name} failed");
+    Ok(profile_dir.join("examples").join(name))
+}
+
+/// `harness/examples/custom_collector.rs` registers a host collector and
+/// adds an artifact, then fails on purpose: both files are in the failed
+/// test's folder and in its catalog with their sha256; the message shows
+/// the collector, and the guest tools busybox lacks on one line only;
+/// the phases are in time order.
+fn custom_collector_example(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let bin = example_bin("custom_collector")?;
+    let artifacts = ctx.artifacts_dir().join("example");
+    let out = std::process::Command::new(&bin)
+        .env("BOOTRIG_ARTIFACTS", &artifacts)
+        .output()
+        .map_err(|e| Error::io("running the custom_collector example", e))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check!(
+        out.status.code() == Some(101),
+        "the example should fail (exit 101), exited {:?}:\n{text}",
+        out.status.code()
+    );
+    check!(
+        text.contains("---- host-view: last") && text.contains("console bytes received"),
+        "the custom collector is not in the message:\n{text}"
+    );
+    check!(
+        text.contains("---- not available in the guest: journal (journalctl)"),
+        "missing tools not listed on one line:\n{text}"
+    );
+    check!(
+        !text.contains("journalctl: not found") && !text.contains("---- journal:"),
+        "a missing tool's output is in the message:\n{text}"
+    );
+    let test = "example::busybox::custom_collector_and_artifact";
+    let folder = find_test_folder(&artifacts, &bootrig_diagnostics::layout::test_folder(test))?;
+    let md =
+        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    check!(md.outcome == Outcome::Failed, "outcome {:?}", md.outcome);
+    for (name, rel) in [
+        ("host-view", "diagnostics/host-view.txt"),
+        ("custom/guest-uname.txt", "custom/guest-uname.txt"),
+    ] {
+        let path = folder.join(rel);
+        check!(path.is_file(), "{} missing", path.display());
+        let entry = md
+            .artifacts
+            .get(name)
+            .ok_or_else(|| Error::Check(format!("{name} not in the catalog")))?;
+        check!(entry.path == rel, "{name} catalogued at {}", entry.path);
+        let digest = digest_file(&path).map_err(|e| Error::Check(e.to_string()))?;
+        check!(
+            entry.sha256 == digest.sha256,
+            "{name}: catalog sha256 {} but the file's is {}",
+            entry.sha256,
+            digest.sha256
+        );
+    }
+    let uname = std::fs::read_to_string(folder.join("custom/guest-uname.txt")).unwrap_or_default();
+    check!(uname.contains("Linux"), "guest-uname.txt: {uname:?}");
+    let journal = md.artifacts.get("journal");
+    check!(
+        journal
+            .and_then(|a| a.note.as_deref())
+            .is_some_and(|n| n.contains("journalctl")),
+        "the skipped journal has no note: {journal:?}"
+    );
+    check!(
+        md.phases.windows(2).all(|w| w[0].start_ms <= w[1].start_ms),
+        "phases not in time order: {:?}",
+        md.phases
     );
     check_catalog(&folder, &md)?;
     Ok(())

@@ -413,7 +413,8 @@ pub struct Metadata {
     /// When it ended; `null` while running.
     #[serde(default, with = "crate::timestamp::option")]
     pub ended_at: Option<DateTime<Utc>>,
-    /// Timed phases, in the order they started.
+    /// Timed phases, in the order they started (by `start_ms`; phases
+    /// with the same start in the order they were recorded).
     #[serde(default)]
     pub phases: Vec<Phase>,
     /// The files the VM booted from.
@@ -483,13 +484,20 @@ impl Metadata {
         Some((end - self.started_at).num_milliseconds().max(0) as u64)
     }
 
-    /// Phase `name` started `at` after the test's start.
+    /// Phase `name` started `at` after the test's start. Phases stay in
+    /// time order: one recorded late (a boot milestone worked out at the
+    /// end of the test) goes before the phases that started after it.
     pub fn phase_start(&mut self, name: impl Into<String>, at: Duration) {
-        self.phases.push(Phase {
-            name: name.into(),
-            start_ms: at.as_millis() as u64,
-            duration_ms: None,
-        });
+        let start_ms = at.as_millis() as u64;
+        let i = self.phases.partition_point(|p| p.start_ms <= start_ms);
+        self.phases.insert(
+            i,
+            Phase {
+                name: name.into(),
+                start_ms,
+                duration_ms: None,
+            },
+        );
     }
 
     /// The most recent phase called `name` ended `at` after the test's
@@ -702,6 +710,32 @@ pub(crate) mod tests {
         assert!(!m.phase_end("nope", Duration::ZERO));
         assert_eq!(m.phases[0].duration_ms, Some(1000));
         assert_eq!(Phase::step_name(2, "run: ls"), "step 3: run: ls");
+    }
+
+    #[test]
+    fn phases_recorded_late_stay_in_time_order() {
+        let mut m = Metadata::new("t", Utc::now());
+        m.phase_start(Phase::QEMU_START, Duration::from_millis(0));
+        m.phase_end(Phase::QEMU_START, Duration::from_millis(100));
+        m.phase_start("step 1: run: true", Duration::from_millis(5000));
+        m.phase_start("same start", Duration::from_millis(5000));
+        // Boot phases, worked out when the test ends.
+        m.phase_start(Phase::KERNEL, Duration::from_millis(900));
+        m.phase_end(Phase::KERNEL, Duration::from_millis(3000));
+        m.phase_start(Phase::FIRMWARE, Duration::from_millis(100));
+        m.phase_end(Phase::FIRMWARE, Duration::from_millis(900));
+        let names: Vec<&str> = m.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "qemu start",
+                "firmware",
+                "kernel",
+                "step 1: run: true",
+                "same start"
+            ]
+        );
+        assert_eq!(m.phases[2].duration_ms, Some(2100));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{ArtifactCatalog, TestDir};
+use crate::catalog::ArtifactCatalog;
+use crate::layout;
 use crate::metadata::Failure;
+use crate::testdir::TestDir;
 
 /// Output of one diagnostics collector (a command run in the guest after
 /// the failure, a unit's status, QEMU's stderr).
@@ -21,6 +23,16 @@ pub struct CollectorOutput {
     pub note: Option<String>,
 }
 
+/// A diagnostics collector that had nothing to say because the guest
+/// lacks the tool it needs (`journalctl` on a busybox guest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The collector's name (`journal`).
+    pub name: String,
+    /// The missing tool (`journalctl`).
+    pub tool: String,
+}
+
 /// A failure message. Build it with [`FailureReport::new`] and the builder
 /// methods, then [`render`](FailureReport::render) it (or `Display` it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +45,8 @@ pub struct FailureReport {
     pub console: String,
     /// Collector outputs, in the order they ran.
     pub collectors: Vec<CollectorOutput>,
+    /// Collectors whose tool the guest lacks: one line in the message.
+    pub unavailable: Vec<Unavailable>,
     /// The test's artifacts folder.
     pub folder: Option<PathBuf>,
     /// Paths of every artifact.
@@ -46,7 +60,8 @@ const BANNER: &str =
 impl FailureReport {
     /// How many console lines are shown (the last ones).
     pub const CONSOLE_LINES: usize = 30;
-    /// How many lines of each collector's output are shown (the first ones).
+    /// How many lines of each collector's output are shown (the last
+    /// ones: the newest journal and kernel lines, not the boot's first).
     pub const COLLECTOR_LINES: usize = 8;
 
     /// A report of `failure` of test `test`, with nothing else yet.
@@ -56,6 +71,7 @@ impl FailureReport {
             failure,
             console: String::new(),
             collectors: Vec::new(),
+            unavailable: Vec::new(),
             folder: None,
             artifacts: Vec::new(),
         }
@@ -94,11 +110,25 @@ impl FailureReport {
         self
     }
 
+    /// Adds a collector that did not run because the guest has no `tool`:
+    /// listed on one line, its (empty) output left out.
+    pub fn unavailable(
+        mut self,
+        name: impl Into<String>,
+        tool: impl Into<String>,
+    ) -> FailureReport {
+        self.unavailable.push(Unavailable {
+            name: name.into(),
+            tool: tool.into(),
+        });
+        self
+    }
+
     /// Sets the folder, and lists `metadata.json` and every artifact of
     /// `catalog` in it.
     pub fn artifacts_in(mut self, folder: &Path, catalog: &ArtifactCatalog) -> FailureReport {
         self.folder = Some(folder.to_path_buf());
-        self.artifacts = std::iter::once(folder.join(TestDir::METADATA_FILE))
+        self.artifacts = std::iter::once(folder.join(layout::METADATA.path))
             .chain(catalog.iter().map(|a| folder.join(&a.path)))
             .collect();
         self
@@ -149,19 +179,31 @@ impl FailureReport {
         for c in &self.collectors {
             let text = strip_ansi(&c.text);
             let lines: Vec<&str> = text.lines().collect();
-            let n = lines.len().min(FailureReport::COLLECTOR_LINES);
+            let shown = &lines[lines.len().saturating_sub(FailureReport::COLLECTOR_LINES)..];
             o.push_str(&format!(
-                "\n---- {}: first {n} of {} lines",
+                "\n---- {}: last {} of {} lines",
                 c.name,
+                shown.len(),
                 lines.len()
             ));
             if let Some(note) = &c.note {
                 o.push_str(&format!(" ({note})"));
             }
             o.push_str(" ----\n");
-            for l in &lines[..n] {
+            for l in shown {
                 o.push_str(&format!("  {l}\n"));
             }
+        }
+        if !self.unavailable.is_empty() {
+            let list: Vec<String> = self
+                .unavailable
+                .iter()
+                .map(|u| format!("{} ({})", u.name, u.tool))
+                .collect();
+            o.push_str(&format!(
+                "\n---- not available in the guest: {} ----\n",
+                list.join(", ")
+            ));
         }
 
         match &self.folder {
@@ -233,7 +275,9 @@ mod tests {
         let r = FailureReport::new("boot::debian::smoke", failure)
             .console(console_text(45))
             .collector("journalctl -b", journal, None)
-            .collector("lsblk", "", Some("command not found in guest"));
+            .collector("lsblk", "", Some("command not found in guest"))
+            .unavailable("journal", "journalctl")
+            .unavailable("systemctl-failed", "systemctl");
         let s = r.render();
         assert!(s.starts_with(BANNER), "{s}");
         assert!(s.contains("bootrig: test boot::debian::smoke FAILED (kernel-crash)"));
@@ -247,10 +291,16 @@ mod tests {
         assert!(!s.contains("line 15\n"));
         assert!(s.contains("  line 16\n") && s.contains("  line 45\n"));
         assert!(!s.contains('\u{1b}') && !s.contains('\r'));
-        // First lines of each collector, with notes.
-        assert!(s.contains("---- journalctl -b: first 8 of 20 lines ----"));
-        assert!(s.contains("  journal 8\n") && !s.contains("journal 9\n"));
-        assert!(s.contains("---- lsblk: first 0 of 0 lines (command not found in guest) ----"));
+        // Last lines of each collector (the newest), with notes.
+        assert!(s.contains("---- journalctl -b: last 8 of 20 lines ----"));
+        assert!(s.contains("  journal 13\n") && s.contains("  journal 20\n"));
+        assert!(!s.contains("journal 12\n") && !s.contains("journal 1\n"));
+        assert!(s.contains("---- lsblk: last 0 of 0 lines (command not found in guest) ----"));
+        // Missing tools: one line, no output block.
+        assert!(s.contains(
+            "\n---- not available in the guest: journal (journalctl), systemctl-failed (systemctl) ----\n"
+        ));
+        assert!(!s.contains("---- journal:"));
         assert!(s.contains("---- artifacts ----\n  (none)"));
         assert!(s.trim_end().ends_with(BANNER));
         assert!(s.contains("end of bootrig report for boot::debian::smoke"));

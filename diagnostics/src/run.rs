@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_json_atomic;
-use crate::catalog::TestDir;
 use crate::errors::{Error, Result};
 use crate::json::load_versioned;
+use crate::layout;
 use crate::metadata::{FailureKind, Metadata, Outcome};
 
 /// Version of the `run.json` format; same compatibility rules as
@@ -76,7 +76,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// The summary file's name in the run folder.
-    pub const FILE: &'static str = "run.json";
+    pub const FILE: &'static str = layout::RUN_SUMMARY.path;
 
     /// A run `run_id` started at `started_at`, with no test yet.
     pub fn new(run_id: impl Into<String>, started_at: DateTime<Utc>) -> RunSummary {
@@ -114,8 +114,9 @@ impl RunSummary {
             if !d.file_type().map_err(err)?.is_dir() {
                 continue;
             }
-            if let Ok(t) = TestDir::open(&d.path()) {
-                entries.push((t.metadata().started_at, t.run_entry()));
+            let folder = d.file_name().to_string_lossy().into_owned();
+            if let Ok(m) = Metadata::load(&d.path().join(layout::METADATA.path)) {
+                entries.push((m.started_at, RunEntry::from_metadata(&m, &folder)));
             }
         }
         entries.sort_by(|a, b| a.1.folder.cmp(&b.1.folder));
@@ -135,17 +136,22 @@ impl RunSummary {
         write_json_atomic(path, self)
     }
 
-    /// Records one finished test in `run_dir/run.json`: read, update,
+    /// Records one test's `entry` (started at `started_at`) in
+    /// `run_dir/run.json`: read, update,
     /// write, under an exclusive lock on `run_dir/.run.lock`, so tests
     /// finishing at the same time in several processes (nextest runs one
     /// process per test) never lose each other's entries. Costs one small
     /// file per test, not a scan of the whole run.
-    pub fn update(run_dir: &Path, run_id: &str, test: &TestDir) -> Result<RunSummary> {
-        let started_at = test.metadata().started_at;
+    pub fn update(
+        run_dir: &Path,
+        run_id: &str,
+        started_at: DateTime<Utc>,
+        entry: RunEntry,
+    ) -> Result<RunSummary> {
         RunSummary::locked(run_dir, |summary| {
             let mut summary = summary.unwrap_or_else(|| RunSummary::new(run_id, started_at));
             summary.started_at = summary.started_at.min(started_at);
-            summary.record(test.run_entry());
+            summary.record(entry);
             summary.ended_at = Some(Utc::now());
             Some(summary)
         })
@@ -189,24 +195,18 @@ impl RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::Failure;
     use chrono::TimeZone;
 
     #[test]
-    fn update_adds_and_replaces_entries() {
-        let run = tempfile::tempdir().unwrap();
+    fn record_replaces_the_entry_of_the_same_folder() {
         let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
-        let a = TestDir::create(run.path(), "a::one", t0).unwrap();
-        let mut b = TestDir::create(run.path(), "b::two", t0).unwrap();
-        RunSummary::update(run.path(), "r", &a).unwrap();
-        RunSummary::update(run.path(), "r", &b).unwrap();
-        b.finish(Outcome::Passed, None, t0).unwrap();
-        let s = RunSummary::update(run.path(), "r", &b).unwrap();
-        assert_eq!(s.tests.len(), 2);
-        let loaded = RunSummary::load(&run.path().join(RunSummary::FILE)).unwrap();
-        assert_eq!(loaded.tests, s.tests);
-        assert_eq!(loaded.count(Outcome::Passed), 1);
-        assert_eq!(loaded.count(Outcome::Running), 1);
+        let mut s = RunSummary::new("r", t0);
+        let mut m = Metadata::new("a::one", t0);
+        s.record(RunEntry::from_metadata(&m, "a.one"));
+        m.finish(Outcome::Passed, None, t0);
+        s.record(RunEntry::from_metadata(&m, "a.one"));
+        assert_eq!(s.tests.len(), 1);
+        assert_eq!(s.count(Outcome::Passed), 1);
     }
 
     #[test]
@@ -215,54 +215,13 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
         assert_eq!(RunSummary::mark_ended(run.path(), t0).unwrap(), None);
         assert!(!run.path().join(RunSummary::FILE).exists());
-        let a = TestDir::create(run.path(), "a::one", t0).unwrap();
-        RunSummary::update(run.path(), "r", &a).unwrap();
+        let m = Metadata::new("a::one", t0);
+        RunSummary::update(run.path(), "r", t0, RunEntry::from_metadata(&m, "a.one")).unwrap();
         let end = Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap();
         let s = RunSummary::mark_ended(run.path(), end).unwrap().unwrap();
         assert_eq!(s.ended_at, Some(end));
         assert_eq!(s.tests.len(), 1);
         let loaded = RunSummary::load(&run.path().join(RunSummary::FILE)).unwrap();
         assert_eq!(loaded, s);
-    }
-
-    #[test]
-    fn round_trip_record_and_scan() {
-        let run = tempfile::tempdir().unwrap();
-        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
-        let mut s = RunSummary::new("r1", t0);
-        let mut a = TestDir::create(run.path(), "a::passes", t0).unwrap();
-        a.finish(Outcome::Passed, None, t0 + chrono::Duration::seconds(3))
-            .unwrap();
-        let mut b = TestDir::create(run.path(), "b::fails", t0).unwrap();
-        s.record(b.run_entry());
-        assert_eq!(s.count(Outcome::Running), 1);
-        b.finish(
-            Outcome::Failed,
-            Some(Failure::new(FailureKind::BootTimeout, "no login prompt")),
-            t0 + chrono::Duration::seconds(60),
-        )
-        .unwrap();
-        s.record(b.run_entry());
-        s.record(a.run_entry());
-        s.ended_at = Some(t0 + chrono::Duration::seconds(61));
-        assert_eq!(s.tests.len(), 2);
-        assert_eq!(s.count(Outcome::Failed), 1);
-        assert_eq!(s.tests[0].failure_kind, Some(FailureKind::BootTimeout));
-        assert_eq!(s.tests[0].duration_ms, Some(60_000));
-
-        let p = run.path().join(RunSummary::FILE);
-        s.save(&p).unwrap();
-        assert_eq!(RunSummary::load(&p).unwrap(), s);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        assert_eq!(v["tests"][0]["outcome"], "failed");
-        assert_eq!(v["tests"][0]["folder"], "b.fails");
-
-        // A stray file and a folder without metadata are ignored.
-        std::fs::create_dir(run.path().join("junk")).unwrap();
-        let scanned = RunSummary::scan(run.path(), "r1").unwrap();
-        assert_eq!(scanned.tests.len(), 2);
-        assert_eq!(scanned.tests[0].folder, "a.passes");
-        assert_eq!(scanned.started_at, t0);
     }
 }

@@ -5,6 +5,11 @@
 //! it all down when the test ends. When the test failed, the context
 //! collects diagnostics from every VM it still has, while the guests still
 //! answer, and writes the postmortem into the test's artifacts folder.
+//!
+//! A test or a subsystem extends the postmortem through the context:
+//! [`TestContext::add_collector`] (runs on every VM if the test fails) and
+//! [`TestContext::add_artifact`] (a file or bytes, catalogued with its
+//! sha256 whatever the outcome).
 
 use std::borrow::Borrow;
 use std::path::Path;
@@ -15,10 +20,11 @@ use crate::deadline::Deadline;
 use crate::errors::Result;
 use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
-use crate::postmortem::{Ending, Postmortem};
+use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer, VmHandle};
 pub use crate::run::settings::RunSettings;
 use crate::vm::config::MachineConfig;
 use crate::vm::machine::{Machine, MachineOptions};
+use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::Phase;
 
 /// What a test is given: fixtures, and a place for artifacts.
@@ -26,16 +32,21 @@ use bootrig_diagnostics::metadata::Phase;
 pub struct TestContext {
     name: String,
     settings: RunSettings,
-    vms: Mutex<Vec<Arc<Session>>>,
+    vms: Mutex<Vec<VmHandle>>,
     started: Instant,
     deadline: Mutex<Deadline>,
-    postmortem: Postmortem,
+    postmortem: Arc<Postmortem>,
 }
 
 impl TestContext {
     /// A context for the test `name`, with its folder under the run folder.
     pub fn new(name: &str, settings: RunSettings) -> Result<TestContext> {
-        let postmortem = Postmortem::begin(name, &settings.run_dir, &settings.images.cache)?;
+        let postmortem = Arc::new(Postmortem::begin(
+            name,
+            &settings.run_dir,
+            &settings.images.cache,
+            settings.events.clone(),
+        )?);
         point_latest_at(&settings.run_dir);
         Ok(TestContext {
             name: name.to_string(),
@@ -78,7 +89,7 @@ impl TestContext {
     pub fn set_deadline(&self, deadline: Deadline) {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
         for vm in self.vms().iter() {
-            vm.set_deadline(deadline);
+            vm.session().set_deadline(deadline);
         }
     }
 
@@ -87,8 +98,31 @@ impl TestContext {
         &self.postmortem
     }
 
-    fn vms(&self) -> MutexGuard<'_, Vec<Arc<Session>>> {
+    fn vms(&self) -> MutexGuard<'_, Vec<VmHandle>> {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a diagnostics collector: if the test fails, it runs on
+    /// every VM of the test after the built-in ones registered before it
+    /// (guest collectors while the guest still answers, then host
+    /// collectors). See [`Collector`].
+    pub fn add_collector(&self, collector: impl Collector + 'static) {
+        self.postmortem.add_collector(Arc::new(collector));
+    }
+
+    /// Adds an artifact to the test's folder and to the catalog in its
+    /// `metadata.json`, with its sha256, whatever the test's outcome.
+    /// `name` is its catalog name and, for bytes or a file outside the
+    /// folder (copied), its path in the folder (`/`-separated, no `..`);
+    /// a file already inside the folder stays where it is and is hashed
+    /// again when the test ends.
+    pub fn add_artifact(
+        &self,
+        name: &str,
+        source: impl Into<ArtifactSource>,
+        producer: Producer,
+    ) -> Result<()> {
+        self.postmortem.add_artifact(name, source.into(), producer)
     }
 
     /// Builds (if needed) an image.
@@ -147,12 +181,9 @@ impl TestContext {
         if let Some(accel) = self.settings.accel {
             config.accel = accel;
         }
-        let out_dir = if self.vms().is_empty() {
-            self.artifacts_dir().to_path_buf()
-        } else {
-            self.artifacts_dir()
-                .join(bootrig_diagnostics::names::safe_name(&config.name))
-        };
+        // Where this VM's files go, decided once and kept with it.
+        let layout = VmLayout::nth(self.vms().len(), &config.name);
+        let out_dir = layout.dir(self.artifacts_dir());
         // An ISO or disk boot has no kernel of its own to probe KVM with;
         // use the busybox image's if it is built.
         let probe_kernel = (|| {
@@ -179,8 +210,10 @@ impl TestContext {
         self.postmortem.record_machine(&machine);
         let session = Arc::new(Session::new(machine, timeouts));
         session.set_deadline(self.deadline());
+        session.set_hooks(Some(self.postmortem.clone()));
         self.settings.interrupts.register(&session);
-        self.vms().push(session.clone());
+        self.vms()
+            .push(VmHandle::new(session.clone(), layout, out_dir));
         if self.settings.interrupts.interrupted().is_some() {
             // Interrupted while this VM was starting: stop it too.
             session.machine().kill();
@@ -198,7 +231,7 @@ impl TestContext {
     /// Ends the test: on failure collects diagnostics from the VMs while
     /// they still answer, then stops them and finalises `metadata.json`.
     pub fn finish(self, outcome: &Result<()>, xfail: Option<&str>) -> Ending {
-        let vms: Vec<Arc<Session>> = std::mem::take(&mut *self.vms());
+        let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
         self.postmortem.finish(&vms, outcome, xfail)
     }
 }

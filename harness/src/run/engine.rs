@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use bootrig_diagnostics::catalog::TestDir;
+use bootrig_diagnostics::TestDir;
 use bootrig_diagnostics::metadata::Outcome;
 use bootrig_diagnostics::results::{TestRecord, Totals};
 use bootrig_diagnostics::run::{RunEntry, RunSummary};

@@ -1,0 +1,111 @@
+//! The end of a test, as a pipeline: snapshot → collectors → catalog →
+//! verdict → rendering. Each stage is its own module; this one only runs
+//! them in order and talks to the VMs through their [`VmHandle`]s.
+
+use bootrig_diagnostics::layout::VmLayout;
+use bootrig_diagnostics::metadata::Outcome;
+
+use crate::errors::Result;
+use crate::postmortem::collector::{run_collectors, Collected, VmHandle};
+use crate::postmortem::collectors::COLLECTOR_TIMEOUT;
+use crate::postmortem::recorder::Postmortem;
+use crate::postmortem::snapshot::{self, Snapshot};
+use crate::postmortem::verdict::Verdict;
+use crate::postmortem::{catalog, render, run_summary};
+
+/// How a test ended, as the postmortem recorded it.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    /// The outcome written to `metadata.json`.
+    pub outcome: Outcome,
+    /// The stand-alone failure report, when the test did not pass as
+    /// expected (failed, or passed although marked xfail).
+    pub message: Option<String>,
+    /// The last console lines at the end of the test, markers made
+    /// readable.
+    pub console_tail: String,
+}
+
+impl Postmortem {
+    /// Ends the test: takes the snapshot (console tail, guest identity),
+    /// on failure runs the registered collectors on every VM while the
+    /// guests still answer, stops the VMs, catalogues every file,
+    /// finalises `metadata.json` and `run.json`, and renders the failure
+    /// message.
+    pub fn finish(&self, vms: &[VmHandle], outcome: &Result<()>, xfail: Option<&str>) -> Ending {
+        let err = outcome.as_ref().err();
+        let snapshot = Snapshot::take(vms);
+
+        let mut collected: Vec<(VmLayout, Collected)> = Vec::new();
+        if err.is_some() {
+            let collectors = self.collectors();
+            for vm in vms {
+                for c in run_collectors(vm, &collectors, COLLECTOR_TIMEOUT) {
+                    collected.push((vm.layout().clone(), c));
+                }
+            }
+        }
+        let reports = snapshot::stop(vms);
+
+        let mut inner = self.inner();
+        if let Some(guest) = snapshot.guest {
+            inner.dir.metadata_mut().guest = Some(guest);
+        }
+        self.boot_phases(&mut inner);
+        for (vm, c) in &collected {
+            catalog::collected(&mut inner.dir, vm, std::slice::from_ref(c));
+        }
+        catalog::kernel_reports(&mut inner.dir, &reports);
+        for vm in vms {
+            catalog::vm_files(&mut inner.dir, vm.layout());
+        }
+        let live = inner.live_files.clone();
+        catalog::live_files(&mut inner.dir, &live);
+
+        let verdict = Verdict::of(err, xfail, inner.step.as_ref());
+        if let Some(reason) = xfail {
+            inner
+                .dir
+                .metadata_mut()
+                .extra
+                .insert("xfail".into(), reason.into());
+        }
+        if let Err(e) = inner
+            .dir
+            .finish(verdict.outcome, verdict.failure, chrono::Utc::now())
+        {
+            eprintln!("bootrig: could not finalise metadata.json: {e}");
+        }
+        run_summary::record(&inner.dir);
+
+        let message = verdict.reported.map(|f| {
+            render::failure_message(
+                &self.name,
+                f,
+                &snapshot.console_tail,
+                &collected,
+                &self.path,
+                inner.dir.artifacts(),
+            )
+        });
+        Ending {
+            outcome: verdict.outcome,
+            message,
+            console_tail: snapshot.console_tail,
+        }
+    }
+
+    /// Boot milestone phases from the console timeline, in time order
+    /// among the phases already recorded.
+    fn boot_phases(&self, inner: &mut crate::postmortem::recorder::Inner) {
+        let Some(q) = inner.qemu_started else { return };
+        let timeline = self
+            .timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, from, to) in timeline.boot_phases(q, inner.shell_ready) {
+            self.phase_between(inner, name, from, to);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The verdict stage: the test's outcome and failure, from how its body
+//! ended, whether it was expected to fail, and the step it was in.
+
+use bootrig_diagnostics::metadata::{Failure, FailureKind, Outcome};
+
+use crate::errors::Error;
+
+/// How the test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    /// Its outcome.
+    pub(crate) outcome: Outcome,
+    /// The failure recorded in `metadata.json` (also for `xfail`).
+    pub(crate) failure: Option<Failure>,
+    /// The failure the message reports: a failure, or an unexpected pass.
+    pub(crate) reported: Option<Failure>,
+}
+
+impl Verdict {
+    /// The verdict of a body that ended with `err` (if it failed), marked
+    /// `xfail` or not, failing in `step` (index, description) if in one.
+    pub(crate) fn of(
+        err: Option<&Error>,
+        xfail: Option<&str>,
+        step: Option<&(usize, String)>,
+    ) -> Verdict {
+        let failure = err.map(|e| {
+            let message = match e.crash() {
+                Some(c) => format!("kernel crash: {}", c.title),
+                None => e.to_string(),
+            };
+            let mut f = Failure::new(e.failure_kind(), message);
+            if let Some((i, what)) = step {
+                f = f.with_step(*i, what.clone());
+            }
+            if let Some(c) = e.crash() {
+                f = f.with_crash(c);
+            }
+            f
+        });
+        let outcome = match (err.is_some(), xfail.is_some()) {
+            (false, false) => Outcome::Passed,
+            (true, false) => Outcome::Failed,
+            (true, true) => Outcome::Xfail,
+            (false, true) => Outcome::Xpass,
+        };
+        let reported = match outcome {
+            Outcome::Failed => failure.clone(),
+            Outcome::Xpass => Some(Failure::new(
+                FailureKind::HarnessError,
+                format!(
+                    "UNEXPECTED PASS: marked xfail ({}) but passed",
+                    xfail.unwrap_or("")
+                ),
+            )),
+            _ => None,
+        };
+        Verdict {
+            outcome,
+            failure,
+            reported,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes() {
+        let err = Error::Check("x is 2".into());
+        let step = (1, "run: true".to_string());
+        let v = Verdict::of(Some(&err), None, Some(&step));
+        assert_eq!(v.outcome, Outcome::Failed);
+        let f = v.reported.unwrap();
+        assert_eq!(f.step.unwrap().index, 1);
+        assert!(f.message.contains("x is 2"));
+
+        let v = Verdict::of(Some(&err), Some("known"), None);
+        assert_eq!(v.outcome, Outcome::Xfail);
+        assert!(v.failure.is_some() && v.reported.is_none());
+
+        let v = Verdict::of(None, Some("known"), None);
+        assert_eq!(v.outcome, Outcome::Xpass);
+        assert!(v.reported.unwrap().message.starts_with("UNEXPECTED PASS"));
+
+        assert_eq!(Verdict::of(None, None, None).outcome, Outcome::Passed);
+    }
+}
