@@ -7,7 +7,8 @@
 //! it to the file that defines `a::b` (the longest module prefix that is a
 //! file). A path through a re-export (`crate::Error`, `crate::run::Event`)
 //! is followed to the file the item comes from, so a folder's `mod.rs` or
-//! the crate root never hides a cycle.
+//! the crate root never hides a cycle. The harness's folders are checked
+//! as units as well.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -260,6 +261,24 @@ fn assert_no_cycles(krate: &str) {
 #[test]
 fn harness_has_no_import_cycles() {
     assert_no_cycles("harness");
+}
+
+/// The folders (and top-level files) of the harness read one way too:
+/// console ← vm ← guest ← postmortem ← run ← cli.
+#[test]
+fn harness_folders_have_no_import_cycles() {
+    let c = load(&src("harness"));
+    let top = |m: &str| m.split("::").next().unwrap_or("").to_string();
+    let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (m, targets) in c.edges() {
+        let entry = folders.entry(top(&m)).or_default();
+        entry.extend(targets.iter().map(|t| top(t)).filter(|t| *t != top(&m)));
+    }
+    let found = cycles(&folders);
+    assert!(
+        found.is_empty(),
+        "folder-level import cycles in harness: {found:?}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bootrig::run::events::Event;
+use bootrig::events::Event;
 use bootrig::{check_failed, Events, Marks, Reporter, Requirement, RunSettings, Suite};
 use bootrig_diagnostics::metadata::Outcome;
 use bootrig_diagnostics::results::Totals;
@@ -15,7 +15,7 @@ fn settings(dir: &Path, strict: bool) -> RunSettings {
     let mut s = RunSettings::from_env(dir.to_path_buf());
     s.run_dir = dir.join("run");
     s.strict_requirements = strict;
-    s.progress = bootrig::progress::Progress::quiet();
+    s.events = bootrig::events::Events::discard();
     s
 }
 

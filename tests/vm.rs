@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bootrig::collect::{collect_guest, collect_host};
 use bootrig::deadline::poll_until;
 use bootrig::{check, check_failed, Error, Image, Marks, Requirement, Suite, Timeouts};
+use bootrig::{collect_guest, collect_host};
 use bootrig_diagnostics::hash::digest_file;
 use bootrig_diagnostics::metadata::{FailureKind, Metadata, Outcome};
 use bootrig_tests::{bootrig_bin, qemu_pids_named, vm_marks};
@@ -566,7 +566,7 @@ fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
             Ok(())
         },
     );
-    let engine = bootrig::Engine::new(settings, bootrig::run::budget::VmBudget::new(1));
+    let engine = bootrig::Engine::new(settings, bootrig::VmBudget::new(1));
     let started = Instant::now();
     let record = engine.run_test(&test);
     let took = started.elapsed();

@@ -137,7 +137,7 @@ fn suite(suite_name: &str, records: &[TestRecord]) -> TestSuite {
             suite.add_property((format!("artifacts:{}", r.name()).as_str(), folder.as_str()));
             let mut out = format!(
                 "artifacts: {folder}\n[[ATTACHMENT|{}]]\n",
-                r.artifacts.join("serial.log").display()
+                r.artifacts.join(crate::layout::SERIAL_LOG.path).display()
             );
             if !r.console_tail.is_empty() {
                 out.push_str("--- console tail ---\n");

@@ -9,9 +9,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bootrig::machine::{Machine, MachineOptions};
-use bootrig::session::{Session, Timeouts};
 use bootrig::{Accel, Image, ImageStore};
+use bootrig::{Machine, MachineOptions};
+use bootrig::{Session, Timeouts};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

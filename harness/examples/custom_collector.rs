@@ -32,8 +32,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bootrig::postmortem::{Collected, Collector, Producer, Side, VmHandle};
 use bootrig::{check, Deadline, Image, Marks, Requirement, Suite, TestContext};
+use bootrig::{Collected, Collector, Producer, Side, VmHandle};
 
 /// What the host knows about a VM: bytes its console sent, the length of
 /// QEMU's command line, and the host's load when the test failed.

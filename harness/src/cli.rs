@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::events::{Events, Fanout, Reporter};
 use crate::image::{Image, ImageStore, BUILTIN};
 use crate::run::budget::VmBudget;
 use crate::run::engine::{Engine, Test};
-use crate::run::events::{Events, Fanout, Reporter};
-use crate::run::reporters::{HumanReporter, JunitReporter};
+use crate::run::reporters::{HumanReporter, JunitReporter, ProgressReporter};
 use crate::run::scenario::{self, Scenario};
 use crate::run::scenario_test::scenario_test;
 use crate::run::settings::RunSettings;
@@ -162,7 +162,10 @@ fn run(args: RunArgs) -> ExitCode {
         settings.accel = accel;
     }
     let junit = junit.map(|path| Arc::new(JunitReporter::new(path, "bootrig")));
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(HumanReporter::stdout())];
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![
+        Box::new(ProgressReporter::stderr()),
+        Box::new(HumanReporter::stdout()),
+    ];
     if let Some(j) = &junit {
         reporters.push(Box::new(j.clone()));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bootrig_diagnostics::crash::CrashReport;
 use bootrig_diagnostics::metadata::FailureKind;
 
-use crate::guest::console::ExpectError;
+use crate::console::ExpectError;
 
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

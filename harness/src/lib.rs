@@ -5,25 +5,50 @@
 //! ([`console::Console`]), logs in and runs commands with exact output and
 //! exit codes ([`Session`]), and runs declarative scenarios and Rust tests
 //! as libtest trials ([`Suite`]). When a test fails it leaves a postmortem
-//! through the `bootrig-diagnostics` crate.
+//! (collectors, artifact catalog, `metadata.json`) through the
+//! [`diagnostics`] crate.
+//!
+//! The public API is re-exported here; the folders show the architecture
+//! and stay private: `vm/` (QEMU process, arguments, accelerator, QMP,
+//! machine), [`console`] (serial bytes, ANSI stripping, expect), `guest/`
+//! (session protocol, login, keys, transcripts, waits), `run/` (scenarios,
+//! steps, suite, context, engine, reporters), `postmortem/` (collectors,
+//! catalog, verdict, report), with [`events`] between the engine and what
+//! shows a run, and [`Deadline`] carried from the test down to every wait.
+//! `docs/architecture.md` draws the map.
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     bootrig::Suite::from_args()
+//!         .test("boot::busybox::uname", |ctx| {
+//!             let vm = ctx.vm(bootrig::Image::builtin("busybox"))?;
+//!             let out = vm.succeed("uname -s")?;
+//!             bootrig::check!(out == "Linux\n", "uname printed {out:?}");
+//!             Ok(())
+//!         })
+//!         .run()
+//! }
+//! ```
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod console;
 pub mod deadline;
-pub mod doctor;
-pub mod errors;
-pub mod guest;
-pub mod image;
-pub mod postmortem;
-pub mod progress;
-pub mod run;
-pub mod vm;
+pub mod events;
 
+mod doctor;
+mod errors;
+mod guest;
+mod image;
+mod postmortem;
+mod run;
+mod vm;
+
+pub use bootrig_diagnostics as diagnostics;
 pub use bootrig_diagnostics::ansi;
-pub use guest::{console, session};
-pub use postmortem::collectors as collect;
-pub use run::{context, scenario, signals, suite};
-pub use vm::{accel, config, machine, process, qemu_args, qmp};
+pub use bootrig_diagnostics::catalog::{Producer, ProducerKind};
+pub use bootrig_diagnostics::metadata::{FailureKind, Outcome, PhaseEdge};
+pub use bootrig_diagnostics::results::{TestRecord, Totals};
 
 /// Fails a Rust test with a formatted message: `return check_failed!("...")`.
 #[macro_export]
@@ -45,15 +70,30 @@ macro_rules! check {
     };
 }
 
-pub use config::{Accel, Drive, Firmware, MachineConfig};
-pub use context::{RunSettings, TestContext};
-pub use deadline::Deadline;
-pub use errors::{Error, Result};
-pub use image::{Image, ImageRef, ImageStore};
-pub use machine::{Machine, MachineOptions};
-pub use run::engine::{Engine, Test};
-pub use run::events::{Event, Events, PhaseEdge, Reporter};
+pub use deadline::{poll_until, Deadline, POLL_INTERVAL};
+pub use errors::{signal_name, Error, Result};
+pub use events::{Event, Events, Fanout, Reporter};
+pub use guest::keys::Key;
+pub use guest::protocol::{compile, shell_quote};
+pub use guest::session::{CommandOutput, Session, SessionHooks, Timeouts};
+pub use guest::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_SHELL};
+pub use image::{Image, ImageManifest, ImageRef, ImageStore, RecipeSource, BUILTIN};
+pub use postmortem::collectors::{collect_guest, collect_host, GuestCommand};
+pub use postmortem::{
+    ArtifactSource, Collected, Collector, CrashWatch, Ending, Postmortem, Side, VmHandle,
+};
+pub use run::budget::VmBudget;
+pub use run::context::TestContext;
+pub use run::engine::{Body, Engine, RunReport, Test};
 pub use run::marks::{Marks, Requirement};
-pub use run::reporters::{HumanReporter, JunitReporter};
-pub use session::{CommandOutput, Key, Session, Timeouts};
-pub use suite::Suite;
+pub use run::reporters::{HumanReporter, JunitReporter, ProgressReporter};
+pub use run::scenario::Scenario;
+pub use run::settings::{default_artifacts_root, RunSettings};
+pub use run::signals::Interrupts;
+pub use run::steps::{Step, StepKind};
+pub use run::suite::Suite;
+pub use vm::accel::AccelVerdict;
+pub use vm::config::{Accel, Drive, Firmware, MachineConfig};
+pub use vm::machine::{Machine, MachineOptions};
+pub use vm::process::OwnedChild;
+pub use vm::qmp::{Qmp, QmpError};

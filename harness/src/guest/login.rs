@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use regex::bytes::Regex;
 
+use crate::console::{ExpectError, Match};
 use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
-use crate::guest::console::{ExpectError, Match};
 use crate::guest::keys::Key;
 use crate::guest::protocol::compile;
 use crate::guest::session::Session;

@@ -13,7 +13,6 @@
 //! session uses the console, protocol, keys and transcript, none of which
 //! know about sessions.
 
-pub mod console;
 pub mod keys;
 mod login;
 pub mod protocol;

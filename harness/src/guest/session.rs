@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
+use crate::console::{ExpectError, Match};
 use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
-use crate::guest::console::{ExpectError, Match};
 use crate::guest::protocol::Markers;
 use crate::guest::transcript::Transcript;
 use crate::vm::machine::Machine;

@@ -2,6 +2,7 @@
 //! with its output and exit status, notes) and `login-transcript.log` (the
 //! raw bytes of the login and escalation exchanges, both ways).
 
+use bootrig_diagnostics::layout;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::guest::console::{Console, ConsoleTap};
+use crate::console::{Console, ConsoleTap};
 
 /// Appends human-readable transcript entries to `transcript.log`; the
 /// login and escalation exchanges (every byte both ways) also go to
@@ -26,10 +27,10 @@ impl Transcript {
     pub(crate) fn open(dir: &Path, started: Instant) -> Transcript {
         Transcript {
             files: Arc::new(Mutex::new((
-                File::create(dir.join("transcript.log")).ok(),
+                File::create(dir.join(layout::TRANSCRIPT.path)).ok(),
                 None,
             ))),
-            login_path: dir.join("login-transcript.log"),
+            login_path: dir.join(layout::LOGIN_TRANSCRIPT.path),
             started,
         }
     }

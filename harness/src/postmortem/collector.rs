@@ -45,9 +45,7 @@ pub enum Side {
 /// with [`TestContext::add_collector`](crate::TestContext::add_collector):
 ///
 /// ```
-/// use bootrig::postmortem::{Collected, Collector, Side, VmHandle};
-/// use bootrig::postmortem::Producer;
-/// use bootrig::Deadline;
+/// use bootrig::{Collected, Collector, Deadline, Producer, Side, VmHandle};
 ///
 /// /// How many bytes the guest printed, from the host's side.
 /// struct ConsoleBytes;

@@ -37,9 +37,8 @@ mod timeline;
 mod verdict;
 mod watch;
 
-pub use bootrig_diagnostics::catalog::{Producer, ProducerKind};
+pub use bootrig_diagnostics::catalog::Producer;
 pub use collector::{Collected, Collector, Side, VmHandle};
 pub use finish::Ending;
 pub use recorder::{ArtifactSource, Postmortem};
-pub use run_summary::write_run_json;
 pub use watch::CrashWatch;

@@ -15,12 +15,12 @@ use bootrig_diagnostics::metadata::{BootRole, BootSource, HostInfo, Phase, QemuI
 use bootrig_diagnostics::TestDir;
 
 use crate::errors::{Error, Result};
+use crate::events::{Event, Events, PhaseEdge};
 use crate::guest::session::SessionHooks;
 use crate::postmortem::collector::Collector;
 use crate::postmortem::collectors::{self, builtin};
 use crate::postmortem::timeline::Timeline;
 use crate::postmortem::watch::CrashWatch;
-use crate::run::events::{Event, Events, PhaseEdge};
 use crate::vm::machine::Machine;
 
 /// Where an added artifact's bytes come from.

@@ -1,9 +1,8 @@
 //! `run.json` from the harness's side: each test records its line as it
-//! ends; a run that ran tests in several processes can rebuild it.
+//! ends (the one writer is `bootrig_diagnostics::run::RunSummary`).
 
 use std::path::Path;
 
-use bootrig_diagnostics::run::RunSummary;
 use bootrig_diagnostics::TestDir;
 
 /// The id of the run in `run_dir` (its folder's name).
@@ -21,19 +20,5 @@ pub(crate) fn record(dir: &TestDir) {
     };
     if let Err(e) = dir.update_run_summary(run_dir, &run_id(run_dir)) {
         eprintln!("bootrig: could not update run.json: {e}");
-    }
-}
-
-/// Rewrites `run.json` from the `metadata.json` files in `run_dir`.
-pub fn write_run_json(run_dir: &Path) {
-    match RunSummary::scan(run_dir, run_id(run_dir)) {
-        Ok(mut summary) => {
-            summary.ended_at = Some(chrono::Utc::now());
-            let _ = bootrig_diagnostics::atomic::write_json_atomic(
-                &run_dir.join(RunSummary::FILE),
-                &summary,
-            );
-        }
-        Err(e) => eprintln!("bootrig: could not write run.json: {e}"),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bootrig_diagnostics::crash::{CrashConfig, CrashDetector, CrashReport};
 
-use crate::guest::console::ConsoleObserver;
+use crate::console::ConsoleObserver;
 use crate::postmortem::timeline::Timeline;
 
 /// Watches console lines for kernel crash reports and boot milestones.

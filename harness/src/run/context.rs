@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::errors::Result;
+use crate::events::Event;
 use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
 use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer, VmHandle};
@@ -125,16 +126,23 @@ impl TestContext {
         self.postmortem.add_artifact(name, source.into(), producer)
     }
 
+    /// Shows a line about this test while it runs (an [`Event::Output`]).
+    pub fn output(&self, line: &str) {
+        self.settings.events.send(Event::Output {
+            test: self.name.clone(),
+            line: line.to_string(),
+        });
+    }
+
     /// Builds (if needed) an image.
     pub fn image(&self, image: impl Borrow<ImageRef>) -> Result<Image> {
         let image = image.borrow();
-        let progress = self.settings.progress.clone();
         self.postmortem
             .phase_start(&format!("image {}", image.name));
         let img = self
             .settings
             .images
-            .ensure(image, &mut |line| progress.line(line));
+            .ensure(image, &mut |line| self.output(line));
         self.postmortem.phase_end(&format!("image {}", image.name));
         img
     }
@@ -156,10 +164,6 @@ impl TestContext {
         let img = self.image(image)?;
         let name = format!("{}-{}", image.name, self.vms().len() + 1);
         let config = img.machine_config(&name, None);
-        let _spinner = self
-            .settings
-            .progress
-            .spinner(&format!("{}: booting {name}", self.name));
         let vm = self.boot_with(config, timeouts)?;
         if img.manifest.login.is_none() {
             if let Some(prompt) = &img.manifest.shell_prompt {
@@ -204,8 +208,12 @@ impl TestContext {
         self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end(Phase::QEMU_START);
-        if !machine.accel().reason.is_empty() {
-            self.settings.progress.note(&machine.accel().reason);
+        if let Some(note) = machine.accel().note() {
+            // Run-wide: shown once per run, however many VMs hit it.
+            self.settings.events.send(Event::Output {
+                test: String::new(),
+                line: note,
+            });
         }
         self.postmortem.record_machine(&machine);
         let session = Arc::new(Session::new(machine, timeouts));

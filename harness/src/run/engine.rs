@@ -21,16 +21,16 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use bootrig_diagnostics::TestDir;
 use bootrig_diagnostics::metadata::Outcome;
 use bootrig_diagnostics::results::{TestRecord, Totals};
 use bootrig_diagnostics::run::{RunEntry, RunSummary};
+use bootrig_diagnostics::TestDir;
 
 use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
+use crate::events::Event;
 use crate::run::budget::VmBudget;
 use crate::run::context::TestContext;
-use crate::run::events::Event;
 use crate::run::marks::Marks;
 use crate::run::settings::RunSettings;
 
@@ -150,9 +150,10 @@ impl Engine {
     pub fn finish_run(&self, records: &[TestRecord]) -> Totals {
         let totals = Totals::of(records.iter().map(TestRecord::outcome));
         if let Err(e) = RunSummary::mark_ended(&self.settings.run_dir, chrono::Utc::now()) {
-            self.settings
-                .progress
-                .line(&format!("could not update run.json: {e}"));
+            self.settings.events.send(Event::Output {
+                test: String::new(),
+                line: format!("could not update run.json: {e}"),
+            });
         }
         self.settings.events.send(Event::RunFinished {
             totals,

@@ -11,7 +11,6 @@
 pub mod budget;
 pub mod context;
 pub mod engine;
-pub mod events;
 pub mod marks;
 pub mod reporters;
 pub mod scenario;

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use crate::errors::{Error, Result};
+use crate::events::Event;
 use crate::image::Image;
 use crate::run::context::TestContext;
 use crate::run::engine::Test;
-use crate::run::events::Event;
 use crate::run::marks::Marks;
 use crate::run::scenario::{Scenario, TestSpec};
 use crate::vm::config::{Drive, MachineConfig};
@@ -107,11 +107,6 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
             });
         }
     }
-    // A live line on a terminal while the guest boots; nothing otherwise.
-    let spinner = ctx
-        .settings()
-        .progress
-        .spinner(&format!("{}: booting", ctx.name()));
     let vm = ctx.boot_with(cfg, sc.timeouts.session())?;
     if let Some(login) = &sc.login {
         vm.login(&login.user, &login.password)?;
@@ -121,7 +116,6 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     } else if let Some(prompt) = &shell_prompt {
         vm.attach_shell(prompt)?;
     }
-    drop(spinner);
     for (i, step) in test.steps.iter().enumerate() {
         let description = step.describe();
         pm.step_start(i, &description);

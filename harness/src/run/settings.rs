@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::events::Events;
 use crate::image::ImageStore;
-use crate::run::events::Events;
+use crate::run::reporters::ProgressReporter;
 use crate::vm::config::Accel;
 
 /// Settings shared by every test of a run.
@@ -16,14 +17,13 @@ pub struct RunSettings {
     pub images: ImageStore,
     /// Forces an accelerator for every VM (`BOOTRIG_ACCEL`).
     pub accel: Option<Accel>,
-    /// Prints image-build progress and accelerator notes.
-    pub progress: crate::progress::Progress,
     /// A missing requirement fails the test instead of skipping it
     /// (`CI=true`), so CI cannot go green by skipping.
     pub strict_requirements: bool,
     /// Interruption state shared with a signal thread (`bootrig run`).
     pub interrupts: Arc<crate::run::signals::Interrupts>,
-    /// Where the run's events go (see [`crate::run::events`]).
+    /// Where the run's events go (see [`crate::events`]); by default a
+    /// [`ProgressReporter`] on stderr.
     pub events: Events,
 }
 
@@ -51,10 +51,9 @@ impl RunSettings {
             run_dir: root.join(bootrig_diagnostics::names::safe_name(&run_id)),
             images: ImageStore::default(),
             accel,
-            progress: crate::progress::Progress::stderr(),
             strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
             interrupts: Arc::default(),
-            events: Events::discard(),
+            events: Events::new(ProgressReporter::stderr()),
         }
     }
 }

@@ -19,10 +19,10 @@ use bootrig_diagnostics::results::TestRecord;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::errors::{Error, Result};
+use crate::events::{Events, Fanout};
 use crate::run::budget::VmBudget;
 use crate::run::context::TestContext;
 use crate::run::engine::{Engine, Test};
-use crate::run::events::{Events, Fanout};
 use crate::run::marks::Marks;
 use crate::run::reporters::JunitReporter;
 use crate::run::scenario::{self, Scenario};

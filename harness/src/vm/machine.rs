@@ -7,6 +7,7 @@
 //! Dropping the `Machine` takes QEMU down: QMP `quit`, then SIGTERM, then
 //! SIGKILL to the process group, and reaps it.
 
+use bootrig_diagnostics::layout;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -16,8 +17,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::errors::{Error, Result};
-use crate::guest::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::config::{Drive, MachineConfig};
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
@@ -206,11 +207,11 @@ impl Machine {
             .chain(argv_os.iter().map(|a| a.to_string_lossy().into_owned()))
             .collect();
         write_file(
-            &options.out_dir.join("qemu-cmdline.txt"),
+            &options.out_dir.join(layout::QEMU_CMDLINE.path),
             shell_quote(&argv).as_bytes(),
         )?;
 
-        let stderr_path = options.out_dir.join("qemu-stderr.log");
+        let stderr_path = options.out_dir.join(layout::QEMU_STDERR.path);
         let stderr = File::create(&stderr_path)
             .map_err(|e| Error::io(format!("creating {}", stderr_path.display()), e))?;
         let stdout = stderr
@@ -229,7 +230,7 @@ impl Machine {
         let serial = accept_until(&serial_listener, &mut child, deadline, &stderr_path)?;
         let qmp_stream = accept_until(&qmp_listener, &mut child, deadline, &stderr_path)?;
 
-        let serial_log_path = options.out_dir.join("serial.log");
+        let serial_log_path = options.out_dir.join(layout::SERIAL_LOG.path);
         let serial_log = File::create(&serial_log_path)
             .map_err(|e| Error::io(format!("creating {}", serial_log_path.display()), e))?;
         let console_options = ConsoleOptions {
@@ -364,7 +365,7 @@ impl Machine {
 
     /// The last lines of QEMU's stderr.
     pub fn stderr_tail(&self, lines: usize) -> String {
-        tail_of_file(&self.out_dir.join("qemu-stderr.log"), lines)
+        tail_of_file(&self.out_dir.join(layout::QEMU_STDERR.path), lines)
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::run::events::{Event, Reporter};
+use crate::events::{Event, Reporter};
 
 /// Prints a run for a person:
 ///

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use bootrig_diagnostics::junit::{merge_junit, write_junit};
 use bootrig_diagnostics::results::TestRecord;
 
-use crate::run::events::{Event, Reporter};
+use crate::events::{Event, Reporter};
 
 /// Collects every finished test and writes the JUnit report when the run
 /// finishes (see [`bootrig_diagnostics::junit`]). A write error is kept
