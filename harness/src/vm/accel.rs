@@ -58,7 +58,7 @@ impl AccelVerdict {
         }
         match (&self.cached_in, self.accel) {
             (Some(file), Accel::Tcg) => Some(format!(
-                "bootrig: using TCG: KVM does not work on this host (verdict cached in {}; \
+                "using TCG: KVM does not work on this host (verdict cached in {}; \
                  `bootrig doctor` explains)",
                 home_relative(file)
             )),
