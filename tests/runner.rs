@@ -302,3 +302,35 @@ fn xfail_trials_are_marked_in_the_test_output() {
         .names();
     assert_eq!(names, ["mark::x"]);
 }
+
+/// What a new user writes first: `check!(cond)` without a message, and `?`
+/// on a host I/O error inside a Rust test.
+#[test]
+fn check_without_message_and_io_errors_fail_the_test_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-file");
+    let (records, _) = Suite::with_args(args())
+        .with_settings(settings(dir.path(), false))
+        .test("newcomer::check", |_| {
+            let answer = 6 * 7;
+            bootrig::check!(answer == 41);
+            Ok(())
+        })
+        .test("newcomer::io", move |_| {
+            std::fs::read(&missing)?;
+            Ok(())
+        })
+        .run_collect();
+    let find = |name: &str| records.iter().find(|r| r.name() == name).unwrap();
+    let check = find("newcomer::check");
+    assert_eq!(check.outcome(), Outcome::Failed);
+    let msg = check.message.as_deref().unwrap_or("");
+    assert!(msg.contains("`answer == 41` is false"), "{msg}");
+    let io = find("newcomer::io");
+    assert_eq!(io.outcome(), Outcome::Failed);
+    let msg = io.message.as_deref().unwrap_or("");
+    assert!(
+        msg.contains("host I/O") && msg.contains("No such file"),
+        "{msg}"
+    );
+}

@@ -156,6 +156,19 @@ fn main() -> ExitCode {
                         return check_failed!("expected a not-found unit error, got {other:?}")
                     }
                 }
+                // A Rust test records the same phases as a scenario, in
+                // time order: the session reports them itself.
+                let md = Metadata::load(&ctx.artifacts_dir().join("metadata.json"))
+                    .map_err(|e| Error::io("reading metadata.json", std::io::Error::other(e)))?;
+                let names: Vec<&str> = md.phases.iter().map(|p| p.name.as_str()).collect();
+                for want in ["qemu start", "login", "become root", "shell ready"] {
+                    check!(names.contains(&want), "phase {want:?} missing: {names:?}");
+                }
+                let starts: Vec<u64> = md.phases.iter().map(|p| p.start_ms).collect();
+                check!(
+                    starts.is_sorted(),
+                    "phases not in time order: {names:?} {starts:?}"
+                );
                 Ok(())
             },
         )
