@@ -48,10 +48,17 @@ fn main() -> ExitCode {
                 );
                 // Output without a trailing newline is kept exactly.
                 check!(vm.succeed("printf abc")? == "abc", "printf output");
-                // Escape sequences in output are stripped.
+                // On the command channel (the default) output is exact:
+                // escape sequences are kept.
+                let coloured = vm.run("printf '\\033[1;31mred\\033[0m\\n'")?;
                 check!(
-                    vm.succeed("printf '\\033[1;31mred\\033[0m\\n'")? == "red\n",
-                    "coloured output"
+                    coloured.quiet,
+                    "busybox output did not use the command channel"
+                );
+                check!(
+                    coloured.bytes == b"\x1b[1;31mred\x1b[0m\n",
+                    "coloured output {:?}",
+                    coloured.output
                 );
                 check_shell_edge_cases(&vm)?;
                 check_big_output(&vm)?;
@@ -77,6 +84,16 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             },
+        )
+        .test_with(
+            "channel::busybox::exact_output_on_a_noisy_console",
+            vm_marks(),
+            noisy_console,
+        )
+        .test_with(
+            "channel::busybox::console_fallback",
+            vm_marks(),
+            console_fallback,
         )
         .test_with(
             "session::busybox::command_timeout_is_clear",
@@ -476,14 +493,25 @@ fn check_big_output(vm: &bootrig::Session) -> bootrig::Result<()> {
         "big output ends {:?}",
         &big.output[big.output.len().saturating_sub(20)..]
     );
-    check!(
-        big.truncated_bytes > 0,
-        "4.4 MB of output fit in a 4 MiB buffer?"
-    );
-    check!(
-        big.output.len() as u64 + big.truncated_bytes >= 4_438_895,
-        "bytes unaccounted for"
-    );
+    if big.quiet {
+        // The command channel has no 4 MiB cap: every byte arrives.
+        check!(
+            big.truncated_bytes == 0 && big.bytes.len() == 4_438_895,
+            "{} bytes, {} truncated",
+            big.bytes.len(),
+            big.truncated_bytes
+        );
+        check!(big.output.starts_with("1\n2\n3\n"), "start of the output");
+    } else {
+        check!(
+            big.truncated_bytes > 0,
+            "4.4 MB of output fit in a 4 MiB buffer?"
+        );
+        check!(
+            big.output.len() as u64 + big.truncated_bytes >= 4_438_895,
+            "bytes unaccounted for"
+        );
+    }
     let small = vm.run("echo small")?;
     check!(
         small.truncated_bytes == 0 && small.output == "small\n",
@@ -1104,5 +1132,108 @@ fn failed_service(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         );
     }
     check_catalog(&folder, &md)?;
+    Ok(())
+}
+
+/// The kernel floods the console (levels 0-4 through /dev/kmsg, as a
+/// driver's WARNING storm would) while commands run: their output, on the
+/// command channel, is byte-exact, and text that looks like a crash or a
+/// frame in a command's output is neither a crash nor a status.
+fn noisy_console(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let vm = ctx.vm(Image::builtin("busybox"))?;
+    vm.succeed(
+        "(i=0; while [ $i -lt 1000000 ]; do for l in 0 1 2 3 4; do \
+         echo \"<$l>kernel-noise-$i level $l\" > /dev/kmsg; done; i=$((i+1)); done) \
+         >/dev/null 2>&1 </dev/null & echo $! > /tmp/flood.pid",
+    )?;
+    // The flood has reached the console before the checks start.
+    vm.wait_for_console("kernel-noise-[0-9]+ level 0", Duration::from_secs(60))?;
+    let seq = vm.run("seq 1 3000")?;
+    let expected: String = (1..=3000).map(|i| format!("{i}\n")).collect();
+    check!(seq.quiet, "not on the command channel");
+    check!(
+        seq.exit == 0 && seq.output == expected,
+        "seq output differs ({} bytes, expected {})",
+        seq.output.len(),
+        expected.len()
+    );
+    let raw = vm.run("printf 'a\\rb\\033]unterminated\\033P'")?;
+    check!(
+        raw.bytes == b"a\rb\x1b]unterminated\x1bP",
+        "raw bytes {:?}",
+        raw.bytes
+    );
+    // Binary output, checked by sha256 on both sides.
+    let sum = vm.succeed("head -c 1048576 /dev/urandom > /tmp/r; sha256sum /tmp/r")?;
+    let guest_sha = sum.split_whitespace().next().unwrap_or("").to_string();
+    let bin = vm.run("cat /tmp/r")?;
+    let host_sha = bootrig_diagnostics::hash::digest_bytes(&bin.bytes).sha256;
+    check!(
+        bin.bytes.len() == 1_048_576 && host_sha == guest_sha,
+        "binary output: {} bytes, sha256 {host_sha} (guest {guest_sha})",
+        bin.bytes.len()
+    );
+    // Megabytes while the kernel floods the console.
+    let big = vm.run("head -c 8000000 /dev/zero | tr '\\0' x")?;
+    check!(
+        big.bytes.len() == 8_000_000 && big.bytes.iter().all(|b| *b == b'x'),
+        "8 MB came back as {} bytes",
+        big.bytes.len()
+    );
+    // A command printing a fake end frame and fake crash text: its own
+    // exit status counts, and the test does not fail as a kernel crash.
+    let fake = vm.run(
+        "printf '\\000BRQ0123456789abE1_0\\000'; \
+         printf 'Kernel panic - not syncing: fake\\nBUG: unable to handle page fault (fake)\\n'; \
+         sh -c 'exit 3'",
+    )?;
+    check!(fake.exit == 3, "forged status: exit {}", fake.exit);
+    check!(
+        fake.output.contains("Kernel panic - not syncing: fake"),
+        "{:?}",
+        fake.output
+    );
+    vm.succeed("kill $(cat /tmp/flood.pid)")?;
+    // It was noisy, and none of the noise reached a command's output.
+    let serial = std::fs::read(ctx.artifacts_dir().join("serial.log"))?;
+    check!(
+        serial.windows(12).any(|w| w == b"kernel-noise"),
+        "the console was never flooded"
+    );
+    for out in [&seq, &raw, &big, &fake] {
+        check!(
+            !out.output.contains("kernel-noise"),
+            "kernel noise in output"
+        );
+    }
+    Ok(())
+}
+
+/// A guest without the command channel: output comes from the console
+/// between markers (ANSI-stripped, capped at 4 MiB), and the transcript
+/// says so once.
+fn console_fallback(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let img = ctx.image(Image::builtin("busybox"))?;
+    let cfg = img
+        .machine_config("nochannel", None)
+        .with_command_channel(false);
+    let vm = ctx.boot(cfg)?;
+    vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $"))?;
+    let coloured = vm.run("printf '\\033[1;31mred\\033[0m\\n'")?;
+    check!(!coloured.quiet, "output claims the command channel");
+    check!(
+        coloured.output == "red\n",
+        "coloured output {:?}",
+        coloured.output
+    );
+    let out = vm.run("echo hello; echo err >&2; exit_code() { return 7; }; exit_code")?;
+    check!(out.exit == 7 && out.output == "hello\nerr\n", "{out:?}");
+    check_shell_edge_cases(&vm)?;
+    check_big_output(&vm)?;
+    let transcript = std::fs::read_to_string(ctx.artifacts_dir().join("transcript.log"))?;
+    check!(
+        transcript.matches("read from the console").count() == 1,
+        "the fallback is not noted exactly once:\n{transcript}"
+    );
     Ok(())
 }

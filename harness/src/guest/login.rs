@@ -290,9 +290,12 @@ impl Session {
                 other => other,
             })?;
         let asks = self.settle_prompt(queries);
-        let mut st = self.state();
-        st.ready = true;
-        st.asks_cursor = asks;
+        {
+            let mut st = self.state();
+            st.ready = true;
+            st.asks_cursor = asks;
+        }
+        self.probe_channel();
         Ok(())
     }
 

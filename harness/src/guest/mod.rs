@@ -13,6 +13,7 @@
 //! session uses the console, protocol, keys and transcript, none of which
 //! know about sessions.
 
+mod channel;
 pub mod keys;
 mod login;
 pub mod protocol;

@@ -76,8 +76,57 @@ impl Markers {
         let token = &self.token;
         let begin = format!("printf '\\n__BR''B{token}_%s__\\n' {n}; ");
         let end = format!("printf '\\n__BR''E{token}_%s_%s__\\n' {n} \"$?\"\n");
+        let (preamble, group) = Self::group(cmd);
+        format!("{preamble}{begin}{group} </dev/null; {end}")
+    }
+
+    /// [`Markers::wrap`] for a shell with the command channel at `port`:
+    /// the console still gets the begin and end markers (they keep the
+    /// session in step with the shell), but the command's stdout and
+    /// stderr go to the port, between the frames of
+    /// [`Markers::frame_begin`] and [`Markers::frame_end`].
+    pub(crate) fn wrap_quiet(&self, n: u64, cmd: &str, port: &str) -> String {
+        let token = &self.token;
+        let port = shell_quote(port);
+        let (preamble, group) = Self::group(cmd);
+        format!(
+            "{preamble}printf '\\n__BR''B{token}_%s__\\n' {n}; \
+             printf '\\000BR''Q{token}B%s\\000' {n} >{port}; \
+             {group} </dev/null >{port} 2>&1; __br_s=$?; \
+             printf '\\000BR''Q{token}E%s_%s\\000' {n} \"$__br_s\" >{port}; \
+             printf '\\n__BR''E{token}_%s_%s__\\n' {n} \"$__br_s\"\n"
+        )
+    }
+
+    /// The frame written to the command channel before command `n`'s
+    /// output.
+    pub(crate) fn frame_begin(&self, n: u64) -> Vec<u8> {
+        format!("\0BRQ{}B{n}\0", self.token).into_bytes()
+    }
+
+    /// The start of the frame written after command `n`'s output; its
+    /// exit status and a `\0` follow.
+    pub(crate) fn frame_end(&self, n: u64) -> Vec<u8> {
+        format!("\0BRQ{}E{n}_", self.token).into_bytes()
+    }
+
+    /// The text that writes an empty frame for command number 0 to `port`:
+    /// sent once to check that the channel works from this shell.
+    pub(crate) fn hello(&self, port: &str) -> String {
+        let token = &self.token;
+        format!(
+            "printf '\\000BR''Q{token}B0\\000\\000BR''Q{token}E0_0\\000' >{}",
+            shell_quote(port)
+        )
+    }
+
+    /// The text that runs `cmd` as one brace group: as it is when it is
+    /// short, else assembled into a shell variable in short single-quoted
+    /// pieces (the preamble) and run with `eval`, so no input line exceeds
+    /// the line editor's limit.
+    fn group(cmd: &str) -> (String, String) {
         if cmd.len() <= MAX_INLINE_COMMAND {
-            return format!("{begin}{{ {cmd}\n}} </dev/null; {end}");
+            return (String::new(), format!("{{ {cmd}\n}}"));
         }
         let mut text = String::from("__br_cmd=''\n");
         let mut chunk = String::new();
@@ -91,10 +140,7 @@ impl Markers {
         if !chunk.is_empty() {
             text.push_str(&format!("__br_cmd=\"$__br_cmd\"{}\n", shell_quote(&chunk)));
         }
-        text.push_str(&format!(
-            "{begin}{{ eval \"$__br_cmd\"\n}} </dev/null; {end}"
-        ));
-        text
+        (text, "{ eval \"$__br_cmd\"\n}".to_string())
     }
 
     /// Console text with the markers made readable: `[bootrig #3] $ uname

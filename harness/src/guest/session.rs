@@ -18,6 +18,7 @@ use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::guest::protocol::Markers;
 use crate::guest::transcript::Transcript;
+use crate::vm::channel::ChannelError;
 use crate::vm::machine::Machine;
 
 pub use crate::guest::keys::Key;
@@ -64,6 +65,12 @@ pub(super) struct ShellState {
     pub(super) asks_cursor: bool,
     /// The last commands by number, to annotate console tails.
     pub(super) recent: VecDeque<(u64, String)>,
+    /// The command channel's device in the guest, once it works from this
+    /// shell (see `guest/channel.rs`); commands use the console otherwise.
+    pub(super) port: Option<String>,
+    /// Whether the transcript already says that output comes from the
+    /// console.
+    pub(super) console_noted: bool,
 }
 
 /// How many recent commands are remembered for console annotations.
@@ -87,14 +94,25 @@ const PROMPT_AFTER_COMMAND: Duration = Duration::from_secs(5);
 pub struct CommandOutput {
     /// The exit status (`$?`).
     pub exit: i32,
-    /// Everything the command printed (stdout and stderr, as on a terminal,
-    /// ANSI-stripped, `\r\n` as `\n`).
+    /// Everything the command printed (stdout and stderr), as text
+    /// (invalid UTF-8 replaced). On the command channel (the default)
+    /// these are the exact bytes of [`CommandOutput::bytes`]; on a guest
+    /// without it, the console text between the markers (ANSI-stripped,
+    /// `\r\n` as `\n`).
     pub output: String,
+    /// The same output as bytes, exactly as the command wrote them when it
+    /// ran on the command channel (`\r`, escape sequences and binary data
+    /// kept, no newline added).
+    pub bytes: Vec<u8>,
+    /// Whether the output came over the command channel (false: from the
+    /// console).
+    pub quiet: bool,
     /// How long it took.
     pub duration: Duration,
-    /// Bytes of output the console dropped because they exceeded its
-    /// pending-text cap (4 MiB): `output` then holds only the end. Redirect
-    /// big outputs to a file in the guest instead.
+    /// Bytes of output dropped: on the console, beyond its pending-text
+    /// cap (4 MiB; `output` then holds only the end); on the command
+    /// channel, beyond 512 MiB (`output` holds the start). Redirect big
+    /// outputs to a file in the guest instead.
     pub truncated_bytes: u64,
 }
 
@@ -305,36 +323,60 @@ impl Session {
             n
         };
         let started = Instant::now();
-        let line = self.markers.wrap(n, cmd);
+        let port = self.state().port.clone();
+        let line = match &port {
+            Some(port) => self.markers.wrap_quiet(n, cmd, port),
+            None => self.markers.wrap(n, cmd),
+        };
         let queries = self.machine.console().queries_answered();
         let dropped_before = self.machine.console().stats().dropped_bytes;
         self.console_send(&line)?;
         let begin = self.markers.begin(n)?;
         let end = self.markers.end(n)?;
         let console = self.machine.console();
+        let timed_out = || -> Error {
+            let _ = console.send(Key::CtrlC.bytes());
+            if let Some(ch) = self.machine.channel() {
+                ch.clear();
+            }
+            Error::CommandTimeout {
+                command: cmd.to_string(),
+                waited: started.elapsed(),
+                tail: self.tail(),
+            }
+        };
         let waited = |e: ExpectError| -> Error {
             match e {
-                ExpectError::Timeout { .. } => {
-                    let _ = console.send(Key::CtrlC.bytes());
-                    Error::CommandTimeout {
-                        command: cmd.to_string(),
-                        waited: started.elapsed(),
-                        tail: self.tail(),
-                    }
-                }
+                ExpectError::Timeout { .. } => timed_out(),
                 other => self.console_err(format!("running `{cmd}`"), other),
             }
         };
         console.expect(&begin, deadline).map_err(waited)?;
+        // On the command channel the output and the status come from the
+        // port; the console's end marker only keeps the session in step.
+        let frame = match (&port, self.machine.channel()) {
+            (Some(_), Some(ch)) => {
+                match ch.take_frame(
+                    &self.markers.frame_begin(n),
+                    &self.markers.frame_end(n),
+                    deadline,
+                ) {
+                    Ok(f) => Some(f),
+                    Err(ChannelError::Timeout) => return Err(timed_out()),
+                    // QEMU is gone: the console says how.
+                    Err(ChannelError::Closed) => None,
+                }
+            }
+            _ => None,
+        };
         let m = console.expect(&end, deadline).map_err(waited)?;
-        let exit: i32 = m
+        let console_exit: i32 = m
             .captures
             .get(1)
             .and_then(|c| c.as_ref())
             .and_then(|c| std::str::from_utf8(c).ok())
             .and_then(|s| s.parse().ok())
             .unwrap_or(-1);
-        let output = String::from_utf8_lossy(&m.before).into_owned();
         // Consume the prompt that follows, and let its cursor query be
         // answered before anything else is typed.
         let prompt = self.markers.prompt()?;
@@ -342,16 +384,36 @@ impl Session {
         if console.expect(&prompt, prompt_deadline).is_ok() && self.state().asks_cursor {
             self.settle_prompt(queries);
         }
-        let truncated_bytes = console.stats().dropped_bytes - dropped_before;
-        let out = CommandOutput {
-            exit,
-            output,
-            duration: started.elapsed(),
-            truncated_bytes,
+        let out = match frame {
+            Some(f) => CommandOutput {
+                exit: std::str::from_utf8(&f.trailer)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(console_exit),
+                output: String::from_utf8_lossy(&f.output).into_owned(),
+                bytes: f.output,
+                quiet: true,
+                duration: started.elapsed(),
+                truncated_bytes: f.dropped,
+            },
+            None => CommandOutput {
+                exit: console_exit,
+                output: String::from_utf8_lossy(&m.before).into_owned(),
+                bytes: m.before,
+                quiet: false,
+                duration: started.elapsed(),
+                truncated_bytes: console.stats().dropped_bytes - dropped_before,
+            },
         };
-        if truncated_bytes > 0 {
+        if out.truncated_bytes > 0 {
+            let (where_, part) = if out.quiet {
+                ("command channel", "the last")
+            } else {
+                ("console buffer", "the first")
+            };
             self.transcript.entry(&format!(
-                "(output of `{cmd}` truncated: the first {truncated_bytes} bytes exceeded the console buffer)"
+                "(output of `{cmd}` truncated: {part} {} bytes exceeded the {where_})",
+                out.truncated_bytes
             ));
         }
         self.transcript

@@ -117,6 +117,9 @@ pub struct MachineConfig {
     pub network: bool,
     /// A VGA display (for screendumps).
     pub display: bool,
+    /// The command channel (a virtio-serial port that carries each
+    /// command's output off the console); on by default.
+    pub command_channel: bool,
     /// Extra QEMU arguments, appended last.
     pub extra_args: Vec<String>,
 }
@@ -137,6 +140,7 @@ impl Default for MachineConfig {
             qemu: PathBuf::from("qemu-system-x86_64"),
             network: true,
             display: false,
+            command_channel: true,
             extra_args: Vec::new(),
         }
     }
@@ -223,6 +227,13 @@ impl MachineConfig {
     /// Gives the guest a VGA display, so `screendump` works.
     pub fn with_display(mut self, display: bool) -> Self {
         self.display = display;
+        self
+    }
+
+    /// With or without the command channel (on by default). Without it,
+    /// command output is read from the console between markers.
+    pub fn with_command_channel(mut self, channel: bool) -> Self {
+        self.command_channel = channel;
         self
     }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::console::{Console, ConsoleObserver, ConsoleOptions};
 use crate::errors::{Error, Result};
 use crate::vm::accel::{self, AccelVerdict};
+use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
 use crate::vm::process::OwnedChild;
@@ -93,6 +94,7 @@ pub struct BootFile {
 pub struct Machine {
     name: String,
     console: Console,
+    channel: Option<CommandChannel>,
     qmp: Mutex<Option<Qmp>>,
     child: Mutex<OwnedChild>,
     argv: Vec<String>,
@@ -143,6 +145,15 @@ impl Machine {
             .map_err(|e| Error::io(format!("binding {}", serial_socket.display()), e))?;
         let qmp_listener = UnixListener::bind(&qmp_socket)
             .map_err(|e| Error::io(format!("binding {}", qmp_socket.display()), e))?;
+        let channel_socket = workdir.path().join("cmd.sock");
+        let channel_listener = if config.command_channel {
+            Some(
+                UnixListener::bind(&channel_socket)
+                    .map_err(|e| Error::io(format!("binding {}", channel_socket.display()), e))?,
+            )
+        } else {
+            None
+        };
 
         let mut boot_files = Vec::new();
         let args = QemuArgs {
@@ -197,6 +208,7 @@ impl Machine {
             },
             serial_socket,
             qmp_socket,
+            channel_socket: channel_listener.as_ref().map(|_| channel_socket.clone()),
             network: config.network,
             no_reboot: true,
             display: config.display,
@@ -229,6 +241,16 @@ impl Machine {
         let deadline = started + CONNECT_TIMEOUT;
         let serial = accept_until(&serial_listener, &mut child, deadline, &stderr_path)?;
         let qmp_stream = accept_until(&qmp_listener, &mut child, deadline, &stderr_path)?;
+        let channel = match &channel_listener {
+            Some(l) => {
+                let stream = accept_until(l, &mut child, deadline, &stderr_path)?;
+                Some(
+                    CommandChannel::start(stream)
+                        .map_err(|e| Error::io("starting the command channel reader", e))?,
+                )
+            }
+            None => None,
+        };
 
         let serial_log_path = options.out_dir.join(layout::SERIAL_LOG.path);
         let serial_log = File::create(&serial_log_path)
@@ -247,6 +269,7 @@ impl Machine {
         Ok(Machine {
             name: config.name.clone(),
             console,
+            channel,
             qmp: Mutex::new(Some(qmp)),
             child: Mutex::new(child),
             argv,
@@ -264,6 +287,12 @@ impl Machine {
     /// The serial console.
     pub fn console(&self) -> &Console {
         &self.console
+    }
+
+    /// The command channel, when the machine has one (see
+    /// [`MachineConfig::command_channel`]).
+    pub fn channel(&self) -> Option<&CommandChannel> {
+        self.channel.as_ref()
     }
 
     /// The VM's name.

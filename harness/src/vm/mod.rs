@@ -3,6 +3,7 @@
 //! shells, tests or postmortems.
 
 pub mod accel;
+pub mod channel;
 pub mod config;
 mod drives;
 pub mod machine;

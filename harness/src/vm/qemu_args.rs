@@ -37,6 +37,9 @@ pub struct QemuArgs {
     pub serial_socket: PathBuf,
     /// Unix socket QEMU connects to for QMP.
     pub qmp_socket: PathBuf,
+    /// Unix socket QEMU connects to for the command channel, when the
+    /// machine has one.
+    pub channel_socket: Option<PathBuf>,
     /// Add a user-mode network interface.
     pub network: bool,
     /// Exit QEMU instead of rebooting the guest.
@@ -73,6 +76,9 @@ impl QemuArgs {
         }
         args.extend(console_device(&self.serial_socket));
         args.extend(qmp_args(&self.qmp_socket));
+        if let Some(socket) = &self.channel_socket {
+            args.extend(command_channel_args(socket));
+        }
         if self.network {
             args.extend(network_args());
         }
@@ -216,6 +222,24 @@ pub fn qmp_args(socket: &Path) -> Vec<OsString> {
     ]
 }
 
+/// The command channel: a virtio-serial port named
+/// [`PORT_NAME`](crate::vm::channel::PORT_NAME), wired to a Unix socket the
+/// harness listens on. Not a tty and never written by the kernel, so each
+/// command's output arrives unaltered (see `vm/channel.rs`).
+pub fn command_channel_args(socket: &Path) -> Vec<OsString> {
+    vec![
+        os("-device"),
+        os("virtio-serial-pci,id=bootrig-vser"),
+        os("-chardev"),
+        joined("socket,id=bootrig-cmd,path=", socket, ",server=off"),
+        os("-device"),
+        os(format!(
+            "virtserialport,bus=bootrig-vser.0,chardev=bootrig-cmd,name={}",
+            crate::vm::channel::PORT_NAME
+        )),
+    ]
+}
+
 /// User-mode networking on a virtio NIC.
 pub fn network_args() -> Vec<OsString> {
     vec![os("-nic"), os("user,model=virtio-net-pci")]
@@ -306,6 +330,7 @@ mod tests {
             drives: vec![("/x.raw".into(), "raw".into())],
             serial_socket: "/s".into(),
             qmp_socket: "/q".into(),
+            channel_socket: Some("/c".into()),
             network: true,
             no_reboot: true,
             display: false,

@@ -1,0 +1,331 @@
+//! The command channel: the host end of a virtio-serial port
+//! (`org.bootrig.cmd`) that bootrig adds to every machine.
+//!
+//! The kernel never writes to it and it is not a tty, so bytes arrive
+//! exactly as the guest wrote them. The session redirects each command's
+//! output (stdout and stderr) to the port, between two frames that carry
+//! the session's private token, the command's number and, at the end, its
+//! exit status:
+//!
+//! ```text
+//! \0BRQ<token>B<n>\0   <output bytes, unaltered>   \0BRQ<token>E<n>_<status>\0
+//! ```
+//!
+//! A command that prints a frame cannot forge a status: it does not know
+//! the token (it is typed into the shell, never in an argument list or
+//! the environment). One reader thread owns the socket and appends to a
+//! buffer; [`CommandChannel::take_frame`] waits on a condition variable
+//! for a whole frame, with a deadline.
+
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::deadline::Deadline;
+
+/// The port's name in the guest (`/sys/class/virtio-ports/*/name`).
+pub const PORT_NAME: &str = "org.bootrig.cmd";
+
+/// Most bytes kept for one frame; beyond that the output is cut and the
+/// rest counted (a command printing gigabytes should write to a file).
+pub const FRAME_CAP: usize = 512 << 20;
+
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 1 << 16;
+
+/// Why a frame did not come.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The deadline passed first.
+    #[error("the command channel gave no complete frame in time")]
+    Timeout,
+    /// QEMU closed the channel (it exited).
+    #[error("the command channel closed (QEMU exited)")]
+    Closed,
+}
+
+/// One command's output and the trailer of its end frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The bytes between the begin and the end frame.
+    pub output: Vec<u8>,
+    /// What followed the end frame's prefix up to its `\0` (the status).
+    pub trailer: Vec<u8>,
+    /// Output bytes beyond [`FRAME_CAP`] that were dropped.
+    pub dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    buf: Vec<u8>,
+    /// Bytes dropped because `buf` was at its cap.
+    dropped: u64,
+    closed: bool,
+    received: u64,
+}
+
+/// The host end of the command channel. See the module documentation.
+#[derive(Debug)]
+pub struct CommandChannel {
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    stream: UnixStream,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl CommandChannel {
+    /// Starts the reader thread on the socket QEMU connected to.
+    pub fn start(stream: UnixStream) -> io::Result<CommandChannel> {
+        let shared: Arc<(Mutex<Shared>, Condvar)> = Arc::default();
+        let mut reader_stream = stream.try_clone()?;
+        let s = shared.clone();
+        let reader = std::thread::Builder::new()
+            .name("bootrig-channel".into())
+            .spawn(move || {
+                let mut chunk = vec![0u8; READ_CHUNK];
+                loop {
+                    let n = match reader_stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let (lock, cv) = &*s;
+                    let mut sh = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    sh.received += n as u64;
+                    let room = FRAME_CAP.saturating_sub(sh.buf.len());
+                    let keep = n.min(room);
+                    sh.buf.extend_from_slice(&chunk[..keep]);
+                    sh.dropped += (n - keep) as u64;
+                    cv.notify_all();
+                }
+                let (lock, cv) = &*s;
+                lock.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+                cv.notify_all();
+            })?;
+        Ok(CommandChannel {
+            shared,
+            stream,
+            reader: Some(reader),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes received so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.lock().received
+    }
+
+    /// Waits until the buffer holds `begin`, later `end_prefix`, and a `\0`
+    /// after it; returns what lay between `begin` and `end_prefix` and the
+    /// trailer up to the `\0`, and drops everything up to that `\0` (bytes
+    /// before `begin` are stale output of earlier commands).
+    pub fn take_frame(
+        &self,
+        begin: &[u8],
+        end_prefix: &[u8],
+        deadline: Deadline,
+    ) -> Result<Frame, ChannelError> {
+        let (lock, cv) = &*self.shared;
+        let mut sh = lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Where the search for each part resumes, so a big output is
+        // scanned once, not at every wake-up.
+        let mut begin_from = 0;
+        let mut start: Option<usize> = None;
+        let mut end_from = 0;
+        loop {
+            if start.is_none() {
+                match memchr::memmem::find(&sh.buf[begin_from..], begin) {
+                    Some(i) => {
+                        let s = begin_from + i + begin.len();
+                        start = Some(s);
+                        end_from = s;
+                    }
+                    None => {
+                        // Nothing before a begin frame is wanted: keep only
+                        // what could be the start of one.
+                        let keep_from = sh.buf.len().saturating_sub(begin.len());
+                        sh.buf.drain(..keep_from);
+                        begin_from = 0;
+                    }
+                }
+            }
+            if let Some(s) = start {
+                if let Some(i) = memchr::memmem::find(&sh.buf[end_from..], end_prefix) {
+                    let e = end_from + i;
+                    let t = e + end_prefix.len();
+                    if let Some(z) = memchr::memchr(0, &sh.buf[t..]) {
+                        let output = sh.buf[s..e].to_vec();
+                        let trailer = sh.buf[t..t + z].to_vec();
+                        let dropped = std::mem::take(&mut sh.dropped);
+                        sh.buf.drain(..t + z + 1);
+                        return Ok(Frame {
+                            output,
+                            trailer,
+                            dropped,
+                        });
+                    }
+                    // The prefix is there but not its end yet: look again
+                    // from the same place.
+                    end_from = e;
+                } else {
+                    end_from = sh.buf.len().saturating_sub(end_prefix.len()).max(s);
+                }
+            }
+            if sh.closed {
+                return Err(ChannelError::Closed);
+            }
+            let left = deadline.remaining();
+            if left.is_zero() {
+                return Err(ChannelError::Timeout);
+            }
+            sh = cv
+                .wait_timeout(sh, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Drops everything buffered (after an interrupted command).
+    pub fn clear(&self) {
+        let mut sh = self.lock();
+        sh.buf.clear();
+        sh.dropped = 0;
+    }
+}
+
+impl Drop for CommandChannel {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Duration;
+
+    fn pair() -> (CommandChannel, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (CommandChannel::start(a).unwrap(), b)
+    }
+
+    #[test]
+    fn frames_are_cut_exactly_and_stale_bytes_dropped() {
+        let (ch, mut guest) = pair();
+        guest.write_all(b"stale output\0BRQtB1\0").unwrap();
+        guest
+            .write_all(b"a\r\nb\x1b]unterminated\xff\0BRQtE1_7\0next")
+            .unwrap();
+        let f = ch
+            .take_frame(
+                b"\0BRQtB1\0",
+                b"\0BRQtE1_",
+                Deadline::after(Duration::from_secs(5)),
+            )
+            .unwrap();
+        assert_eq!(f.output, b"a\r\nb\x1b]unterminated\xff");
+        assert_eq!(f.trailer, b"7");
+        // What follows stays for the next frame.
+        guest.write_all(b"\0BRQtB2\0\0BRQtE2_0\0").unwrap();
+        let f = ch
+            .take_frame(
+                b"\0BRQtB2\0",
+                b"\0BRQtE2_",
+                Deadline::after(Duration::from_secs(5)),
+            )
+            .unwrap();
+        assert!(f.output.is_empty());
+        assert_eq!(f.trailer, b"0");
+    }
+
+    #[test]
+    fn a_frame_with_another_token_is_output() {
+        let (ch, mut guest) = pair();
+        guest
+            .write_all(b"\0BRQtB1\0fake \0BRQxE1_0\0 done\0BRQtE1_3\0")
+            .unwrap();
+        let f = ch
+            .take_frame(
+                b"\0BRQtB1\0",
+                b"\0BRQtE1_",
+                Deadline::after(Duration::from_secs(5)),
+            )
+            .unwrap();
+        assert_eq!(f.output, b"fake \0BRQxE1_0\0 done");
+        assert_eq!(f.trailer, b"3");
+    }
+
+    #[test]
+    fn frames_split_over_many_writes_and_deadlines() {
+        let (ch, mut guest) = pair();
+        let writer = std::thread::spawn(move || {
+            for piece in [
+                &b"\0BR"[..],
+                b"QtB1",
+                b"\0xy",
+                b"z\0BRQt",
+                b"E1_",
+                b"12",
+                b"\0",
+            ] {
+                guest.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            guest
+        });
+        let f = ch
+            .take_frame(
+                b"\0BRQtB1\0",
+                b"\0BRQtE1_",
+                Deadline::after(Duration::from_secs(5)),
+            )
+            .unwrap();
+        assert_eq!(
+            (f.output.as_slice(), f.trailer.as_slice()),
+            (&b"xyz"[..], &b"12"[..])
+        );
+        let guest = writer.join().unwrap();
+        let r = ch.take_frame(
+            b"\0BRQtB2\0",
+            b"\0BRQtE2_",
+            Deadline::after(Duration::from_millis(50)),
+        );
+        assert_eq!(r, Err(ChannelError::Timeout));
+        drop(guest);
+        let r = ch.take_frame(
+            b"\0BRQtB2\0",
+            b"\0BRQtE2_",
+            Deadline::after(Duration::from_secs(5)),
+        );
+        assert_eq!(r, Err(ChannelError::Closed));
+    }
+
+    #[test]
+    fn megabytes_arrive_whole() {
+        let (ch, mut guest) = pair();
+        let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+        let payload = big.clone();
+        let writer = std::thread::spawn(move || {
+            guest.write_all(b"\0BRQtB1\0").unwrap();
+            guest.write_all(&payload).unwrap();
+            guest.write_all(b"\0BRQtE1_0\0").unwrap();
+            guest
+        });
+        let f = ch
+            .take_frame(
+                b"\0BRQtB1\0",
+                b"\0BRQtE1_",
+                Deadline::after(Duration::from_secs(30)),
+            )
+            .unwrap();
+        let _guest = writer.join().unwrap();
+        assert_eq!(f.output.len(), big.len());
+        assert!(f.output == big);
+    }
+}
