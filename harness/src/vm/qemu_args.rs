@@ -339,8 +339,19 @@ mod tests {
         let args = strings(q.build());
         let count = |flag: &str| args.iter().filter(|a| *a == flag).count();
         assert_eq!(count("-kernel"), 1);
-        assert_eq!(count("-chardev"), 2);
-        assert_eq!(count("-device"), 3, "{args:?}"); // 2 disks, rng, and nothing else
+        // serial, QMP, command channel
+        assert_eq!(count("-chardev"), 3);
+        // 2 disks, rng, virtio-serial bus and its port, nothing else
+        assert_eq!(count("-device"), 5, "{args:?}");
+        assert!(args
+            .iter()
+            .any(|a| a.starts_with("virtserialport,") && a.ends_with("name=org.bootrig.cmd")));
+        let without = QemuArgs {
+            channel_socket: None,
+            ..q.clone()
+        };
+        let args = strings(without.build());
+        assert!(!args.iter().any(|a| a.contains("virtio-serial")), "{args:?}");
         assert!(args.contains(&"virtio-blk-pci,drive=drive1,serial=bootrig1".to_string()));
         assert_eq!(args.last().unwrap(), "-S");
     }
