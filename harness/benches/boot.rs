@@ -74,6 +74,14 @@ fn main() {
         }
         match a.as_str() {
             "-chardev" if probe.argv()[i + 1].starts_with("socket,id=qmp") => skip = 1,
+            // The command channel's socket is bootrig's: raw QEMU gets
+            // neither the port nor its bus.
+            "-device"
+                if probe.argv()[i + 1].starts_with("virtio-serial-pci")
+                    || probe.argv()[i + 1].starts_with("virtserialport") =>
+            {
+                skip = 1
+            }
             "-mon" => skip = 1,
             "-chardev" => skip = 1,
             "-serial" => {
