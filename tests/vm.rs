@@ -1194,6 +1194,25 @@ fn noisy_console(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         fake.output
     );
     vm.succeed("kill $(cat /tmp/flood.pid)")?;
+    // A background job that keeps the channel open (it is its stdout)
+    // does not block later commands: the shell holds the port open once
+    // and every command writes to that descriptor.
+    vm.succeed("sleep 600 & echo $! > /tmp/holder.pid")?;
+    let busy = vm.run("echo while busy")?;
+    check!(
+        busy.quiet && busy.exit == 0 && busy.output == "while busy\n",
+        "{busy:?}"
+    );
+    // A command that closes the shell's channel descriptor is told so
+    // (the shell cannot write its end frame), and the next command runs
+    // on the console instead of hanging.
+    match vm.run("exec 9>&-") {
+        Err(Error::Command { expected, .. }) if expected.contains("command channel") => {}
+        other => return check_failed!("closing the channel: {other:?}"),
+    }
+    let after = vm.run("echo after")?;
+    check!(!after.quiet && after.output == "after\n", "{after:?}");
+    vm.run("kill $(cat /tmp/holder.pid); true")?;
     // It was noisy, and none of the noise reached a command's output.
     let serial = std::fs::read(ctx.artifacts_dir().join("serial.log"))?;
     check!(

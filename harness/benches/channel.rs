@@ -44,7 +44,10 @@ fn measure(channel: bool, mb: usize, dir: &std::path::Path) -> Numbers {
     let round_trip_ms = started.elapsed().as_secs_f64() * 1000.0 / 200.0;
     let started = Instant::now();
     let out = vm
-        .run(&format!("head -c {} /dev/zero | tr '\\0' x", mb * 1_000_000))
+        .run(&format!(
+            "head -c {} /dev/zero | tr '\\0' x",
+            mb * 1_000_000
+        ))
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
     let bytes = out.bytes.len() + out.truncated_bytes as usize;

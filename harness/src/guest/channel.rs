@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use crate::guest::protocol::Markers;
 use crate::guest::session::Session;
 use crate::vm::channel::PORT_NAME;
 
@@ -59,8 +60,21 @@ impl Session {
                 return;
             }
         };
-        let hello = self.markers.hello(&port);
-        let sent = self.run_timeout(&hello, HELLO_TIMEOUT);
+        match self.run_timeout(&Markers::open_channel(&port), LOOKUP_TIMEOUT) {
+            Ok(o) if o.output.trim() == "ok" => {}
+            Ok(o) => {
+                self.console_output_because(&format!(
+                    "{port} could not be opened ({})",
+                    o.output.trim()
+                ));
+                return;
+            }
+            Err(e) => {
+                self.console_output_because(&format!("opening {port} failed: {e}"));
+                return;
+            }
+        }
+        let sent = self.run_timeout(&self.markers.hello(), HELLO_TIMEOUT);
         let arrived = channel.take_frame(
             &self.markers.frame_begin(0),
             &self.markers.frame_end(0),

@@ -22,6 +22,10 @@ use crate::errors::{Error, Result};
 /// (busybox ash: 1024 bytes), so longer commands are sent in pieces.
 const MAX_INLINE_COMMAND: usize = 480;
 
+/// The descriptor on which the shell holds the command channel open
+/// (POSIX shells only promise 0-9 in redirections).
+pub(crate) const CHANNEL_FD: u8 = 9;
+
 /// Size of one piece of a long command (see [`Markers::wrap`]).
 const COMMAND_PIECE: usize = 200;
 
@@ -61,9 +65,11 @@ impl Markers {
     }
 
     /// The line printed after the output of command `n`; group 1 is its
-    /// exit status.
+    /// exit status, group 2 where its output went when it ran with the
+    /// command channel (`q`: the channel, `c`: the console, because the
+    /// channel could not be opened), empty without it.
     pub(crate) fn end(&self, n: u64) -> Result<Regex> {
-        compile(&format!("\n__BRE{}_{n}_(\\d+)__\n", self.token))
+        compile(&format!("\n__BRE{}_{n}_(\\d+)([qcx]?)__\n", self.token))
     }
 
     /// The text typed for command number `n`: begin marker, the command
@@ -80,21 +86,40 @@ impl Markers {
         format!("{preamble}{begin}{group} </dev/null; {end}")
     }
 
-    /// [`Markers::wrap`] for a shell with the command channel at `port`:
-    /// the console still gets the begin and end markers (they keep the
-    /// session in step with the shell), but the command's stdout and
-    /// stderr go to the port, between the frames of
-    /// [`Markers::frame_begin`] and [`Markers::frame_end`].
-    pub(crate) fn wrap_quiet(&self, n: u64, cmd: &str, port: &str) -> String {
+    /// [`Markers::wrap`] for a shell that holds the command channel open
+    /// on [`CHANNEL_FD`] (see [`Markers::open_channel`]): the console still
+    /// gets the begin and end markers (they keep the session in step with
+    /// the shell), but the command's stdout and stderr go to the channel,
+    /// between the frames of [`Markers::frame_begin`] and
+    /// [`Markers::frame_end`]. The end marker says where the output went:
+    /// `q` the channel; `c` the console, because the channel could not be
+    /// written (the command runs there instead); `x` the channel, but its
+    /// end frame could not be written (the command closed the descriptor).
+    pub(crate) fn wrap_quiet(&self, n: u64, cmd: &str) -> String {
         let token = &self.token;
-        let port = shell_quote(port);
+        let fd = CHANNEL_FD;
         let (preamble, group) = Self::group(cmd);
         format!(
             "{preamble}printf '\\n__BR''B{token}_%s__\\n' {n}; \
-             printf '\\000BR''Q{token}B%s\\000' {n} >{port}; \
-             {group} </dev/null >{port} 2>&1; __br_s=$?; \
-             printf '\\000BR''Q{token}E%s_%s\\000' {n} \"$__br_s\" >{port}; \
-             printf '\\n__BR''E{token}_%s_%s__\\n' {n} \"$__br_s\"\n"
+             if {{ printf '\\000BR''Q{token}B%s\\000' {n} >&{fd}; }} 2>/dev/null; then \
+             {group} </dev/null >&{fd} 2>&{fd}; __br_s=$?; __br_m=x; \
+             {{ printf '\\000BR''Q{token}E%s_%s\\000' {n} \"$__br_s\" >&{fd} && __br_m=q; }} 2>/dev/null; \
+             else {group} </dev/null; __br_s=$?; __br_m=c; fi; \
+             printf '\\n__BR''E{token}_%s_%s%s__\\n' {n} \"$__br_s\" \"$__br_m\"\n"
+        )
+    }
+
+    /// The command that makes the shell hold the channel device `port`
+    /// open on [`CHANNEL_FD`] for the rest of its life (one open per
+    /// shell: a virtio-serial port opens only once at a time, and
+    /// background jobs then share it instead of blocking it). Prints `ok`
+    /// when the descriptor refers to the port, whether it was opened now
+    /// or inherited from a parent shell.
+    pub(crate) fn open_channel(port: &str) -> String {
+        let fd = CHANNEL_FD;
+        let p = shell_quote(port);
+        format!(
+            "if [ /proc/$$/fd/{fd} -ef {p} ] || {{ exec {fd}>{p}; }} 2>/dev/null; then echo ok; else echo busy; fi"
         )
     }
 
@@ -110,14 +135,11 @@ impl Markers {
         format!("\0BRQ{}E{n}_", self.token).into_bytes()
     }
 
-    /// The text that writes an empty frame for command number 0 to `port`:
-    /// sent once to check that the channel works from this shell.
-    pub(crate) fn hello(&self, port: &str) -> String {
+    /// The text that writes an empty frame for command number 0 to the
+    /// channel: sent once to check that the channel works from this shell.
+    pub(crate) fn hello(&self) -> String {
         let token = &self.token;
-        format!(
-            "printf '\\000BR''Q{token}B0\\000\\000BR''Q{token}E0_0\\000' >{}",
-            shell_quote(port)
-        )
+        format!("printf '\\000BR''Q{token}B0\\000\\000BR''Q{token}E0_0\\000' >&{CHANNEL_FD}")
     }
 
     /// The text that runs `cmd` as one brace group: as it is when it is
@@ -169,6 +191,7 @@ impl Markers {
                     if let Some((num, code)) =
                         rest.strip_suffix("__").and_then(|r| r.split_once('_'))
                     {
+                        let code = code.trim_end_matches(['q', 'c']);
                         return format!("[bootrig #{num}] exit {code}");
                     }
                 }
@@ -189,7 +212,7 @@ impl Markers {
         let names = [
             (format!(r"/__BRB{t}_(\d+)__\n/"), "the start of command #$1"),
             (
-                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)__\n/"),
+                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)\(\[qc\]\?\)__\n/"),
                 "the end of command #$1",
             ),
             (format!(r"/__BRP{t}__ /"), "the session's prompt"),

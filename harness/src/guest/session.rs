@@ -325,7 +325,7 @@ impl Session {
         let started = Instant::now();
         let port = self.state().port.clone();
         let line = match &port {
-            Some(port) => self.markers.wrap_quiet(n, cmd, port),
+            Some(_) => self.markers.wrap_quiet(n, cmd),
             None => self.markers.wrap(n, cmd),
         };
         let queries = self.machine.console().queries_answered();
@@ -352,10 +352,41 @@ impl Session {
             }
         };
         console.expect(&begin, deadline).map_err(waited)?;
-        // On the command channel the output and the status come from the
-        // port; the console's end marker only keeps the session in step.
-        let frame = match (&port, self.machine.channel()) {
-            (Some(_), Some(ch)) => {
+        let m = console.expect(&end, deadline).map_err(waited)?;
+        let capture = |i: usize| -> &[u8] {
+            m.captures
+                .get(i)
+                .and_then(|c| c.as_deref())
+                .unwrap_or_default()
+        };
+        let console_exit: i32 = std::str::from_utf8(capture(1))
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
+        // With the command channel, the output and the status come from
+        // the port (`q`); the console's markers keep the session in step.
+        // A command whose shell could not open the port ran on the console
+        // (`c`).
+        let on_channel = capture(2) == b"q";
+        match capture(2) {
+            b"c" => self.transcript.entry(&format!(
+                "(command #{n} ran on the console: the shell could not write to the command channel)"
+            )),
+            b"x" => {
+                return Err(Error::Command {
+                    command: cmd.to_string(),
+                    expected: format!(
+                        "must leave the shell's command channel (descriptor {}) open",
+                        crate::guest::protocol::CHANNEL_FD
+                    ),
+                    exit: console_exit,
+                    output: String::new(),
+                })
+            }
+            _ => {}
+        }
+        let frame = match (on_channel, self.machine.channel()) {
+            (true, Some(ch)) => {
                 match ch.take_frame(
                     &self.markers.frame_begin(n),
                     &self.markers.frame_end(n),
@@ -363,20 +394,19 @@ impl Session {
                 ) {
                     Ok(f) => Some(f),
                     Err(ChannelError::Timeout) => return Err(timed_out()),
-                    // QEMU is gone: the console says how.
-                    Err(ChannelError::Closed) => None,
+                    Err(ChannelError::Closed) => {
+                        return Err(self.console_err(
+                            format!("reading the output of `{cmd}` from the command channel"),
+                            ExpectError::Closed {
+                                pattern: "the command's end frame".into(),
+                                tail: String::new(),
+                            },
+                        ))
+                    }
                 }
             }
             _ => None,
         };
-        let m = console.expect(&end, deadline).map_err(waited)?;
-        let console_exit: i32 = m
-            .captures
-            .get(1)
-            .and_then(|c| c.as_ref())
-            .and_then(|c| std::str::from_utf8(c).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(-1);
         // Consume the prompt that follows, and let its cursor query be
         // answered before anything else is typed.
         let prompt = self.markers.prompt()?;

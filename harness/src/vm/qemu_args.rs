@@ -351,7 +351,10 @@ mod tests {
             ..q.clone()
         };
         let args = strings(without.build());
-        assert!(!args.iter().any(|a| a.contains("virtio-serial")), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.contains("virtio-serial")),
+            "{args:?}"
+        );
         assert!(args.contains(&"virtio-blk-pci,drive=drive1,serial=bootrig1".to_string()));
         assert_eq!(args.last().unwrap(), "-S");
     }
