@@ -1,0 +1,674 @@
+//! The typed results of an fstests run: one [`FsTest`] per (section,
+//! test), loaded from a results folder by [`FsResults::load`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::checklog::{parse_check_log, CheckLogBlock};
+use super::checktime::CheckTime;
+use super::summary::{flaky_label, FlakyLabel};
+use super::xunit::{parse_xunit, CaseStatus, XunitReport};
+use crate::errors::{Error, ErrorKind, Result};
+
+/// How fstests recorded a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FsOutcome {
+    /// It ran and its output matched.
+    #[serde(rename = "passed")]
+    Passed,
+    /// Output mismatch, a failed check (fsck, dmesg), or a crash.
+    #[serde(rename = "failed")]
+    Failed,
+    /// `_notrun`: the test does not apply (with fstests' reason).
+    #[serde(rename = "notrun")]
+    NotRun,
+}
+
+impl FsOutcome {
+    /// `passed`, `failed` or `notrun` (the JSON spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsOutcome::Passed => "passed",
+            FsOutcome::Failed => "failed",
+            FsOutcome::NotRun => "notrun",
+        }
+    }
+}
+
+impl fmt::Display for FsOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The per-test files fstests left, as absolute paths (`None` when absent):
+/// `results/<section>/<test>.<ext>`, or `results/<test>.<ext>` without
+/// sections.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FsTestFiles {
+    /// `<test>.out.bad`: the output that did not match the golden one.
+    pub out_bad: Option<PathBuf>,
+    /// `<test>.full`: everything the test logged.
+    pub full: Option<PathBuf>,
+    /// `<test>.dmesg`: kernel messages that failed the test.
+    pub dmesg: Option<PathBuf>,
+    /// `<test>.notrun`: why it did not run.
+    pub notrun: Option<PathBuf>,
+    /// `<test>.hints`: what to look at (for failures).
+    pub hints: Option<PathBuf>,
+}
+
+impl FsTestFiles {
+    /// Every file present, with its kind (`out.bad`, `full`, ...).
+    pub fn present(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("out.bad", &self.out_bad),
+            ("full", &self.full),
+            ("dmesg", &self.dmesg),
+            ("notrun", &self.notrun),
+            ("hints", &self.hints),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.as_deref().map(|p| (k, p)))
+        .collect()
+    }
+
+    fn set(&mut self, ext: &str, path: PathBuf) {
+        let slot = match ext {
+            "out.bad" => &mut self.out_bad,
+            "full" => &mut self.full,
+            "dmesg" => &mut self.dmesg,
+            "notrun" => &mut self.notrun,
+            "hints" => &mut self.hints,
+            _ => return,
+        };
+        *slot = Some(path);
+    }
+}
+
+/// Texts recorded about a test besides its files: what `result.xml` carried
+/// for a failure, or the message a bootrig run recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FsDetails {
+    /// `<system-err>`: fstests' diff of the golden output against `.out.bad`.
+    pub diff: Option<String>,
+    /// `<system-out>`: the test's `.full` as embedded in `result.xml`.
+    pub system_out: Option<String>,
+    /// `<kernel-log>`: the test's `.dmesg` as embedded in `result.xml`.
+    pub kernel_log: Option<String>,
+    /// The whole failure message of a bootrig trial (from its
+    /// `metadata.json`), when the results came from a bootrig run.
+    pub message: Option<String>,
+}
+
+/// One fstests test of one section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsTest {
+    /// The section (`ext4_4k`); `None` for a run without sections.
+    pub section: Option<String>,
+    /// The test, `generic/001`.
+    pub name: String,
+    /// Its outcome: failed if any attempt failed, notrun if every attempt
+    /// was not run, passed otherwise.
+    pub outcome: FsOutcome,
+    /// Why it did not run, or the one-line failure message.
+    pub reason: Option<String>,
+    /// How long it ran (the failing attempt's, else the last one's).
+    pub duration: Option<Duration>,
+    /// Its files in the results folder.
+    pub files: FsTestFiles,
+    /// Every attempt's outcome, in order: more than one for `-L` reruns,
+    /// `-i` iterations, or merged runs (see [`FsTest::flaky`]).
+    pub attempts: Vec<FsOutcome>,
+    /// What `result.xml` (or a bootrig run) said beyond the outcome.
+    pub details: FsDetails,
+}
+
+impl FsTest {
+    /// The trial's name: `fstests::<section>::<test>`, or `fstests::<test>`
+    /// for a run without sections (`fstests::ext4_4k::generic/001`,
+    /// `fstests::generic/001`).
+    pub fn trial_name(&self) -> String {
+        match &self.section {
+            Some(s) => format!("fstests::{s}::{}", self.name),
+            None => format!("fstests::{}", self.name),
+        }
+    }
+
+    /// The flakiness of its attempts (`2/5` failed, or consistent).
+    pub fn flaky(&self) -> FlakyLabel {
+        flaky_label(&self.attempts)
+    }
+
+    /// `section test` or `test`, for reports.
+    pub fn label(&self) -> String {
+        match &self.section {
+            Some(s) => format!("{s} {}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    pub(crate) fn key(&self) -> (Option<&str>, &str) {
+        (self.section.as_deref(), self.name.as_str())
+    }
+}
+
+/// One section of a run: the counts of fstests' own summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsSection {
+    /// The section; `None` for a run without sections.
+    pub name: Option<String>,
+    /// The number of tests (notruns included, as fstests counts them).
+    pub tests: usize,
+    /// How many failed.
+    pub failures: usize,
+    /// How many were not run.
+    pub notrun: usize,
+    /// The section's wall time in seconds: `result.xml`'s, else the sum of
+    /// the tests' durations.
+    pub seconds: u64,
+    /// The failed tests, in run order.
+    pub failed: Vec<String>,
+    /// The tests with both failed and passed attempts, and their rate.
+    pub flaky: Vec<(String, FlakyLabel)>,
+    /// Whether the section finished (`result.xml` whole, with a time).
+    pub complete: bool,
+    /// `result.xml`'s properties (`FSTYP`, `KERNEL`, `MKFS_OPTIONS`, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl FsSection {
+    /// The name shown in the summary: the section, else the `FSTYP`
+    /// property, else `global` (fstests' own name for a run without
+    /// sections).
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.properties.get("FSTYP").map(String::as_str))
+            .unwrap_or("global")
+    }
+}
+
+/// Every test of a run (or of several merged runs), and its sections.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FsResults {
+    /// One entry per (section, test), in run order.
+    pub tests: Vec<FsTest>,
+    /// One entry per section, in run order.
+    pub sections: Vec<FsSection>,
+}
+
+/// The per-test files' extensions check writes.
+const TEST_FILE_EXTS: [&str; 5] = ["out.bad", "full", "dmesg", "notrun", "hints"];
+
+impl FsResults {
+    /// Loads an fstests results folder (`results/`, or the folder holding
+    /// it): each section's `result.xml`, else its last `check.log` block,
+    /// else its `.out.bad`/`.notrun` files; durations from `result.xml`,
+    /// else `check.time`. See [`super`] for the layout and
+    /// [`super::xunit`] / [`super::checklog`] for what is tolerated.
+    ///
+    /// A section whose `result.xml` is incomplete (a crashed run) keeps
+    /// the tests it lists: its `check.log` is then from an earlier run and
+    /// is not used.
+    pub fn load(results_dir: &Path) -> Result<FsResults> {
+        let root = results_root(results_dir);
+        let list = |dir: &Path| -> Result<Vec<PathBuf>> {
+            let mut v = Vec::new();
+            let rd =
+                std::fs::read_dir(dir).map_err(|e| Error::io("reading fstests results", dir, e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| Error::io("reading fstests results", dir, e))?;
+                v.push(entry.path());
+            }
+            v.sort();
+            Ok(v)
+        };
+        let entries = list(&root)?;
+        let sections: Vec<&PathBuf> = entries.iter().filter(|p| is_section_dir(p)).collect();
+        let mut units: Vec<(PathBuf, Option<String>)> = Vec::new();
+        let top_level = root.join("result.xml").is_file()
+            || (sections.is_empty()
+                && (root.join("check.log").is_file() || has_group_dirs(&entries)));
+        if top_level {
+            units.push((root.clone(), None));
+        }
+        for s in sections {
+            let name = s.file_name().map(|n| n.to_string_lossy().into_owned());
+            units.push((s.clone(), name));
+        }
+        if units.is_empty() {
+            return Err(Error::new(
+                "reading fstests results",
+                &root,
+                ErrorKind::Format(
+                    "not an fstests results folder: no result.xml, check.log, section folder or test files"
+                        .into(),
+                ),
+            ));
+        }
+        let mut results = FsResults::default();
+        for (folder, section) in units {
+            let unit = load_unit(&folder, section, &list(&folder)?)?;
+            results.merge(unit);
+        }
+        Ok(results)
+    }
+
+    /// Adds `other`'s tests: a (section, test) present in both becomes one
+    /// test with both runs' attempts (its outcome recomputed); sections of
+    /// the same name add their seconds. Used for shards and rerun folders.
+    pub fn merge(&mut self, other: FsResults) {
+        let mut index: HashMap<(Option<String>, String), usize> = self
+            .tests
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.section.clone(), t.name.clone()), i))
+            .collect();
+        for t in other.tests {
+            match index.get(&(t.section.clone(), t.name.clone())) {
+                Some(&i) => combine(&mut self.tests[i], t),
+                None => {
+                    index.insert((t.section.clone(), t.name.clone()), self.tests.len());
+                    self.tests.push(t);
+                }
+            }
+        }
+        for s in other.sections {
+            match self.sections.iter_mut().find(|x| x.name == s.name) {
+                Some(x) => {
+                    x.seconds += s.seconds;
+                    x.complete &= s.complete;
+                    x.properties.extend(s.properties);
+                }
+                None => self.sections.push(s),
+            }
+        }
+        self.recount();
+    }
+
+    /// The test `name` of `section`.
+    pub fn get(&self, section: Option<&str>, name: &str) -> Option<&FsTest> {
+        self.tests.iter().find(|t| t.key() == (section, name))
+    }
+
+    /// Recomputes every section's counts, failed and flaky lists from the
+    /// tests (adding a section for tests whose section is not listed).
+    pub fn recount(&mut self) {
+        for t in &self.tests {
+            if !self.sections.iter().any(|s| s.name == t.section) {
+                self.sections.push(FsSection {
+                    name: t.section.clone(),
+                    tests: 0,
+                    failures: 0,
+                    notrun: 0,
+                    seconds: 0,
+                    failed: Vec::new(),
+                    flaky: Vec::new(),
+                    complete: true,
+                    properties: BTreeMap::new(),
+                });
+            }
+        }
+        for s in &mut self.sections {
+            let tests: Vec<&FsTest> = self.tests.iter().filter(|t| t.section == s.name).collect();
+            s.tests = tests.len();
+            s.failures = tests
+                .iter()
+                .filter(|t| t.outcome == FsOutcome::Failed)
+                .count();
+            s.notrun = tests
+                .iter()
+                .filter(|t| t.outcome == FsOutcome::NotRun)
+                .count();
+            s.failed = tests
+                .iter()
+                .filter(|t| t.outcome == FsOutcome::Failed)
+                .map(|t| t.name.clone())
+                .collect();
+            s.flaky = tests
+                .iter()
+                .filter_map(|t| match t.flaky() {
+                    f @ FlakyLabel::Flaky { .. } => Some((t.name.clone(), f)),
+                    FlakyLabel::Consistent => None,
+                })
+                .collect();
+        }
+    }
+}
+
+/// `dir`, or `dir/results` when `dir` is the folder holding fstests'
+/// `results/` (a tree, or a copied-out run) rather than the results.
+fn results_root(dir: &Path) -> PathBuf {
+    let inner = dir.join("results");
+    let own = ["result.xml", "check.log", "check.time"]
+        .iter()
+        .any(|f| dir.join(f).is_file());
+    if !own && inner.is_dir() {
+        inner
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// A section folder has a `result.xml`, `check.log` or `check.time`; a
+/// test group folder (`generic/`) never does.
+fn is_section_dir(p: &Path) -> bool {
+    p.is_dir()
+        && ["result.xml", "check.log", "check.time"]
+            .iter()
+            .any(|f| p.join(f).is_file())
+}
+
+fn has_group_dirs(entries: &[PathBuf]) -> bool {
+    entries.iter().any(|p| {
+        p.is_dir()
+            && std::fs::read_dir(p).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| split_test_file(&e.file_name().to_string_lossy()).is_some())
+            })
+    })
+}
+
+/// `001.out.bad` → (`001`, `out.bad`); `None` for other files (including
+/// `-L` rerun copies like `001.full.rerun0`).
+fn split_test_file(file: &str) -> Option<(&str, &'static str)> {
+    TEST_FILE_EXTS.iter().find_map(|ext| {
+        let stem = file.strip_suffix(ext)?.strip_suffix('.')?;
+        (!stem.is_empty()).then_some((stem, *ext))
+    })
+}
+
+/// One attempt of a test, before attempts are combined.
+struct Attempt {
+    outcome: FsOutcome,
+    reason: Option<String>,
+    duration: Option<Duration>,
+    details: FsDetails,
+}
+
+/// Reads one section folder (or the results root without sections).
+fn load_unit(
+    folder: &Path,
+    default_section: Option<String>,
+    entries: &[PathBuf],
+) -> Result<FsResults> {
+    // Per-test files, from the group folders.
+    let mut files: BTreeMap<String, FsTestFiles> = BTreeMap::new();
+    for group in entries.iter().filter(|p| p.is_dir() && !is_section_dir(p)) {
+        let gname = group
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let Ok(rd) = std::fs::read_dir(group) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if let Some((stem, ext)) = split_test_file(&fname) {
+                files
+                    .entry(format!("{gname}/{stem}"))
+                    .or_default()
+                    .set(ext, e.path());
+            }
+        }
+    }
+    let xml_path = folder.join("result.xml");
+    let xml: Option<XunitReport> =
+        if xml_path.is_file() {
+            let bytes = std::fs::read(&xml_path)
+                .map_err(|e| Error::io("reading fstests results", &xml_path, e))?;
+            let text = String::from_utf8_lossy(&bytes);
+            Some(parse_xunit(&text).map_err(|m| {
+                Error::new("reading fstests results", &xml_path, ErrorKind::Format(m))
+            })?)
+        } else {
+            None
+        };
+    let section = match &xml {
+        Some(x)
+            if x.properties.contains_key("SECTION")
+                || x.cases.iter().any(|c| c.classname.is_some()) =>
+        {
+            x.section()
+        }
+        _ => default_section,
+    };
+    let check_time = CheckTime::load(&folder.join("check.time")).unwrap_or_default();
+    let notrun_reason = |test: &str| -> Option<String> {
+        let p = files.get(test)?.notrun.as_ref()?;
+        let text = std::fs::read(p).ok()?;
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        (!text.is_empty()).then_some(text)
+    };
+
+    let mut order: Vec<String> = Vec::new();
+    let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
+    let mut add = |name: String, a: Attempt| {
+        if !attempts.contains_key(&name) {
+            order.push(name.clone());
+        }
+        attempts.entry(name).or_default().push(a);
+    };
+    let mut info = FsSection {
+        name: section.clone(),
+        tests: 0,
+        failures: 0,
+        notrun: 0,
+        seconds: 0,
+        failed: Vec::new(),
+        flaky: Vec::new(),
+        complete: false,
+        properties: BTreeMap::new(),
+    };
+    let seconds_known;
+    match &xml {
+        Some(x) => {
+            for c in &x.cases {
+                let (outcome, reason) = match &c.status {
+                    CaseStatus::Passed => (FsOutcome::Passed, None),
+                    CaseStatus::Failed(m) => (
+                        FsOutcome::Failed,
+                        Some(
+                            m.clone()
+                                .unwrap_or_else(|| "failed (result.xml gives no message)".into()),
+                        ),
+                    ),
+                    CaseStatus::Skipped(m) => (
+                        FsOutcome::NotRun,
+                        m.clone().or_else(|| notrun_reason(&c.name)),
+                    ),
+                };
+                let details = FsDetails {
+                    diff: c.system_err.clone(),
+                    system_out: c.system_out.clone(),
+                    kernel_log: c.kernel_log.clone(),
+                    message: None,
+                };
+                add(
+                    c.name.clone(),
+                    Attempt {
+                        outcome,
+                        reason,
+                        duration: c.time,
+                        details,
+                    },
+                );
+            }
+            info.complete = x.complete();
+            info.properties = x.properties.clone();
+            info.seconds = x.time.unwrap_or(0);
+            seconds_known = x.time.is_some();
+        }
+        None => {
+            let log = std::fs::read(folder.join("check.log"))
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let blocks = log.as_deref().map(parse_check_log).unwrap_or_default();
+            match blocks.last() {
+                Some(block) => {
+                    for (name, a) in attempts_from_block(block, &notrun_reason) {
+                        add(name, a);
+                    }
+                    info.complete = !block.interrupted;
+                }
+                None => {
+                    // No report at all: what the files say.
+                    for (name, f) in &files {
+                        if let Some(bad) = &f.out_bad {
+                            let reason = format!("- output mismatch (see {})", bad.display());
+                            add(
+                                name.clone(),
+                                Attempt {
+                                    outcome: FsOutcome::Failed,
+                                    reason: Some(reason),
+                                    duration: None,
+                                    details: FsDetails::default(),
+                                },
+                            );
+                        } else if f.notrun.is_some() {
+                            add(
+                                name.clone(),
+                                Attempt {
+                                    outcome: FsOutcome::NotRun,
+                                    reason: notrun_reason(name),
+                                    duration: None,
+                                    details: FsDetails::default(),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            seconds_known = false;
+        }
+    }
+
+    let mut tests = Vec::new();
+    for name in order {
+        let mut list = attempts.remove(&name).unwrap_or_default();
+        let outcomes: Vec<FsOutcome> = list.iter().map(|a| a.outcome).collect();
+        let pick = list
+            .iter()
+            .position(|a| a.outcome == FsOutcome::Failed)
+            .unwrap_or(list.len() - 1);
+        let a = list.swap_remove(pick);
+        let outcome = overall(&outcomes);
+        let duration = a.duration.or_else(|| {
+            (outcome == FsOutcome::Passed)
+                .then(|| check_time.get(&name))
+                .flatten()
+        });
+        tests.push(FsTest {
+            section: section.clone(),
+            files: files.get(&name).cloned().unwrap_or_default(),
+            name,
+            outcome,
+            reason: a.reason,
+            duration,
+            attempts: outcomes,
+            details: a.details,
+        });
+    }
+    if !seconds_known {
+        info.seconds = tests
+            .iter()
+            .filter_map(|t| t.duration)
+            .map(|d| d.as_secs())
+            .sum();
+    }
+    let mut r = FsResults {
+        tests,
+        sections: vec![info],
+    };
+    r.recount();
+    Ok(r)
+}
+
+/// Attempts from a `check.log` block (used when there is no `result.xml`).
+fn attempts_from_block(
+    block: &CheckLogBlock,
+    notrun_reason: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, Attempt)> {
+    let last = block.ran.last().cloned();
+    block
+        .ran
+        .iter()
+        .map(|name| {
+            let (outcome, reason) = if block.failures.contains(name) {
+                (
+                    FsOutcome::Failed,
+                    Some("failed (listed in check.log's Failures)".to_string()),
+                )
+            } else if block.not_run.contains(name) {
+                (FsOutcome::NotRun, notrun_reason(name))
+            } else if block.interrupted && Some(name) == last.as_ref() {
+                (
+                    FsOutcome::Failed,
+                    Some("check was interrupted while this test ran".to_string()),
+                )
+            } else {
+                (FsOutcome::Passed, None)
+            };
+            let a = Attempt {
+                outcome,
+                reason,
+                duration: None,
+                details: FsDetails::default(),
+            };
+            (name.clone(), a)
+        })
+        .collect()
+}
+
+/// Failed if any attempt failed; notrun if all were not run; else passed.
+pub(crate) fn overall(attempts: &[FsOutcome]) -> FsOutcome {
+    if attempts.contains(&FsOutcome::Failed) {
+        FsOutcome::Failed
+    } else if !attempts.is_empty() && attempts.iter().all(|a| *a == FsOutcome::NotRun) {
+        FsOutcome::NotRun
+    } else {
+        FsOutcome::Passed
+    }
+}
+
+/// Folds `other` (the same test from another run) into `t`.
+fn combine(t: &mut FsTest, other: FsTest) {
+    let first_failure = t.outcome != FsOutcome::Failed && other.outcome == FsOutcome::Failed;
+    t.attempts.extend(other.attempts);
+    t.outcome = overall(&t.attempts);
+    if first_failure || t.reason.is_none() {
+        t.reason = other.reason;
+        t.duration = other.duration.or(t.duration);
+        t.details = other.details;
+        t.files = other.files;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_attempts() {
+        use FsOutcome::*;
+        assert_eq!(overall(&[Passed, Failed, Passed]), Failed);
+        assert_eq!(overall(&[NotRun, NotRun]), NotRun);
+        assert_eq!(overall(&[NotRun, Passed]), Passed);
+        assert_eq!(serde_json::to_string(&NotRun).unwrap(), "\"notrun\"");
+        assert_eq!(serde_json::to_string(&Passed).unwrap(), "\"passed\"");
+    }
+
+    #[test]
+    fn test_file_names() {
+        assert_eq!(split_test_file("001.out.bad"), Some(("001", "out.bad")));
+        assert_eq!(split_test_file("1234.full"), Some(("1234", "full")));
+        assert_eq!(split_test_file("001.full.rerun0"), None);
+        assert_eq!(split_test_file("check_dmesg"), None);
+        assert_eq!(split_test_file(".full"), None);
+    }
+}
