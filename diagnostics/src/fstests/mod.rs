@@ -39,7 +39,7 @@ pub use checklog::{parse_check_log, CheckLogBlock};
 pub use checktime::{parse_check_time, CheckTime};
 pub use compare::{compare, Change, Comparison};
 pub use kmsg::{kernel_log_per_test, tests_started_in_kernel_log, TestStart};
-pub use results::{FsOutcome, FsResults, FsSection, FsTest, FsTestFiles};
+pub use results::{trial_name, FsDetails, FsOutcome, FsResults, FsSection, FsTest, FsTestFiles};
 pub use sources::{load_all, load_any};
 pub use summary::{flaky_label, FlakyLabel};
 

@@ -63,6 +63,19 @@ pub struct FsTestFiles {
 }
 
 impl FsTestFiles {
+    /// The files of `test` (`generic/001`) in the report folder `dir`
+    /// (`results/<section>`, or `results/` without sections) that exist.
+    pub fn in_dir(dir: &Path, test: &str) -> FsTestFiles {
+        let mut files = FsTestFiles::default();
+        for ext in TEST_FILE_EXTS {
+            let p = dir.join(format!("{test}.{ext}"));
+            if p.is_file() {
+                files.set(ext, p);
+            }
+        }
+        files
+    }
+
     /// Every file present, with its kind (`out.bad`, `full`, ...).
     pub fn present(&self) -> Vec<(&'static str, &Path)> {
         [
@@ -128,15 +141,72 @@ pub struct FsTest {
     pub details: FsDetails,
 }
 
+/// The trial name of `test` in `section`: `fstests::<section>::<test>`,
+/// or `fstests::<test>` without a section (see [`FsTest::trial_name`]).
+pub fn trial_name(section: Option<&str>, test: &str) -> String {
+    match section {
+        Some(s) => format!("fstests::{s}::{test}"),
+        None => format!("fstests::{test}"),
+    }
+}
+
 impl FsTest {
+    /// A test with one attempt of `outcome`, no duration, files or details.
+    pub fn new(
+        section: Option<&str>,
+        name: &str,
+        outcome: FsOutcome,
+        reason: Option<String>,
+    ) -> FsTest {
+        FsTest {
+            section: section.map(str::to_string),
+            name: name.to_string(),
+            outcome,
+            reason,
+            duration: None,
+            files: FsTestFiles::default(),
+            attempts: vec![outcome],
+            details: FsDetails::default(),
+        }
+    }
+
+    /// A test that completed but whose section has no report (the VM died
+    /// later in the section, so check never rewrote `result.xml` with it):
+    /// its outcome from the files check left in `report_dir`, by check's
+    /// own rules: `.notrun` → not run with its reason; `.out.bad` → output
+    /// mismatch; `.dmesg` → kernel messages failed it (check writes it
+    /// only then); otherwise passed.
+    pub fn from_files(section: Option<&str>, name: &str, report_dir: &Path) -> FsTest {
+        let files = FsTestFiles::in_dir(report_dir, name);
+        let (outcome, reason) = if let Some(n) = &files.notrun {
+            let why = std::fs::read(n).map(|b| String::from_utf8_lossy(&b).trim().to_string());
+            (FsOutcome::NotRun, why.ok().filter(|w| !w.is_empty()))
+        } else if let Some(bad) = &files.out_bad {
+            (
+                FsOutcome::Failed,
+                Some(format!("- output mismatch (see {})", bad.display())),
+            )
+        } else if let Some(d) = &files.dmesg {
+            (
+                FsOutcome::Failed,
+                Some(format!(
+                    "_check_dmesg: something found (see {})",
+                    d.display()
+                )),
+            )
+        } else {
+            (FsOutcome::Passed, None)
+        };
+        let mut t = FsTest::new(section, name, outcome, reason);
+        t.files = files;
+        t
+    }
+
     /// The trial's name: `fstests::<section>::<test>`, or `fstests::<test>`
     /// for a run without sections (`fstests::ext4_4k::generic/001`,
     /// `fstests::generic/001`).
     pub fn trial_name(&self) -> String {
-        match &self.section {
-            Some(s) => format!("fstests::{s}::{}", self.name),
-            None => format!("fstests::{}", self.name),
-        }
+        trial_name(self.section.as_deref(), &self.name)
     }
 
     /// The flakiness of its attempts (`2/5` failed, or consistent).
@@ -661,6 +731,30 @@ mod tests {
         assert_eq!(overall(&[NotRun, Passed]), Passed);
         assert_eq!(serde_json::to_string(&NotRun).unwrap(), "\"notrun\"");
         assert_eq!(serde_json::to_string(&Passed).unwrap(), "\"passed\"");
+    }
+
+    #[test]
+    fn from_files_follows_checks_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = dir.path().join("generic");
+        std::fs::create_dir_all(&g).unwrap();
+        std::fs::write(g.join("001.full"), "log").unwrap();
+        std::fs::write(g.join("002.notrun"), "no reflink\n").unwrap();
+        std::fs::write(g.join("003.out.bad"), "x").unwrap();
+        std::fs::write(g.join("004.dmesg"), "WARNING").unwrap();
+        let t = |n: &str| FsTest::from_files(Some("s"), n, dir.path());
+        assert_eq!(t("generic/001").outcome, FsOutcome::Passed);
+        assert_eq!(t("generic/001").files.full, Some(g.join("001.full")));
+        assert_eq!(t("generic/002").outcome, FsOutcome::NotRun);
+        assert_eq!(t("generic/002").reason.as_deref(), Some("no reflink"));
+        assert_eq!(t("generic/003").outcome, FsOutcome::Failed);
+        assert!(t("generic/003")
+            .reason
+            .unwrap()
+            .starts_with("- output mismatch (see "));
+        assert_eq!(t("generic/004").outcome, FsOutcome::Failed);
+        assert_eq!(t("generic/004").trial_name(), "fstests::s::generic/004");
+        assert_eq!(trial_name(None, "generic/004"), "fstests::generic/004");
     }
 
     #[test]
