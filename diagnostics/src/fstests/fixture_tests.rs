@@ -685,3 +685,18 @@ fn baseline_turns_the_fixture_failures_into_known_ones() {
         Some("btrfs test on ext4")
     );
 }
+
+#[test]
+fn sections_come_in_the_order_they_ran() {
+    let copy = copy_fixture("sections-ext4-xfs");
+    // Make xfs_1k the first section to run: folder order no longer helps.
+    edit(
+        &copy.path().join("results/xfs_1k/result.xml"),
+        "\n        timestamp=\"2026-11-24T01:5",
+        "\n        timestamp=\"2026-11-24T01:4",
+    );
+    let r = FsResults::load(copy.path()).unwrap();
+    let sections: Vec<&str> = r.sections.iter().map(|s| s.display_name()).collect();
+    assert_eq!(sections, ["xfs_1k", "ext4_4k"]);
+    assert_eq!(r.tests[0].section.as_deref(), Some("xfs_1k"));
+}

@@ -249,6 +249,10 @@ pub struct FsSection {
     pub complete: bool,
     /// `result.xml`'s properties (`FSTYP`, `KERNEL`, `MKFS_OPTIONS`, ...).
     pub properties: BTreeMap<String, String>,
+    /// When `check` started the run (`result.xml`'s `start_timestamp`).
+    pub run_started_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// When the section's last test started (`result.xml`'s `timestamp`).
+    pub last_test_at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 impl FsSection {
@@ -321,9 +325,19 @@ impl FsResults {
                 ),
             ));
         }
-        let mut results = FsResults::default();
+        let mut loaded = Vec::new();
         for (folder, section) in units {
-            let unit = load_unit(&folder, section, &list(&folder)?)?;
+            loaded.push(load_unit(&folder, section, &list(&folder)?)?);
+        }
+        // Sections in the order they ran (folders sort by name).
+        loaded.sort_by_key(|u| {
+            let s = u.sections.first();
+            let run = s.and_then(|s| s.run_started_at);
+            let last = s.and_then(|s| s.last_test_at);
+            (run.is_none(), run, last.is_none(), last)
+        });
+        let mut results = FsResults::default();
+        for unit in loaded {
             results.merge(unit);
         }
         Ok(results)
@@ -354,6 +368,8 @@ impl FsResults {
                     x.seconds += s.seconds;
                     x.complete &= s.complete;
                     x.properties.extend(s.properties);
+                    x.run_started_at = earliest(x.run_started_at, s.run_started_at);
+                    x.last_test_at = x.last_test_at.max(s.last_test_at);
                 }
                 None => self.sections.push(s),
             }
@@ -381,6 +397,8 @@ impl FsResults {
                     flaky: Vec::new(),
                     complete: true,
                     properties: BTreeMap::new(),
+                    run_started_at: None,
+                    last_test_at: None,
                 });
             }
         }
@@ -535,6 +553,8 @@ fn load_unit(
         flaky: Vec::new(),
         complete: false,
         properties: BTreeMap::new(),
+        run_started_at: xml.as_ref().and_then(|x| x.start_timestamp),
+        last_test_at: xml.as_ref().and_then(|x| x.timestamp),
     };
     let seconds_known;
     match &xml {
@@ -703,6 +723,13 @@ pub(crate) fn overall(attempts: &[FsOutcome]) -> FsOutcome {
         FsOutcome::NotRun
     } else {
         FsOutcome::Passed
+    }
+}
+
+fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

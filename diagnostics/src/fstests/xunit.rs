@@ -70,6 +70,11 @@ pub struct XunitReport {
     /// The file ended before `</testsuite>` (cut short by a crash); what
     /// was read before is kept.
     pub truncated: bool,
+    /// The testsuite's `start_timestamp=`: when `check` started (the same
+    /// for every section of a run), when it is a valid RFC 3339 time.
+    pub start_timestamp: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// The testsuite's `timestamp=`: when the section's last test started.
+    pub timestamp: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 impl XunitReport {
@@ -139,6 +144,12 @@ pub fn parse_xunit(text: &str) -> Result<XunitReport, String> {
                         report.time = attr(e, "time")
                             .and_then(|t| parse_secs(&t))
                             .map(|d| d.as_secs());
+                        let time = |name| {
+                            attr(e, name)
+                                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
+                        };
+                        report.start_timestamp = time("start_timestamp");
+                        report.timestamp = time("timestamp");
                     }
                     b"property" => {
                         if let (Some(n), Some(v)) = (attr(e, "name"), attr(e, "value")) {
@@ -498,7 +509,7 @@ mod tests {
     /// properties and the end.
     pub(crate) fn suite(attrs: &str, cases: &str) -> String {
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite\n xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"\n name=\"xfstests\" {attrs}\n>\n\t<properties>\n\t\t<property name=\"SECTION\" value=\"ext4_4k\"/>\n\t\t<property name=\"FSTYP\" value=\"ext4\"/>\n\t</properties>\n{cases}</testsuite>\n"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite\n xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"\n name=\"xfstests\" {attrs}\n  start_timestamp=\"2026-11-24T01:50:33+00:00\"\n>\n\t<properties>\n\t\t<property name=\"SECTION\" value=\"ext4_4k\"/>\n\t\t<property name=\"FSTYP\" value=\"ext4\"/>\n\t</properties>\n{cases}</testsuite>\n"
         )
     }
 
@@ -512,6 +523,10 @@ mod tests {
         );
         let r = parse_xunit(&text).unwrap();
         assert_eq!(r.time, Some(30));
+        assert_eq!(
+            r.start_timestamp.unwrap().to_rfc3339(),
+            "2026-11-24T01:50:33+00:00"
+        );
         assert!(r.complete());
         assert_eq!(r.section().as_deref(), Some("ext4_4k"));
         assert_eq!(r.properties["FSTYP"], "ext4");
