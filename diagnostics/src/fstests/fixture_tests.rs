@@ -507,6 +507,19 @@ fn several_results_folders_merge() {
     assert_eq!(twice.tests.len(), 15);
     assert_eq!(twice.get(None, "xfs/001").unwrap().attempts.len(), 2);
     assert_eq!(twice.sections[0].seconds, 330);
+    // A broken shard fails the whole, naming its file.
+    std::fs::write(
+        parent.path().join("shard-2/results/result.xml"),
+        "<testsuite",
+    )
+    .unwrap();
+    let e = load_any(parent.path()).unwrap_err().to_string();
+    assert!(e.contains("shard-2/results/result.xml"), "{e}");
+    // A result.xml or check.log file stands for its folder.
+    let file = fixtures().join("sections-ext4-xfs/results/xfs_1k/result.xml");
+    let one = load_any(&file).unwrap();
+    assert_eq!(one.tests.len(), 7);
+    assert_eq!(one.tests[0].section.as_deref(), Some("xfs_1k"));
     // Not a results folder: a clear error.
     let empty = tempfile::tempdir().unwrap();
     let e = load_any(empty.path()).unwrap_err().to_string();

@@ -443,6 +443,24 @@ fn results_root(dir: &Path) -> PathBuf {
     }
 }
 
+/// Whether `dir` (or its `results/`) holds fstests results that
+/// [`FsResults::load`] reads: a report file, a section folder, or test
+/// files in group folders.
+pub(crate) fn is_results_folder(dir: &Path) -> bool {
+    let root = results_root(dir);
+    if ["result.xml", "check.log", "check.time"]
+        .iter()
+        .any(|f| root.join(f).is_file())
+    {
+        return true;
+    }
+    let entries: Vec<PathBuf> = match std::fs::read_dir(&root) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Err(_) => return false,
+    };
+    entries.iter().any(|p| is_section_dir(p)) || has_group_dirs(&entries)
+}
+
 /// A section folder has a `result.xml`, `check.log` or `check.time`; a
 /// test group folder (`generic/`) never does.
 fn is_section_dir(p: &Path) -> bool {

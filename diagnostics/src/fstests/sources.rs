@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::results::{FsDetails, FsOutcome, FsResults, FsTest, FsTestFiles};
+use super::results::{is_results_folder, FsDetails, FsOutcome, FsResults, FsTest, FsTestFiles};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::metadata::{Metadata, Outcome};
@@ -13,8 +13,8 @@ use crate::run::RunSummary;
 
 /// Loads fstests results from `path`, whichever it is:
 ///
-/// - an fstests results folder (or the folder holding `results/`), see
-///   [`FsResults::load`];
+/// - an fstests results folder (or the folder holding `results/`, or its
+///   `result.xml` / `check.log`), see [`FsResults::load`];
 /// - a bootrig run folder (with `run.json`) or a `run.json` file: its
 ///   `fstests::…` trials (other tests are ignored). `fstests::<section>::<test>`
 ///   gives the section, `fstests::<test>` none. Outcomes map as passed and
@@ -27,44 +27,46 @@ use crate::run::RunSummary;
 ///   A run has no sections' `result.xml`, so each section's seconds are
 ///   the sum of its tests';
 /// - a folder holding several of the above (shards; no `run.json`,
-///   `result.xml` or `check.log` of its own): all of them merged.
+///   `result.xml` or `check.log` of its own): all of them merged. One
+///   that fails to load fails the whole (no silently missing shard).
 pub fn load_any(path: &Path) -> Result<FsResults> {
     if path.is_file() {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let (Some("result.xml" | "check.log"), Some(dir)) = (name.as_deref(), path.parent()) {
+            return FsResults::load(dir);
+        }
         return load_run(path);
     }
     if path.join(RunSummary::FILE).is_file() {
         return load_run(&path.join(RunSummary::FILE));
     }
-    match FsResults::load(path) {
-        Ok(r) => Ok(r),
-        Err(first) => {
-            // A folder of results or run folders?
-            let children: Vec<PathBuf> = match std::fs::read_dir(path) {
-                Ok(rd) => {
-                    let mut v: Vec<PathBuf> = rd
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect();
-                    v.sort();
-                    v
-                }
-                Err(_) => return Err(first),
-            };
-            let mut merged = FsResults::default();
-            let mut found = false;
-            for child in children {
-                if let Ok(r) = load_any(&child) {
-                    merged.merge(r);
-                    found = true;
-                }
-            }
-            if found {
-                Ok(merged)
-            } else {
-                Err(first)
-            }
+    if is_results_folder(path) {
+        return FsResults::load(path);
+    }
+    // A folder of results or run folders (shards)?
+    let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(_) => return FsResults::load(path),
+    };
+    children.sort();
+    let mut merged = FsResults::default();
+    let mut found = false;
+    for child in children {
+        let is_run = child.join(RunSummary::FILE).is_file();
+        if is_run || is_results_folder(&child) {
+            merged.merge(load_any(&child)?);
+            found = true;
         }
+    }
+    if found {
+        Ok(merged)
+    } else {
+        // Says why `path` is not a results folder.
+        FsResults::load(path)
     }
 }
 
