@@ -147,6 +147,24 @@ fn ext4_15tests_parses_to_its_15_tests() {
             "reason": "- output mismatch (see /opt/fstests/results//btrfs/001.out.bad)", "duration_s": 3.0})
     );
     assert_eq!(arr[1]["outcome"], "passed");
+    // The text form: same values, keys in the documented order.
+    let text = r.to_json_string();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        json
+    );
+    let first = &text[..text.find('}').unwrap()];
+    let keys: Vec<usize> = [
+        "\"section\"",
+        "\"test\"",
+        "\"outcome\"",
+        "\"reason\"",
+        "\"duration_s\"",
+    ]
+    .iter()
+    .map(|k| first.find(k).unwrap())
+    .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{first}");
     assert_eq!(arr[1]["reason"], serde_json::Value::Null);
 }
 

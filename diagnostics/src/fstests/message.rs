@@ -103,9 +103,10 @@ impl FsTest {
     }
 }
 
-/// Appends `--- title ---` and the first `max` lines of `text`.
+/// Appends `== title ==` and the first `max` lines of `text` (`==`, not
+/// `---`, which starts a diff's own header).
 fn section(out: &mut String, title: &str, text: &str, max: usize) {
-    let _ = writeln!(out, "--- {title} ---");
+    let _ = writeln!(out, "== {title} ==");
     let lines: Vec<&str> = text.lines().collect();
     for l in lines.iter().take(max) {
         out.push_str(l);

@@ -84,6 +84,32 @@ impl FsResults {
         lines
     }
 
+    /// [`FsResults::to_json`] as pretty-printed text, each object's keys in
+    /// the documented order (`section`, `test`, `outcome`, `reason`,
+    /// `duration_s`), for `bootrig fstests results --json`.
+    pub fn to_json_string(&self) -> String {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            section: Option<&'a str>,
+            test: &'a str,
+            outcome: FsOutcome,
+            reason: Option<&'a str>,
+            duration_s: Option<f64>,
+        }
+        let rows: Vec<Row<'_>> = self
+            .tests
+            .iter()
+            .map(|t| Row {
+                section: t.section.as_deref(),
+                test: &t.name,
+                outcome: t.outcome,
+                reason: t.reason.as_deref(),
+                duration_s: t.duration.map(|d| d.as_secs_f64()),
+            })
+            .collect();
+        serde_json::to_string_pretty(&rows).expect("plain data serialises")
+    }
+
     /// The tests as a JSON array of `{"section", "test", "outcome",
     /// "reason", "duration_s"}` (`section` null without sections,
     /// `outcome` `passed`|`failed`|`notrun`, `reason` and `duration_s` null
