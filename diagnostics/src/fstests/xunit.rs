@@ -422,40 +422,75 @@ fn scan_tag(
     }
 }
 
-/// The offset of the quote that closes a value starting at `from`: the
-/// first `quote` followed by whitespace and `name=`, or by `>` / `/>`
-/// (after optional whitespace); the end of the line's last quote
-/// otherwise.
+/// The offset of the quote that closes a value starting at `from`.
+///
+/// fstests writes each tag's attributes on one line, and an unescaped
+/// message may hold quotes and `>`. The closing quote is the first one
+/// followed by another attribute (`" name="`) or by the end of the tag
+/// (`">`, `"/>`), except that a quote followed by `>` is passed over when
+/// a quote followed by an attribute or by the tag's end at the end of the
+/// line comes later on the line with no tag start (`<name`) in between
+/// (`message="a">b" type="TestFail" />`). A value spanning lines ends at
+/// the first such quote further on; failing all that, at the line's last
+/// quote.
 fn closing_quote(text: &str, from: usize, quote: u8) -> usize {
     let b = text.as_bytes();
-    let mut last = None;
-    let mut i = from;
-    while i < b.len() {
-        if b[i] == quote {
-            last = Some(i);
-            if ends_value(&text[i + 1..]) {
-                return i;
+    let line_end = text[from..].find('\n').map_or(b.len(), |p| from + p);
+    let strong = |i: usize| attribute_follows(&text[i + 1..]) || tag_ends_line(&text[i + 1..]);
+    let weak = |i: usize| tag_ends(&text[i + 1..]);
+    let quotes: Vec<usize> = (from..line_end).filter(|&i| b[i] == quote).collect();
+    for (n, &q) in quotes.iter().enumerate() {
+        if strong(q) {
+            return q;
+        }
+        if weak(q) {
+            let later = quotes[n + 1..].iter().find(|&&l| strong(l));
+            match later {
+                Some(&l) if !starts_tag_between(&b[q + 1..l]) => return l,
+                _ => return q,
             }
         }
-        i += 1;
     }
-    last.unwrap_or(b.len())
+    (line_end..b.len())
+        .find(|&i| b[i] == quote && (strong(i) || weak(i)))
+        .or(quotes.last().copied())
+        .unwrap_or(b.len())
 }
 
-/// Whether `rest` (after a quote) looks like the remainder of a tag:
-/// `>`, `/>`, or whitespace then `name =`.
-fn ends_value(rest: &str) -> bool {
+/// Whether `bytes` hold a tag start: `<` then a name's first character.
+fn starts_tag_between(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .any(|w| w[0] == b'<' && (is_name_start(w[1]) || w[1] == b'/'))
+}
+
+/// `rest` (after a quote) starts with whitespace, a name, `=` and a quote.
+fn attribute_follows(rest: &str) -> bool {
     let trimmed = rest.trim_start();
-    if trimmed.starts_with('>') || trimmed.starts_with("/>") || trimmed.is_empty() {
-        return true;
-    }
     if trimmed.len() == rest.len() {
         return false; // `"x"y`: no whitespace before the next attribute
     }
     let name_len = trimmed.bytes().take_while(|c| is_name_char(*c)).count();
-    name_len > 0
-        && trimmed.as_bytes()[0].is_ascii_alphabetic()
-        && trimmed[name_len..].trim_start().starts_with('=')
+    if name_len == 0 || !is_name_start(trimmed.as_bytes()[0]) {
+        return false;
+    }
+    let after = trimmed[name_len..].trim_start();
+    after
+        .strip_prefix('=')
+        .is_some_and(|v| v.trim_start().starts_with(['"', '\'']))
+}
+
+/// `rest` (after a quote) is `>` or `/>`, maybe after blanks.
+fn tag_ends(rest: &str) -> bool {
+    let t = rest.trim_start();
+    t.is_empty() || t.starts_with('>') || t.starts_with("/>")
+}
+
+/// `rest` (after a quote) is `>` or `/>` and the end of the line.
+fn tag_ends_line(rest: &str) -> bool {
+    let line = rest.split('\n').next().unwrap_or("");
+    let t = line.trim();
+    t == ">" || t == "/>"
 }
 
 fn escape_value(value: &str, quote: u8) -> Cow<'_, str> {
@@ -559,6 +594,8 @@ mod tests {
             ("fsck said \"bad\" (see x)", "fsck said \"bad\" (see x)"),
             ("x=\"1\" <y> && z", "x=\"1\" <y> && z"),
             ("already &amp; escaped &lt;", "already & escaped <"),
+            ("a\">b (see x)", "a\">b (see x)"),
+            ("quoted \"x\" />", "quoted \"x\" />"),
         ] {
             let case = format!(
                 "\t<testcase classname=\"xfstests.s\" name=\"generic/009\" time=\"1\">\n\t\t<failure message=\"{raw}\" type=\"TestFail\" />\n\t</testcase>\n"
@@ -574,6 +611,66 @@ mod tests {
         // The well-formed fixture text is left alone.
         let ok = suite("time=\"1\"", FAILED);
         assert!(matches!(repair(&ok), Cow::Borrowed(_)));
+    }
+
+    /// fstests' `encode_xml` (what it applies to notrun messages and
+    /// properties, but not to failure messages).
+    fn encode_xml(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('>', "&gt;")
+            .replace('<', "&lt;")
+            .replace('\'', "&apos;")
+            .replace('"', "&quot;")
+    }
+
+    #[test]
+    fn generated_messages_read_back_exactly() {
+        // Messages mixing every character that matters, raw in <failure>
+        // (as fstests writes them) and encoded in <skipped>.
+        let chars: Vec<char> = "ab <>&\"'=/;#x:".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Raw texts that cannot be told apart from the tag's own syntax.
+        let ambiguous = regex::Regex::new(r#""\s+[A-Za-z_:][\w:.-]*\s*=\s*["']|"\s*/?>\s*$|"\s*/?>.*<[A-Za-z_:/]|&(lt|gt|amp|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);"#).unwrap();
+        let mut checked = 0;
+        for _ in 0..3000 {
+            let len = (next() % 24) as usize;
+            let msg: String = (0..len)
+                .map(|_| chars[(next() % chars.len() as u64) as usize])
+                .collect();
+            let cases = format!(
+                "\t<testcase classname=\"xfstests.s\" name=\"generic/001\" time=\"1\">\n\t\t<skipped message=\"{}\" />\n\t</testcase>\n",
+                encode_xml(&msg)
+            );
+            let r = parse_xunit(&suite("time=\"1\"", &cases)).unwrap();
+            assert_eq!(
+                r.cases[0].status,
+                CaseStatus::Skipped(Some(msg.clone())),
+                "encoded {msg:?}"
+            );
+            if ambiguous.is_match(&msg) {
+                continue;
+            }
+            let cases = format!(
+                "\t<testcase classname=\"xfstests.s\" name=\"generic/001\" time=\"1\">\n\t\t<failure message=\"{msg}\" type=\"TestFail\" />\n\t</testcase>\n\t<testcase classname=\"xfstests.s\" name=\"generic/002\" time=\"2\">\n\t</testcase>\n"
+            );
+            let r = parse_xunit(&suite("time=\"1\"", &cases))
+                .unwrap_or_else(|e| panic!("raw {msg:?}: {e}"));
+            assert_eq!(r.cases.len(), 2, "raw {msg:?}");
+            assert_eq!(
+                r.cases[0].status,
+                CaseStatus::Failed(Some(msg.clone())),
+                "raw {msg:?}"
+            );
+            assert_eq!(r.cases[1].time, Some(Duration::from_secs(2)), "raw {msg:?}");
+            checked += 1;
+        }
+        assert!(checked > 1000, "only {checked} raw messages checked");
     }
 
     #[test]
