@@ -28,6 +28,7 @@ pub mod checklog;
 mod checktime;
 mod compare;
 mod kmsg;
+mod load;
 mod message;
 mod results;
 mod sources;

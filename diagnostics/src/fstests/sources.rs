@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::results::{is_results_folder, FsDetails, FsOutcome, FsResults, FsTest, FsTestFiles};
+use super::load::is_results_folder;
+use super::results::{FsDetails, FsOutcome, FsResults, FsTest, FsTestFiles};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::metadata::{Metadata, Outcome};
