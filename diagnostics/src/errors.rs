@@ -70,6 +70,11 @@ pub enum ErrorKind {
         /// Why it is refused (`absolute path`, `contains ..`, `empty`).
         reason: &'static str,
     },
+    /// A file's contents are not in the format expected (an fstests
+    /// `result.xml` that cannot be read, a baseline line that names no
+    /// test, ...): says where and what.
+    #[error("{0}")]
+    Format(String),
 }
 
 /// Where and why a JSON document failed to parse or to match its type.

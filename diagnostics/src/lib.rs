@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod catalog;
 pub mod crash;
 pub mod errors;
+pub mod fstests;
 pub mod hash;
 pub mod junit;
 pub mod layout;
