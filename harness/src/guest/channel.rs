@@ -11,17 +11,25 @@
 //! may not write to it (a non-root login before `sudo -i`) is not an
 //! error.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::guest::protocol::Markers;
-use crate::guest::session::Session;
-use crate::vm::channel::PORT_NAME;
+use crate::console::ExpectError;
+use crate::deadline::Deadline;
+use crate::errors::{Error, Result};
+use crate::guest::protocol::{Markers, CHANNEL_FD};
+use crate::guest::session::{marker_status, CommandOutput, Session};
+use crate::vm::channel::{ChannelError, PORT_NAME};
 
 /// How long the check frame may take to arrive.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the port lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// While a command runs on the channel, how often the console is looked
+/// at for the rare end marker that says its output went elsewhere (the
+/// channel's own frames wake the wait at once).
+const CONSOLE_CHECK: Duration = Duration::from_millis(250);
 
 impl Session {
     /// Switches command output to the command channel if this shell can
@@ -74,7 +82,11 @@ impl Session {
                 return;
             }
         }
-        let sent = self.run_timeout(&self.markers.hello(), HELLO_TIMEOUT);
+        if let Err(e) = self.run_timeout(&self.markers.quiet_setup(), LOOKUP_TIMEOUT) {
+            self.console_output_because(&format!("defining the channel's shell functions failed: {e}"));
+            return;
+        }
+        let sent = self.run_timeout(self.markers.hello(), HELLO_TIMEOUT);
         let arrived = channel.take_frame(
             &self.markers.frame_begin(0),
             &self.markers.frame_end(0),
@@ -116,5 +128,133 @@ impl Session {
                 "command output: read from the console between markers ({why})"
             ));
         }
+    }
+}
+
+impl Session {
+    /// Runs command `n` with its output on the command channel.
+    ///
+    /// Only the channel is waited on: under a kernel message storm the
+    /// console's markers can arrive late or with kernel text inside them,
+    /// while the channel's frames arrive whole. The console is looked at
+    /// (without waiting) for the end marker's verdict when the shell could
+    /// not use the channel: `c`, the command ran on the console; `x`, it
+    /// closed the channel's descriptor.
+    pub(super) fn run_quiet(
+        &self,
+        n: u64,
+        cmd: &str,
+        deadline: Deadline,
+        started: Instant,
+    ) -> Result<CommandOutput> {
+        let Some(ch) = self.machine.channel() else {
+            return Err(Error::Config {
+                what: "session".into(),
+                message: "the command channel is gone".into(),
+            });
+        };
+        let console = self.machine.console();
+        let queries = console.queries_answered();
+        self.console_send(&self.markers.wrap_quiet(n, cmd))?;
+        let end = self.markers.end(n)?;
+        let (begin_frame, end_frame) = (self.markers.frame_begin(n), self.markers.frame_end(n));
+        let frame = loop {
+            let slice = deadline.min(Deadline::after(CONSOLE_CHECK));
+            match ch.take_frame(&begin_frame, &end_frame, slice) {
+                Ok(f) => break f,
+                Err(ChannelError::Closed) => {
+                    // QEMU is gone: the console says why (a kernel crash
+                    // whose report is still being read, or an exit).
+                    let why = console
+                        .expect(&end, Deadline::after(CONSOLE_CHECK))
+                        .err()
+                        .unwrap_or(ExpectError::Closed {
+                            pattern: "the command's end frame".into(),
+                            tail: String::new(),
+                        });
+                    return Err(self.console_err(
+                        format!("reading the output of `{cmd}` from the command channel"),
+                        why,
+                    ));
+                }
+                Err(ChannelError::Timeout) if deadline.expired() => {
+                    return Err(self.command_timed_out(cmd, started))
+                }
+                Err(ChannelError::Timeout) => {
+                    // A kernel crash ends the command as it does on the
+                    // console path.
+                    if let Some(report) = console.fault() {
+                        return Err(Error::KernelCrash(report));
+                    }
+                    let Ok(m) = console.expect(&end, Deadline::after(Duration::ZERO)) else {
+                        continue;
+                    };
+                    let mode = m.captures.get(2).and_then(|c| c.clone()).unwrap_or_default();
+                    match mode.as_slice() {
+                        b"c" => return self.ran_on_console(n, cmd, &m, started),
+                        b"x" => {
+                            return Err(Error::Command {
+                                command: cmd.to_string(),
+                                expected: format!(
+                                    "must leave the shell's command channel (descriptor {CHANNEL_FD}) open"
+                                ),
+                                exit: marker_status(&m),
+                                output: String::new(),
+                            })
+                        }
+                        // `q`: its frame is on the way.
+                        _ => {}
+                    }
+                }
+            }
+        };
+        // Take the markers off the console if they are there already, and
+        // let a shell that asks for the cursor position after its prompt
+        // (busybox ash) be answered before the next command is typed.
+        let _ = console.expect(&end, Deadline::after(Duration::ZERO));
+        if self.state().asks_cursor {
+            self.settle_prompt(queries);
+        }
+        let out = CommandOutput {
+            exit: std::str::from_utf8(&frame.trailer)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(-1),
+            output: String::from_utf8_lossy(&frame.output).into_owned(),
+            bytes: frame.output,
+            quiet: true,
+            duration: started.elapsed(),
+            truncated_bytes: frame.dropped,
+        };
+        Ok(self.record(cmd, out))
+    }
+
+    /// Command `n` ran on the console because its shell could not write
+    /// to the channel: its output is the console text after its begin
+    /// marker in `m` (the match of its end marker).
+    fn ran_on_console(
+        &self,
+        n: u64,
+        cmd: &str,
+        m: &crate::console::Match,
+        started: Instant,
+    ) -> Result<CommandOutput> {
+        self.transcript.entry(&format!(
+            "(command #{n} ran on the console: the shell could not write to the command channel)"
+        ));
+        let begin = self.markers.begin(n)?;
+        let text = match begin.find(&m.before) {
+            Some(b) => m.before[b.end()..].to_vec(),
+            None => m.before.clone(),
+        };
+        let out = CommandOutput {
+            exit: marker_status(m),
+            output: String::from_utf8_lossy(&text).into_owned(),
+            bytes: text,
+            quiet: false,
+            duration: started.elapsed(),
+            truncated_bytes: 0,
+        };
+        Ok(self.record(cmd, out))
     }
 }

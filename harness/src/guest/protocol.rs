@@ -86,26 +86,42 @@ impl Markers {
         format!("{preamble}{begin}{group} </dev/null; {end}")
     }
 
-    /// [`Markers::wrap`] for a shell that holds the command channel open
-    /// on [`CHANNEL_FD`] (see [`Markers::open_channel`]): the console still
-    /// gets the begin and end markers (they keep the session in step with
-    /// the shell), but the command's stdout and stderr go to the channel,
-    /// between the frames of [`Markers::frame_begin`] and
+    /// [`Markers::wrap`] for a shell set up with [`Markers::quiet_setup`]
+    /// (it holds the command channel open on [`CHANNEL_FD`]): the console
+    /// still gets the begin and end markers (they keep the session in step
+    /// with the shell), but the command's stdout and stderr go to the
+    /// channel, between the frames of [`Markers::frame_begin`] and
     /// [`Markers::frame_end`]. The end marker says where the output went:
     /// `q` the channel; `c` the console, because the channel could not be
     /// written (the command runs there instead); `x` the channel, but its
     /// end frame could not be written (the command closed the descriptor).
+    ///
+    /// The frames and markers are written by the shell functions of the
+    /// set-up, so each command types little more than itself (typed text
+    /// crosses the emulated UART, the slow part of a round trip).
     pub(crate) fn wrap_quiet(&self, n: u64, cmd: &str) -> String {
-        let token = &self.token;
-        let fd = CHANNEL_FD;
         let (preamble, group) = Self::group(cmd);
         format!(
-            "{preamble}printf '\\n__BR''B{token}_%s__\\n' {n}; \
-             if {{ printf '\\000BR''Q{token}B%s\\000' {n} >&{fd}; }} 2>/dev/null; then \
-             {group} </dev/null >&{fd} 2>&{fd}; __br_s=$?; __br_m=x; \
-             {{ printf '\\000BR''Q{token}E%s_%s\\000' {n} \"$__br_s\" >&{fd} && __br_m=q; }} 2>/dev/null; \
-             else {group} </dev/null; __br_s=$?; __br_m=c; fi; \
-             printf '\\n__BR''E{token}_%s_%s%s__\\n' {n} \"$__br_s\" \"$__br_m\"\n"
+            "{preamble}__brb {n}; {group} </dev/null >&$__br_o 2>&$__br_o; __bre {n} $?\n"
+        )
+    }
+
+    /// The shell functions [`Markers::wrap_quiet`] relies on: `__brq`
+    /// writes a frame to the channel; `__brb N` prints command N's begin
+    /// marker and its begin frame, choosing the channel (`__br_o=9`) or,
+    /// when it cannot be written, the console (`__br_o=1`); `__bre N S`
+    /// writes the end frame and prints the end marker with the status and
+    /// where the output went.
+    pub(crate) fn quiet_setup(&self) -> String {
+        let t = &self.token;
+        let fd = CHANNEL_FD;
+        format!(
+            "__brq() {{ printf '\\000BR''Q{t}%s\\000' \"$1\" >&{fd}; }}; \
+             __brb() {{ printf '\\n__BR''B{t}_%s__\\n' \"$1\"; \
+             if {{ __brq \"B$1\"; }} 2>/dev/null; then __br_o={fd}; else __br_o=1; fi; }}; \
+             __bre() {{ __br_m=c; if [ \"$__br_o\" = {fd} ]; then __br_m=x; \
+             {{ __brq \"E$1_$2\"; }} 2>/dev/null && __br_m=q; fi; \
+             printf '\\n__BR''E{t}_%s_%s%s__\\n' \"$1\" \"$2\" \"$__br_m\"; }}"
         )
     }
 
@@ -136,10 +152,10 @@ impl Markers {
     }
 
     /// The text that writes an empty frame for command number 0 to the
-    /// channel: sent once to check that the channel works from this shell.
-    pub(crate) fn hello(&self) -> String {
-        let token = &self.token;
-        format!("printf '\\000BR''Q{token}B0\\000\\000BR''Q{token}E0_0\\000' >&{CHANNEL_FD}")
+    /// channel (with the functions of [`Markers::quiet_setup`]): sent once
+    /// to check that the channel works from this shell.
+    pub(crate) fn hello(&self) -> &'static str {
+        "__brq B0 && __brq E0_0"
     }
 
     /// The text that runs `cmd` as one brace group: as it is when it is

@@ -18,7 +18,6 @@ use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::guest::protocol::Markers;
 use crate::guest::transcript::Transcript;
-use crate::vm::channel::ChannelError;
 use crate::vm::machine::Machine;
 
 pub use crate::guest::keys::Key;
@@ -88,6 +87,16 @@ const CONSOLE_ERROR_TAIL_LINES: usize = 10;
 /// is skipped by the next command's own marker wait, so missing it is not
 /// an error.
 const PROMPT_AFTER_COMMAND: Duration = Duration::from_secs(5);
+
+/// The exit status in a matched end marker (group 1), or -1.
+pub(super) fn marker_status(m: &Match) -> i32 {
+    m.captures
+        .get(1)
+        .and_then(|c| c.as_deref())
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1)
+}
 
 /// The output and exit code of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,90 +332,25 @@ impl Session {
             n
         };
         let started = Instant::now();
-        let port = self.state().port.clone();
-        let line = match &port {
-            Some(_) => self.markers.wrap_quiet(n, cmd),
-            None => self.markers.wrap(n, cmd),
-        };
+        if self.state().port.is_some() && self.machine.channel().is_some() {
+            return self.run_quiet(n, cmd, deadline, started);
+        }
+        let line = self.markers.wrap(n, cmd);
         let queries = self.machine.console().queries_answered();
         let dropped_before = self.machine.console().stats().dropped_bytes;
         self.console_send(&line)?;
         let begin = self.markers.begin(n)?;
         let end = self.markers.end(n)?;
         let console = self.machine.console();
-        let timed_out = || -> Error {
-            let _ = console.send(Key::CtrlC.bytes());
-            if let Some(ch) = self.machine.channel() {
-                ch.clear();
-            }
-            Error::CommandTimeout {
-                command: cmd.to_string(),
-                waited: started.elapsed(),
-                tail: self.tail(),
-            }
-        };
         let waited = |e: ExpectError| -> Error {
             match e {
-                ExpectError::Timeout { .. } => timed_out(),
+                ExpectError::Timeout { .. } => self.command_timed_out(cmd, started),
                 other => self.console_err(format!("running `{cmd}`"), other),
             }
         };
         console.expect(&begin, deadline).map_err(waited)?;
         let m = console.expect(&end, deadline).map_err(waited)?;
-        let capture = |i: usize| -> &[u8] {
-            m.captures
-                .get(i)
-                .and_then(|c| c.as_deref())
-                .unwrap_or_default()
-        };
-        let console_exit: i32 = std::str::from_utf8(capture(1))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(-1);
-        // With the command channel, the output and the status come from
-        // the port (`q`); the console's markers keep the session in step.
-        // A command whose shell could not open the port ran on the console
-        // (`c`).
-        let on_channel = capture(2) == b"q";
-        match capture(2) {
-            b"c" => self.transcript.entry(&format!(
-                "(command #{n} ran on the console: the shell could not write to the command channel)"
-            )),
-            b"x" => {
-                return Err(Error::Command {
-                    command: cmd.to_string(),
-                    expected: format!(
-                        "must leave the shell's command channel (descriptor {}) open",
-                        crate::guest::protocol::CHANNEL_FD
-                    ),
-                    exit: console_exit,
-                    output: String::new(),
-                })
-            }
-            _ => {}
-        }
-        let frame = match (on_channel, self.machine.channel()) {
-            (true, Some(ch)) => {
-                match ch.take_frame(
-                    &self.markers.frame_begin(n),
-                    &self.markers.frame_end(n),
-                    deadline,
-                ) {
-                    Ok(f) => Some(f),
-                    Err(ChannelError::Timeout) => return Err(timed_out()),
-                    Err(ChannelError::Closed) => {
-                        return Err(self.console_err(
-                            format!("reading the output of `{cmd}` from the command channel"),
-                            ExpectError::Closed {
-                                pattern: "the command's end frame".into(),
-                                tail: String::new(),
-                            },
-                        ))
-                    }
-                }
-            }
-            _ => None,
-        };
+        let exit = marker_status(&m);
         // Consume the prompt that follows, and let its cursor query be
         // answered before anything else is typed.
         let prompt = self.markers.prompt()?;
@@ -414,27 +358,19 @@ impl Session {
         if console.expect(&prompt, prompt_deadline).is_ok() && self.state().asks_cursor {
             self.settle_prompt(queries);
         }
-        let out = match frame {
-            Some(f) => CommandOutput {
-                exit: std::str::from_utf8(&f.trailer)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(console_exit),
-                output: String::from_utf8_lossy(&f.output).into_owned(),
-                bytes: f.output,
-                quiet: true,
-                duration: started.elapsed(),
-                truncated_bytes: f.dropped,
-            },
-            None => CommandOutput {
-                exit: console_exit,
-                output: String::from_utf8_lossy(&m.before).into_owned(),
-                bytes: m.before,
-                quiet: false,
-                duration: started.elapsed(),
-                truncated_bytes: console.stats().dropped_bytes - dropped_before,
-            },
+        let out = CommandOutput {
+            exit,
+            output: String::from_utf8_lossy(&m.before).into_owned(),
+            bytes: m.before,
+            quiet: false,
+            duration: started.elapsed(),
+            truncated_bytes: console.stats().dropped_bytes - dropped_before,
         };
+        Ok(self.record(cmd, out))
+    }
+
+    /// Writes a finished command into the transcript.
+    pub(super) fn record(&self, cmd: &str, out: CommandOutput) -> CommandOutput {
         if out.truncated_bytes > 0 {
             let (where_, part) = if out.quiet {
                 ("command channel", "the last")
@@ -448,7 +384,22 @@ impl Session {
         }
         self.transcript
             .command(cmd, &out.output, out.exit, out.duration.as_secs_f64());
-        Ok(out)
+        out
+    }
+
+    /// A command ran out of time: interrupts it with Ctrl-C (so the session
+    /// stays usable), forgets its partial output on the command channel,
+    /// and says what happened.
+    pub(super) fn command_timed_out(&self, cmd: &str, started: Instant) -> Error {
+        let _ = self.machine.console().send(Key::CtrlC.bytes());
+        if let Some(ch) = self.machine.channel() {
+            ch.clear();
+        }
+        Error::CommandTimeout {
+            command: cmd.to_string(),
+            waited: started.elapsed(),
+            tail: self.tail(),
+        }
     }
 
     pub(super) fn console_send(&self, text: &str) -> Result<()> {
