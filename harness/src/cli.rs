@@ -35,6 +35,12 @@ enum Cmd {
     },
     /// Check this host: QEMU, accelerator, firmware, image tools.
     Doctor,
+    /// Summarise a run folder offline: failures, console, diagnostics.
+    Report(crate::cli_review::ReportArgs),
+    /// Compare two runs: test regressions and boot-phase timings.
+    Compare(crate::cli_review::CompareArgs),
+    /// Boot-phase timings across many runs.
+    History(crate::cli_review::HistoryArgs),
 }
 
 /// `bootrig run`'s arguments.
@@ -99,6 +105,9 @@ pub fn main() -> ExitCode {
         Cmd::Run(args) => run(args),
         Cmd::Image { action } => image(action),
         Cmd::Doctor => crate::doctor::run(),
+        Cmd::Report(args) => crate::cli_review::report(args),
+        Cmd::Compare(args) => crate::cli_review::compare(args),
+        Cmd::History(args) => crate::cli_review::history(args),
     }
 }
 
