@@ -22,7 +22,8 @@ pub fn duration(ms: Option<u64>) -> String {
     match ms {
         None => "-".into(),
         Some(ms) if ms < 60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        Some(ms) => format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60),
+        Some(ms) if ms < 3_600_000 => format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60),
+        Some(ms) => format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60),
     }
 }
 
