@@ -27,12 +27,13 @@ const CSS: &str = r#"
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
 h1{font-size:1.5em} h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
-.passed{color:#2a7a2a}.failed,.xpass,.running{color:#b52a2a;font-weight:bold}.skipped,.xfail{color:#8a6d3b}
+.o-passed{color:#2a7a2a}.o-failed,.o-xpass,.o-running{color:#b52a2a;font-weight:bold}.o-skipped,.o-xfail{color:#8a6d3b}
 pre{background:#f6f6f6;padding:.5em;overflow-x:auto;font-size:12px}
 pre.console{background:#1e1e1e;color:#ddd;max-height:40em;overflow:auto}
 pre.console .line{display:block;white-space:pre-wrap}
 pre.console .ln{color:#777;display:inline-block;width:5em;text-decoration:none;user-select:none}
 pre.console .line.fail{background:#7a1f1f;outline:2px solid #ff5555}
+pre.console .line:target{background:#3a3a60}
 pre.diff .add{color:#2a7a2a} pre.diff .del{color:#b52a2a} pre.diff .hunk{color:#2472c8}
 .failure{border-left:4px solid #d9534f;padding-left:.8em;background:#fff6f6}
 .slower{color:#b52a2a;font-weight:bold}
@@ -57,7 +58,7 @@ pub fn report(run: &Run) -> String {
     let t = run.totals();
     let _ = write!(
         b,
-        r#"<section id="summary"><h2>Summary</h2><p>{}</p><table class="summary"><tr><th>passed</th><th>failed</th><th>skipped</th><th>xfail</th><th>xpass</th><th>flaky</th><th>did not finish</th><th>total</th><th>started</th><th>duration</th></tr><tr><td class="passed">{}</td><td class="failed">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>"#,
+        r#"<section id="summary"><h2>Summary</h2><p>{}</p><table class="summary"><tr><th>passed</th><th>failed</th><th>skipped</th><th>xfail</th><th>xpass</th><th>flaky</th><th>did not finish</th><th>total</th><th>started</th><th>duration</th></tr><tr><td class="o-passed">{}</td><td class="o-failed">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>"#,
         html(&summary_line(run)),
         t.passed,
         t.failed,
@@ -75,7 +76,7 @@ pub fn report(run: &Run) -> String {
         let o = t.outcome();
         let _ = write!(
             b,
-            r##"<tr><td class="{o}">{}</td><td><a href="#{}">{}</a></td><td>{}</td><td>{}</td></tr>"##,
+            r##"<tr><td class="o-{o}">{}</td><td><a href="#{}">{}</a></td><td>{}</td><td>{}</td></tr>"##,
             o.tag().trim(),
             test_id(i),
             html(t.name()),
@@ -98,7 +99,7 @@ fn test_section(i: usize, t: &RunTest) -> String {
     let id = test_id(i);
     let o = t.outcome();
     let mut b = format!(
-        r#"<section class="test {o}" id="{id}"><h2><span class="{o}">{}</span> {} <small>({})</small></h2>"#,
+        r#"<section class="test" data-outcome="{o}" id="{id}"><h2><span class="o-{o}">{}</span> {} <small>({})</small></h2>"#,
         o.tag().trim(),
         html(t.name()),
         duration(t.duration_ms())
@@ -244,7 +245,7 @@ fn console_block(c: &Console, fail_at: Option<usize>, id: &str, open: bool) -> S
     for (k, line) in c.lines[from..to].iter().enumerate() {
         let i = from + k;
         let anchor = format!("{id}-L{}", i + 1);
-        let _ = writeln!(
+        let _ = write!(
             o,
             r##"<span class="line{}" id="{anchor}"><a class="ln" href="#{anchor}">{}</a>{}</span>"##,
             if Some(i) == fail_at { " fail" } else { "" },
@@ -383,7 +384,7 @@ pub fn compare(c: &Comparison) -> String {
     let _ = write!(
         b,
         "<p id=\"verdict\" class=\"{}\">{regressions} test regression(s), {slower} slower phase(s)</p>",
-        if c.failed() { "failed" } else { "passed" }
+        if c.failed() { "o-failed" } else { "o-passed" }
     );
     b.push_str("<h2>tests</h2><table class=\"changes\"><tr><th>change</th><th>test</th><th>old</th><th>new</th><th>why</th></tr>");
     let show = |x: Option<Outcome>| x.map_or("-".to_string(), |o| o.to_string());
@@ -404,7 +405,7 @@ pub fn compare(c: &Comparison) -> String {
         let _ = write!(
             b,
             "<tr class=\"{}\"><td>{kind}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if t.is_regression() { "failed" } else { "" },
+            if t.is_regression() { "o-failed" } else { "" },
             html(&t.test),
             show(t.old),
             show(t.new),
