@@ -5,7 +5,8 @@
 
 use crate::ansi::AnsiStripper;
 use crate::layout;
-use crate::metadata::Failure;
+use crate::metadata::{Failure, FailureKind};
+use regex::Regex;
 
 use super::RunTest;
 
@@ -291,9 +292,13 @@ impl Console {
 }
 
 /// The index of the console line where `failure` shows:
-/// the first line of its kernel crash report; else the last echo of the
-/// failing step's command (or `expect` pattern); else the last non-empty
-/// line (a boot timeout, a dead QEMU).
+/// the first line of its kernel crash report; for a command failure the
+/// end marker of the last command the session ran (`__BRE<token>_<n>_<exit>__`,
+/// printed right after the failing command's output; the session turns
+/// terminal echo off, so the command itself is not on the console), for a
+/// timeout the begin marker of the command that never ended; else the
+/// last line containing the failing step's command (or `expect`
+/// pattern); else the last non-empty line (a boot timeout, a dead QEMU).
 pub fn failure_line(lines: &[String], failure: &Failure) -> Option<usize> {
     let last_containing = |needle: &str| {
         let needle = needle.trim();
@@ -308,6 +313,17 @@ pub fn failure_line(lines: &[String], failure: &Failure) -> Option<usize> {
             return Some(i);
         }
         if let Some(i) = last_containing(&c.title) {
+            return Some(i);
+        }
+    }
+    let marker = match failure.kind {
+        FailureKind::Command => Some("__BRE"),
+        FailureKind::Timeout => Some("__BRB"),
+        _ => None,
+    };
+    if let Some(marker) = marker {
+        let re = Regex::new(&format!(r"{marker}[0-9A-Za-z]+_\d+(_\d+)?__")).expect("valid regex");
+        if let Some(i) = lines.iter().rposition(|l| re.is_match(l)) {
             return Some(i);
         }
     }
@@ -328,7 +344,6 @@ pub fn failure_line(lines: &[String], failure: &Failure) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{Failure, FailureKind};
 
     #[test]
     fn sgr_becomes_spans_and_other_sequences_go() {
@@ -376,6 +391,26 @@ mod tests {
         };
         assert_eq!(failure_line(&lines, &f.with_crash(&crash)), Some(4));
         let f = Failure::new(FailureKind::BootTimeout, "no prompt");
+        assert_eq!(failure_line(&lines, &f), Some(4));
+
+        // Session markers: the last finished command, or the unfinished one.
+        let lines: Vec<String> = [
+            "__BRBab12_1__",
+            "ok",
+            "__BREab12_1_0__",
+            "__BRP__ ",
+            "__BRBab12_2__",
+            "err",
+            "__BREab12_2_1__",
+            "tail",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let f =
+            Failure::new(FailureKind::Command, "exit 1").with_step(1, "succeed: nothing-echoed");
+        assert_eq!(failure_line(&lines, &f), Some(6));
+        let f = Failure::new(FailureKind::Timeout, "did not end");
         assert_eq!(failure_line(&lines, &f), Some(4));
     }
 }
