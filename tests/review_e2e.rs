@@ -242,10 +242,10 @@ fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
     check!(marked, "the panic line is not marked:\n{t}");
     let marked = t
         .lines()
-        .any(|l| l.starts_with(" >") && l.contains("__BRE") && l.ends_with("_1__"));
+        .any(|l| l.starts_with(" >") && l.contains("__BRE") && l.trim_end().ends_with("_3_1__"));
     check!(
         marked,
-        "the failing command's end marker (exit 1) is not marked:\n{t}"
+        "the failing command's end marker (command 3, exit 1) is not marked:\n{t}"
     );
 
     // The page in a real browser: the DOM after scripts would have run.
@@ -307,7 +307,7 @@ fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
         "no metadata (argv, hashes)"
     );
 
-    // A screenshot scrolled to the kernel crash's failure line.
+    // The kernel panic is the highlighted line of the crash's full log.
     let anchor = d
         .split("class=\"line fail\" id=\"")
         .skip(1)
@@ -319,14 +319,17 @@ fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
         .and_then(|r| r.split('"').next())
         .ok_or_else(|| Error::Check("the kernel panic line is not the highlighted one".into()))?
         .to_string();
+    check!(anchor.contains("-L"), "odd anchor {anchor}");
+    // A screenshot of the page's top: summary, each failure with its
+    // highlighted console line, the first timeline.
     let shot = dir.join("report.png");
     let sr = chromium(
         &[
             &format!("--screenshot={}", shot.display()),
-            "--window-size=1200,1400",
+            "--window-size=1200,2400",
             "--hide-scrollbars",
         ],
-        &format!("{url}#{anchor}"),
+        &url,
         &dir,
         "screenshot",
     )?;
@@ -337,12 +340,42 @@ fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
     );
     let png = std::fs::read(&shot).map_err(|e| Error::io("reading the screenshot", e))?;
     check!(
-        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
-        "the screenshot is not a PNG of a page ({} bytes)",
-        png.len()
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    // The highlighted failure lines are drawn: pixels of their background.
+    let highlighted = count_pixels(&png, [0x7a, 0x1f, 0x1f])?;
+    check!(
+        highlighted > 1000,
+        "no highlighted failure line in the screenshot ({highlighted} pixels)"
+    );
+    let timeline_blue = count_pixels(&png, [0x33, 0x7a, 0xb7])?;
+    check!(
+        timeline_blue > 500,
+        "no timeline bars in the screenshot ({timeline_blue} pixels)"
     );
     ctx.output(&format!("screenshot: {}", shot.display()));
     Ok(())
+}
+
+/// How many pixels of the PNG `png` have the colour `rgb`.
+fn count_pixels(png: &[u8], rgb: [u8; 3]) -> bootrig::Result<usize> {
+    let bad = |e: png::DecodingError| Error::Check(format!("decoding the screenshot: {e}"));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    let info = reader.next_frame(&mut buf).map_err(bad)?;
+    let step = info.color_type.samples();
+    check!(
+        step >= 3,
+        "the screenshot is not in colour ({:?})",
+        info.color_type
+    );
+    Ok(buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| p[..3] == rgb)
+        .count())
 }
 
 /// A scenario on the busybox image's kernel and initrd, where `slow` makes

@@ -291,15 +291,49 @@ impl Console {
     }
 }
 
+/// The index of the console line where the failure of `test` shows (see
+/// [`failure_line`]; its transcript, `transcript.log`, numbers the
+/// session's commands). `None` when it did not fail.
+pub fn locate_failure(test: &RunTest, lines: &[String]) -> Option<usize> {
+    let failure = test.metadata.as_ref()?.failure.as_ref()?;
+    let transcript = std::fs::read(test.dir.join(layout::TRANSCRIPT.path))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    failure_line(lines, failure, transcript.as_deref())
+}
+
+/// The commands of a session transcript, in the order they ran: the
+/// session numbers them from 1 in its console markers.
+fn transcript_commands(transcript: &str) -> Vec<&str> {
+    let header = Regex::new(r"^\[\s*[0-9.]+\] \$ (.*)$").expect("valid regex");
+    transcript
+        .lines()
+        .filter_map(|l| {
+            header
+                .captures(l)
+                .and_then(|c| c.get(1))
+                .map(|m| m.as_str())
+        })
+        .collect()
+}
+
 /// The index of the console line where `failure` shows:
-/// the first line of its kernel crash report; for a command failure the
-/// end marker of the last command the session ran (`__BRE<token>_<n>_<exit>__`,
-/// printed right after the failing command's output; the session turns
-/// terminal echo off, so the command itself is not on the console), for a
-/// timeout the begin marker of the command that never ended; else the
-/// last line containing the failing step's command (or `expect`
-/// pattern); else the last non-empty line (a boot timeout, a dead QEMU).
-pub fn failure_line(lines: &[String], failure: &Failure) -> Option<usize> {
+/// - the first line of its kernel crash report;
+/// - for a command that failed (or timed out) in a step: the session's
+///   end marker of that command, `__BRE<token>_<n>_<exit>__`, printed
+///   right after its output (or its begin marker, `__BRB<token>_<n>__`,
+///   for a command that never ended). `n` is the command's number, found
+///   in `transcript` (the session turns terminal echo off, so the command
+///   itself is not on the console, and the postmortem's own commands
+///   follow it);
+/// - else the last line containing the failing step's command or
+///   `expect` pattern;
+/// - else the last non-empty line (a boot timeout, a dead QEMU).
+pub fn failure_line(
+    lines: &[String],
+    failure: &Failure,
+    transcript: Option<&str>,
+) -> Option<usize> {
     let last_containing = |needle: &str| {
         let needle = needle.trim();
         if needle.len() < 2 {
@@ -316,25 +350,29 @@ pub fn failure_line(lines: &[String], failure: &Failure) -> Option<usize> {
             return Some(i);
         }
     }
+    let step = failure.step.as_ref().map(|step| {
+        step.description
+            .split_once(": ")
+            .map_or(step.description.as_str(), |(_, rest)| rest)
+    });
     let marker = match failure.kind {
-        FailureKind::Command => Some("__BRE"),
-        FailureKind::Timeout => Some("__BRB"),
+        FailureKind::Command => Some("E"),
+        FailureKind::Timeout => Some("B"),
         _ => None,
     };
-    if let Some(marker) = marker {
-        let re = Regex::new(&format!(r"{marker}[0-9A-Za-z]+_\d+(_\d+)?__")).expect("valid regex");
-        if let Some(i) = lines.iter().rposition(|l| re.is_match(l)) {
-            return Some(i);
+    if let (Some(marker), Some(cmd), Some(t)) = (marker, step, transcript) {
+        let first = cmd.lines().next().unwrap_or(cmd);
+        if let Some(k) = transcript_commands(t).iter().rposition(|c| *c == first) {
+            let re = Regex::new(&format!(r"__BR{marker}[0-9A-Za-z]+_{}(_\d+)?__", k + 1))
+                .expect("valid regex");
+            if let Some(i) = lines.iter().rposition(|l| re.is_match(l)) {
+                return Some(i);
+            }
         }
     }
-    if let Some(step) = &failure.step {
-        let what = step
-            .description
-            .split_once(": ")
-            .map_or(step.description.as_str(), |(_, rest)| rest);
+    if let Some(what) = step {
         // A long command is echoed across lines: its first line is enough.
-        let first = what.lines().next().unwrap_or(what);
-        if let Some(i) = last_containing(first) {
+        if let Some(i) = last_containing(what.lines().next().unwrap_or(what)) {
             return Some(i);
         }
     }
@@ -383,17 +421,17 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let f = Failure::new(FailureKind::Command, "exit 1").with_step(1, "succeed: false");
-        assert_eq!(failure_line(&lines, &f), Some(3));
+        assert_eq!(failure_line(&lines, &f, None), Some(3));
         let crash = crate::crash::CrashReport {
             title: "kernel panic".into(),
             excerpt: "[ 1.0] Kernel panic - x\nmore".into(),
             fatal: true,
         };
-        assert_eq!(failure_line(&lines, &f.with_crash(&crash)), Some(4));
+        assert_eq!(failure_line(&lines, &f.with_crash(&crash), None), Some(4));
         let f = Failure::new(FailureKind::BootTimeout, "no prompt");
-        assert_eq!(failure_line(&lines, &f), Some(4));
+        assert_eq!(failure_line(&lines, &f, None), Some(4));
 
-        // Session markers: the last finished command, or the unfinished one.
+        // Session markers: the failing command's number is in the transcript.
         let lines: Vec<String> = [
             "__BRBab12_1__",
             "ok",
@@ -402,15 +440,20 @@ mod tests {
             "__BRBab12_2__",
             "err",
             "__BREab12_2_1__",
+            "__BRBab12_3__",
+            "__BREab12_3_0__",
             "tail",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let transcript = "[    0.1] --- attach ---\n[    8.1] $ id -u\n              | 0\n            exit 0 (0.03s)\n[    8.2] $ test -e /x\n            exit 1 (0.02s)\n[    8.3] $ dmesg | tail\n            exit 0\n";
+        let f = Failure::new(FailureKind::Command, "exit 1").with_step(1, "succeed: test -e /x");
+        assert_eq!(failure_line(&lines, &f, Some(transcript)), Some(6));
         let f =
-            Failure::new(FailureKind::Command, "exit 1").with_step(1, "succeed: nothing-echoed");
-        assert_eq!(failure_line(&lines, &f), Some(6));
-        let f = Failure::new(FailureKind::Timeout, "did not end");
-        assert_eq!(failure_line(&lines, &f), Some(4));
+            Failure::new(FailureKind::Timeout, "did not end").with_step(1, "succeed: test -e /x");
+        assert_eq!(failure_line(&lines, &f, Some(transcript)), Some(4));
+        // Without a transcript: the last non-empty line.
+        assert_eq!(failure_line(&lines, &f, None), Some(9));
     }
 }

@@ -11,7 +11,7 @@ use crate::layout;
 use crate::metadata::{Metadata, Outcome};
 
 use super::compare::Comparison;
-use super::console::{failure_line, Console, Line};
+use super::console::{locate_failure, Console, Line};
 use super::escape::html;
 use super::history::History;
 use super::svg::{self, BarRow};
@@ -89,10 +89,70 @@ pub fn report(run: &Run) -> String {
         );
     }
     b.push_str("</table></section>\n");
+    b.push_str(&failures_overview(run));
     for (i, t) in run.tests.iter().enumerate() {
         b.push_str(&test_section(i, t));
     }
     page(&format!("bootrig report: {}", run.id()), &b)
+}
+
+/// Lines of console shown around each failure in the overview.
+const EXCERPT_BEFORE: usize = 6;
+const EXCERPT_AFTER: usize = 3;
+
+/// Each failure at the top of the page: kind, headline, and the console
+/// lines around the failure line (highlighted, linked to the full log).
+fn failures_overview(run: &Run) -> String {
+    let failed: Vec<(usize, &RunTest)> = run
+        .tests
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.failed())
+        .collect();
+    if failed.is_empty() {
+        return String::new();
+    }
+    let mut b = format!(
+        "<section id=\"failures\"><h2>Failures ({})</h2>",
+        failed.len()
+    );
+    for (i, t) in failed {
+        let id = test_id(i);
+        let kind = t
+            .metadata
+            .as_ref()
+            .and_then(|m| m.failure.as_ref())
+            .map_or(t.outcome().as_str(), |f| f.kind.as_str());
+        let _ = write!(
+            b,
+            r##"<div class="failure"><h3><a href="#{id}">{}</a> — {}</h3><p>{}</p>"##,
+            html(t.name()),
+            html(kind),
+            html(&t.headline().unwrap_or_default())
+        );
+        if let Some(c) = Console::load(t) {
+            let texts = c.texts();
+            if let Some(at) = locate_failure(t, &texts) {
+                let from = at.saturating_sub(EXCERPT_BEFORE);
+                let to = (at + EXCERPT_AFTER + 1).min(c.lines.len());
+                b.push_str("<pre class=\"console excerpt\">");
+                for n in from..to {
+                    let _ = write!(
+                        b,
+                        r##"<span class="line{}"><a class="ln" href="#{id}-L{}">{}</a>{}</span>"##,
+                        if n == at { " fail" } else { "" },
+                        n + 1,
+                        n + 1,
+                        line_html(&c.lines[n])
+                    );
+                }
+                b.push_str("</pre>");
+            }
+        }
+        b.push_str("</div>");
+    }
+    b.push_str("</section>\n");
+    b
 }
 
 fn test_section(i: usize, t: &RunTest) -> String {
@@ -114,7 +174,7 @@ fn test_section(i: usize, t: &RunTest) -> String {
     };
     let console = Console::load(t);
     let texts = console.as_ref().map(Console::texts).unwrap_or_default();
-    let fail_at = m.failure.as_ref().and_then(|f| failure_line(&texts, f));
+    let fail_at = locate_failure(t, &texts);
     let line_id = |n: usize| format!("{id}-L{}", n + 1);
 
     if let Some(f) = &m.failure {

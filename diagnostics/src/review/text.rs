@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::layout;
 use crate::metadata::Outcome;
 
-use super::console::{failure_line, Console};
+use super::console::{locate_failure, Console};
 use super::{Run, RunTest};
 
 /// Console lines shown before the failure line.
@@ -127,10 +127,7 @@ pub fn failure(t: &RunTest) -> String {
     match Console::load(t) {
         Some(console) => {
             let texts = console.texts();
-            let at = m
-                .failure
-                .as_ref()
-                .and_then(|f| failure_line(&texts, f))
+            let at = locate_failure(t, &texts)
                 .or_else(|| texts.iter().rposition(|l| !l.trim().is_empty()));
             if let Some(at) = at {
                 let from = at.saturating_sub(CONSOLE_BEFORE);
