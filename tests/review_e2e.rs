@@ -197,7 +197,7 @@ fn chromium(extra: &[&str], url: &str, dir: &Path, name: &str) -> bootrig::Resul
 }
 
 fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
-    ctx.image(&Image::builtin("busybox"))?;
+    ctx.image(Image::builtin("busybox"))?;
     let dir = ctx.artifacts_dir().join("review");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the work folder", e))?;
     let scenario = dir.join("review.json");
@@ -410,7 +410,7 @@ fn compare_scenario(img: &Image, slow: bool, broken: bool) -> String {
 }
 
 fn compare_two_real_runs(ctx: &TestContext) -> bootrig::Result<()> {
-    let img = ctx.image(&Image::builtin("busybox"))?;
+    let img = ctx.image(Image::builtin("busybox"))?;
     let dir = ctx.artifacts_dir().join("compare");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the work folder", e))?;
     let nightly = dir.join("nightly");
