@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             vm_marks(),
             compare_two_real_runs,
         )
+        .test_with("review::nightly_script", vm_marks(), nightly_script)
         .run()
 }
 
@@ -499,5 +500,68 @@ fn compare_two_real_runs(ctx: &TestContext) -> bootrig::Result<()> {
         "history:\n{}",
         hist.text()
     );
+    Ok(())
+}
+
+/// `scripts/nightly.sh` two nights in a row: the first has no baseline
+/// and passes; the second fails a test, is compared with the first, and
+/// the job fails with every page published.
+fn nightly_script(ctx: &TestContext) -> bootrig::Result<()> {
+    ctx.image(Image::builtin("busybox"))?;
+    let dir = ctx.artifacts_dir().join("nightly-job");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the work folder", e))?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nightly.sh");
+    let (nightly, publish) = (dir.join("nightly"), dir.join("www"));
+    for (night, cmd, code) in [(1, "true", 0), (2, "false", 1)] {
+        let sc = dir.join("night.json");
+        write(
+            &sc,
+            &serde_json::json!({
+                "name": "night", "machine": { "image": "busybox", "memory": "512M" },
+                "tests": [ { "name": "t", "steps": [ { "succeed": cmd } ] } ]
+            })
+            .to_string(),
+        )?;
+        let mut c = Command::new("bash");
+        c.arg(&script)
+            .arg(&nightly)
+            .arg(&publish)
+            .env("BOOTRIG", bootrig_bin())
+            .env("BOOTRIG_SCENARIOS", &sc);
+        let ran = run_owned(
+            &format!("nightly {night}"),
+            &mut c,
+            &dir,
+            Duration::from_secs(900),
+        )?;
+        check!(
+            ran.code == Some(code),
+            "night {night}: expected exit {code}:\n{}",
+            ran.text()
+        );
+        for page in ["report.html", "history.html", "junit.xml", "report.txt"] {
+            check!(publish.join(page).is_file(), "night {night}: no {page}");
+        }
+        if night == 1 {
+            check!(
+                ran.text().contains("no earlier passing night"),
+                "{}",
+                ran.text()
+            );
+            check!(
+                !publish.join("compare.html").exists(),
+                "compare.html without a baseline"
+            );
+        }
+    }
+    let cmp = std::fs::read_to_string(publish.join("compare.html"))
+        .map_err(|e| Error::io("reading compare.html", e))?;
+    check!(
+        cmp.contains("<td>regression</td><td>night::t</td><td>passed</td><td>failed</td>"),
+        "no regression in compare.html"
+    );
+    let history = std::fs::read_to_string(publish.join("history.txt"))
+        .map_err(|e| Error::io("reading history.txt", e))?;
+    check!(history.contains("bootrig history: 2 run(s)"), "{history}");
     Ok(())
 }
