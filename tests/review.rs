@@ -544,3 +544,67 @@ fn history_shows_a_drift_in_a_table_and_a_trend_chart() {
     assert!(h.contains("<polyline class=\"series\""));
     assert!(h.contains("<title>kernel</title>"));
 }
+
+#[test]
+fn run_last_failed_selects_the_last_runs_failures_without_booting() {
+    let root = tempfile::tempdir().unwrap();
+    let art = root.path().join("art");
+    std::fs::write(
+        root.path().join("s.json"),
+        r#"{"name": "s", "machine": {"image": "debian"}, "tests": [
+            {"name": "a", "steps": [{"expect": "x"}]}, {"name": "b", "steps": [{"expect": "x"}]},
+            {"name": "c", "steps": [{"expect": "x"}]}]}"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--list", "--last-failed", "--artifacts", "art"];
+        args.extend_from_slice(extra);
+        args.push("s.json");
+        let out = Command::new(bootrig_bin())
+            .args(&args)
+            .current_dir(root.path())
+            .env_remove("BOOTRIG_ARTIFACTS")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            text(&out),
+        )
+    };
+    // No earlier run: a clear error.
+    let (code, _, t) = run(&[]);
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("--last-failed: no earlier run in art"), "{t}");
+
+    let fails = |name| Spec {
+        failure: Some(Failure::new(FailureKind::Command, "exit 1")),
+        ..spec(name, Outcome::Failed)
+    };
+    make_run(
+        &art,
+        "r1",
+        t0(),
+        vec![
+            spec("s::a", Outcome::Passed),
+            fails("s::b"),
+            fails("s::gone"),
+        ],
+    );
+    std::os::unix::fs::symlink("r1", art.join("latest")).unwrap();
+    let (code, out, t) = run(&[]);
+    assert_eq!(code, Some(0), "{t}");
+    assert_eq!(out, "s::b\n");
+
+    // A last run without failures: everything.
+    make_run(&art, "r2", t0(), vec![spec("s::b", Outcome::Passed)]);
+    std::fs::remove_file(art.join("latest")).unwrap();
+    std::os::unix::fs::symlink("r2", art.join("latest")).unwrap();
+    let (code, out, t) = run(&[]);
+    assert_eq!(code, Some(0), "{t}");
+    assert_eq!(out, "s::a\ns::b\ns::c\n");
+    assert!(
+        t.contains("no test failed in the last run; running all"),
+        "{t}"
+    );
+}

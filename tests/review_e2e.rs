@@ -30,6 +30,11 @@ fn main() -> ExitCode {
             compare_two_real_runs,
         )
         .test_with("review::nightly_script", vm_marks(), nightly_script)
+        .test_with(
+            "review::fail_fast_then_last_failed",
+            vm_marks(),
+            fail_fast_then_last_failed,
+        )
         .run()
 }
 
@@ -563,5 +568,63 @@ fn nightly_script(ctx: &TestContext) -> bootrig::Result<()> {
     let history = std::fs::read_to_string(publish.join("history.txt"))
         .map_err(|e| Error::io("reading history.txt", e))?;
     check!(history.contains("bootrig history: 2 run(s)"), "{history}");
+    Ok(())
+}
+
+/// `bootrig run -x` stops after the first failure; `--last-failed` then
+/// runs only that test.
+fn fail_fast_then_last_failed(ctx: &TestContext) -> bootrig::Result<()> {
+    ctx.image(Image::builtin("busybox"))?;
+    let dir = ctx.artifacts_dir().join("rerun");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the work folder", e))?;
+    let sc = dir.join("x.json");
+    write(
+        &sc,
+        &serde_json::json!({
+            "name": "x", "machine": { "image": "busybox", "memory": "512M" },
+            "tests": [
+                { "name": "first-fails", "steps": [ { "succeed": "false" } ] },
+                { "name": "second", "steps": [ { "succeed": "true" } ] },
+                { "name": "third", "steps": [ { "succeed": "true" } ] }
+            ]
+        })
+        .to_string(),
+    )?;
+    let art = dir.join("art");
+    let ran = bootrig(
+        &["run", "-x", "-j", "1", "--artifacts", s(&art), s(&sc)],
+        &dir,
+        Duration::from_secs(600),
+    )?;
+    let t = ran.text();
+    check!(ran.code == Some(1), "-x: expected exit 1:\n{t}");
+    check!(t.contains("FAIL  x::first-fails"), "{t}");
+    check!(
+        !t.contains("x::second") && !t.contains("x::third"),
+        "-x ran more tests:\n{t}"
+    );
+    check!(
+        t.contains("-x: stopped after the first failure; 2 test(s) not run"),
+        "{t}"
+    );
+
+    let ran = bootrig(
+        &["run", "--last-failed", "--artifacts", s(&art), s(&sc)],
+        &dir,
+        Duration::from_secs(600),
+    )?;
+    let t = ran.text();
+    check!(ran.code == Some(1), "--last-failed: expected exit 1:\n{t}");
+    check!(
+        t.contains("FAIL  x::first-fails") && !t.contains("x::second"),
+        "{t}"
+    );
+    let run = bootrig_diagnostics::review::Run::open(&art.join("latest"))
+        .map_err(|e| Error::Check(e.to_string()))?;
+    check!(
+        run.tests.len() == 1,
+        "the rerun has {} tests",
+        run.tests.len()
+    );
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! (`report --verify`), 2 bad input (not a run folder, unreadable files,
 //! an output that cannot be written).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -102,6 +103,24 @@ fn write_html(path: &Path, page: &str) -> Result<(), ExitCode> {
         .map_err(|e| fail(format!("writing the HTML report {}: {e}", path.display())))?;
     eprintln!("bootrig: wrote {}", path.display());
     Ok(())
+}
+
+/// The names of the tests that failed in the last run under the artifacts
+/// root `artifacts` (`BOOTRIG_ARTIFACTS` wins, as for `bootrig run`):
+/// `None` when none failed.
+pub(crate) fn last_failed(artifacts: &Path) -> Result<Option<BTreeSet<String>>, String> {
+    let root = std::env::var_os("BOOTRIG_ARTIFACTS")
+        .map_or_else(|| artifacts.to_path_buf(), PathBuf::from);
+    let latest = root.join("latest");
+    if !latest.exists() {
+        return Err(format!(
+            "no earlier run in {} (no `latest`)",
+            root.display()
+        ));
+    }
+    let run = Run::open(&latest).map_err(|e| e.to_string())?;
+    let failed: BTreeSet<String> = run.failures().map(|t| t.name().to_string()).collect();
+    Ok((!failed.is_empty()).then_some(failed))
 }
 
 /// `bootrig report RUN [--html FILE] [--verify]`.
