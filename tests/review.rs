@@ -608,3 +608,30 @@ fn run_last_failed_selects_the_last_runs_failures_without_booting() {
         "{t}"
     );
 }
+
+#[test]
+fn a_test_that_passed_on_a_retry_is_flaky() {
+    let root = tempfile::tempdir().unwrap();
+    let run = make_run(
+        root.path(),
+        "r",
+        t0(),
+        vec![
+            spec("s::steady", Outcome::Passed),
+            spec("s::wobbly", Outcome::Passed),
+        ],
+    );
+    // As the harness records it under nextest (`NEXTEST_ATTEMPT`).
+    let path = run.join("s.wobbly/metadata.json");
+    let mut m = bootrig_diagnostics::metadata::Metadata::load(&path).unwrap();
+    m.extra.insert("attempt".into(), 2.into());
+    m.save(&path).unwrap();
+    let out = bootrig(&["report", run.to_str().unwrap()], root.path());
+    let t = text(&out);
+    assert!(
+        t.contains("2 passed, 0 failed, 0 skipped, 0 xfail, 0 xpass, 1 flaky"),
+        "{t}"
+    );
+    assert!(t.contains("PASS  s::wobbly (5.0s)  [flaky]"), "{t}");
+    assert!(!t.contains("s::steady (5.0s)  [flaky]"), "{t}");
+}
