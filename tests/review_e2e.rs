@@ -248,7 +248,7 @@ fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
     check!(marked, "the panic line is not marked:\n{t}");
     let marked = t
         .lines()
-        .any(|l| l.starts_with(" >") && l.contains("__BRE") && l.trim_end().ends_with("_3_1__"));
+        .any(|l| l.starts_with(" >") && l.trim_end().ends_with("[bootrig #3] exit 1"));
     check!(
         marked,
         "the failing command's end marker (command 3, exit 1) is not marked:\n{t}"

@@ -302,6 +302,59 @@ pub fn locate_failure(test: &RunTest, lines: &[String]) -> Option<usize> {
     failure_line(lines, failure, transcript.as_deref())
 }
 
+/// Shows the session's console markers readably: `__BRB<token>_3__`
+/// becomes `[bootrig #3] $ <command>` (the command from the transcript),
+/// `__BRE<token>_3_1__` becomes `[bootrig #3] exit 1`, and the private
+/// prompt `__BRP<token>__ ` becomes `[bootrig] $ `.
+#[derive(Debug, Clone, Default)]
+pub struct Markers {
+    commands: Vec<String>,
+}
+
+impl Markers {
+    /// With the commands of `test`'s `transcript.log` (numbers only
+    /// without it).
+    pub fn of(test: &RunTest) -> Markers {
+        let transcript = std::fs::read(test.dir.join(layout::TRANSCRIPT.path))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Markers {
+            commands: transcript_commands(&transcript)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// `text` with its markers made readable.
+    pub fn readable(&self, text: &str) -> String {
+        if !text.contains("__BR") {
+            return text.to_string();
+        }
+        static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+        let re = RE.get_or_init(|| {
+            Regex::new(
+                r"__BR(?:(B)[0-9A-Za-z]+_(\d+)|(E)[0-9A-Za-z]+_(\d+)_(\d+)|(P)[0-9A-Za-z]+)__ ?",
+            )
+            .expect("valid regex")
+        });
+        re.replace_all(text, |c: &regex::Captures<'_>| {
+            if c.get(1).is_some() {
+                let n: usize = c[2].parse().unwrap_or(0);
+                match n.checked_sub(1).and_then(|i| self.commands.get(i)) {
+                    Some(cmd) => format!("[bootrig #{n}] $ {cmd}"),
+                    None => format!("[bootrig #{n}] begin"),
+                }
+            } else if c.get(3).is_some() {
+                format!("[bootrig #{}] exit {}", &c[4], &c[5])
+            } else {
+                "[bootrig] $ ".to_string()
+            }
+        })
+        .into_owned()
+    }
+}
+
 /// The commands of a session transcript, in the order they ran: the
 /// session numbers them from 1 in its console markers.
 fn transcript_commands(transcript: &str) -> Vec<&str> {
@@ -453,6 +506,17 @@ mod tests {
         let f =
             Failure::new(FailureKind::Timeout, "did not end").with_step(1, "succeed: test -e /x");
         assert_eq!(failure_line(&lines, &f, Some(transcript)), Some(4));
+        let m = Markers {
+            commands: vec!["id -u".into(), "test -e /x".into()],
+        };
+        assert_eq!(m.readable("__BRBab12_2__"), "[bootrig #2] $ test -e /x");
+        assert_eq!(m.readable("__BRBab12_9__"), "[bootrig #9] begin");
+        assert_eq!(m.readable("__BREab12_2_1__"), "[bootrig #2] exit 1");
+        assert_eq!(
+            m.readable("__BRPab12__ [ 5.1] sysrq"),
+            "[bootrig] $ [ 5.1] sysrq"
+        );
+        assert_eq!(m.readable("plain __BR"), "plain __BR");
         // Without a transcript: the last non-empty line.
         assert_eq!(failure_line(&lines, &f, None), Some(9));
     }

@@ -11,7 +11,7 @@ use crate::layout;
 use crate::metadata::{Metadata, Outcome};
 
 use super::compare::Comparison;
-use super::console::{locate_failure, Console, Line};
+use super::console::{locate_failure, Console, Line, Markers};
 use super::escape::html;
 use super::history::History;
 use super::svg::{self, BarRow};
@@ -133,6 +133,7 @@ fn failures_overview(run: &Run) -> String {
         if let Some(c) = Console::load(t) {
             let texts = c.texts();
             if let Some(at) = locate_failure(t, &texts) {
+                let markers = Markers::of(t);
                 let from = at.saturating_sub(EXCERPT_BEFORE);
                 let to = (at + EXCERPT_AFTER + 1).min(c.lines.len());
                 b.push_str("<pre class=\"console excerpt\">");
@@ -143,7 +144,7 @@ fn failures_overview(run: &Run) -> String {
                         if n == at { " fail" } else { "" },
                         n + 1,
                         n + 1,
-                        line_html(&c.lines[n])
+                        line_html(&c.lines[n], &markers)
                     );
                 }
                 b.push_str("</pre>");
@@ -237,7 +238,7 @@ fn test_section(i: usize, t: &RunTest) -> String {
     );
 
     match &console {
-        Some(c) => b.push_str(&console_block(c, fail_at, &id, t.failed())),
+        Some(c) => b.push_str(&console_block(c, fail_at, &id, t.failed(), &Markers::of(t))),
         None => b.push_str("<p>no serial console log</p>"),
     }
     b.push_str(&artifacts_block(t, m));
@@ -270,24 +271,31 @@ fn diff_block(s: &str) -> String {
     o
 }
 
-fn line_html(line: &Line) -> String {
+fn line_html(line: &Line, markers: &Markers) -> String {
     let mut o = String::new();
     for s in &line.spans {
+        let text = markers.readable(&s.text);
         if s.style.is_plain() {
-            o.push_str(&html(&s.text));
+            o.push_str(&html(&text));
         } else {
             let _ = write!(
                 o,
                 "<span style=\"{}\">{}</span>",
                 s.style.css(),
-                html(&s.text)
+                html(&text)
             );
         }
     }
     o
 }
 
-fn console_block(c: &Console, fail_at: Option<usize>, id: &str, open: bool) -> String {
+fn console_block(
+    c: &Console,
+    fail_at: Option<usize>,
+    id: &str,
+    open: bool,
+    markers: &Markers,
+) -> String {
     let n = c.lines.len();
     let (from, to) = if n <= MAX_CONSOLE_LINES {
         (0, n)
@@ -310,7 +318,7 @@ fn console_block(c: &Console, fail_at: Option<usize>, id: &str, open: bool) -> S
             r##"<span class="line{}" id="{anchor}"><a class="ln" href="#{anchor}">{}</a>{}</span>"##,
             if Some(i) == fail_at { " fail" } else { "" },
             i + 1,
-            line_html(line)
+            line_html(line, markers)
         );
     }
     o.push_str("</pre></details>");

@@ -47,9 +47,18 @@ pub(crate) fn timeline(phases: &[Phase], total_ms: u64, failed: Option<&str>) ->
         let w = (d as f64 * scale).max(1.0);
         let is_failed = failed == Some(p.name.as_str());
         let name = html(&p.name);
+        // The duration right of the bar; near the edge inside its end
+        // (white), or left of a short bar.
+        let (label_x, anchor, ink) = if x + w + 60.0 < WIDTH {
+            (x + w + 3.0, "start", "#222")
+        } else if w > 60.0 {
+            (x + w - 3.0, "end", "#fff")
+        } else {
+            (x - 3.0, "end", "#222")
+        };
         let _ = write!(
             o,
-            r#"<g class="phase{}"><title>{name}: {d} ms, from {} ms</title><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><rect x="{x:.1}" y="{}" width="{w:.1}" height="{}" fill="{}"/><text x="{:.1}" y="{}" font-size="10">{d} ms</text></g>"#,
+            r#"<g class="phase{}"><title>{name}: {d} ms, from {} ms</title><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><rect x="{x:.1}" y="{}" width="{w:.1}" height="{}" fill="{}"/><text x="{label_x:.1}" y="{}" font-size="10" text-anchor="{anchor}" fill="{ink}">{d} ms</text></g>"#,
             if is_failed { " failed" } else { "" },
             p.start_ms,
             LABEL - 6.0,
@@ -58,7 +67,6 @@ pub(crate) fn timeline(phases: &[Phase], total_ms: u64, failed: Option<&str>) ->
             y + 3.0,
             ROW - 5.0,
             phase_color(&p.name, is_failed),
-            (x + w + 3.0).min(WIDTH - 50.0),
             y + 13.0,
         );
     }

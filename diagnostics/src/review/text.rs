@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::layout;
 use crate::metadata::Outcome;
 
-use super::console::{locate_failure, Console};
+use super::console::{locate_failure, Console, Markers};
 use super::{Run, RunTest};
 
 /// Console lines shown before the failure line.
@@ -141,10 +141,11 @@ pub fn failure(t: &RunTest) -> String {
                     texts.len(),
                     at + 1
                 );
+                let markers = Markers::of(t);
                 for (i, l) in texts[from..to].iter().enumerate() {
                     let n = from + i;
                     let mark = if n == at { '>' } else { ' ' };
-                    let _ = writeln!(o, " {mark}{:>6} | {l}", n + 1);
+                    let _ = writeln!(o, " {mark}{:>6} | {}", n + 1, markers.readable(l));
                 }
             } else {
                 let _ = writeln!(o, "console ({}): empty", console.source);

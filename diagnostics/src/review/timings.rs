@@ -22,18 +22,32 @@ pub const BOOT_PHASES: [&str; 6] = [
 pub const TOTAL: &str = "boot total";
 
 /// The name a test's boot is filed under: the built-in image's name when
-/// it booted one (the `image NAME` phase), else the file name of its
-/// kernel, ISO or disk.
+/// it booted one (the `image NAME` phase) or booted a file from an image
+/// cache folder (`<name>-<16 hex digits>/`, as `ImageStore` lays them
+/// out), else the file name of its kernel, ISO or disk.
 pub fn image_key(m: &Metadata) -> String {
     if let Some(p) = m.phases.iter().find_map(|p| p.name.strip_prefix("image ")) {
         return p.to_string();
     }
     let pick = |role| m.boot_sources.iter().find(|b| b.role == role);
-    [BootRole::Kernel, BootRole::Iso, BootRole::Disk]
+    let Some(source) = [BootRole::Kernel, BootRole::Iso, BootRole::Disk]
         .into_iter()
         .find_map(pick)
-        .and_then(|b| Path::new(&b.path).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return "unknown".into();
+    };
+    let path = Path::new(&source.path);
+    let cached_image = path
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|d| d.to_str())
+        .and_then(|d| d.rsplit_once('-'))
+        .filter(|(name, hash)| {
+            !name.is_empty() && hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit())
+        })
+        .map(|(name, _)| name.to_string());
+    cached_image
+        .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -105,6 +119,7 @@ pub fn phase_order(phase: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::BootSource;
     use chrono::Utc;
     use std::time::Duration;
 
@@ -133,5 +148,23 @@ mod tests {
         assert_eq!(p["qemu start"], 100);
         assert_eq!(p[TOTAL], 3000);
         assert_eq!(image_key(&m), "busybox");
+    }
+
+    #[test]
+    fn image_keys_of_kernel_boots() {
+        let mut m = Metadata::new("t", Utc::now());
+        assert_eq!(image_key(&m), "unknown");
+        let source = |path: &str| BootSource {
+            role: BootRole::Kernel,
+            path: path.into(),
+            size: 1,
+            sha256: String::new(),
+        };
+        m.boot_sources = vec![source("/c/images/busybox-ae0b73ba24564162/vmlinuz")];
+        assert_eq!(image_key(&m), "busybox");
+        m.boot_sources = vec![source("/boot/vmlinuz-6.1.0-18-amd64")];
+        assert_eq!(image_key(&m), "vmlinuz-6.1.0-18-amd64");
+        m.boot_sources = vec![source("/k/my-kernel/bzImage")];
+        assert_eq!(image_key(&m), "bzImage");
     }
 }
