@@ -99,6 +99,8 @@ pub fn report(run: &Run) -> String {
 /// Lines of console shown around each failure in the overview.
 const EXCERPT_BEFORE: usize = 6;
 const EXCERPT_AFTER: usize = 3;
+/// Lines of a diff (an fstests failure) shown in the overview.
+const EXCERPT_DIFF_LINES: usize = 12;
 
 /// Each failure at the top of the page: kind, headline, and the console
 /// lines around the failure line (highlighted, linked to the full log).
@@ -130,7 +132,16 @@ fn failures_overview(run: &Run) -> String {
             html(kind),
             html(&t.headline().unwrap_or_default())
         );
-        if let Some(c) = Console::load(t) {
+        let message = t
+            .metadata
+            .as_ref()
+            .and_then(|m| m.failure.as_ref())
+            .map(|f| f.message.as_str())
+            .filter(|m| looks_like_diff(m));
+        if let Some(diff) = message {
+            let head: Vec<&str> = diff.lines().take(EXCERPT_DIFF_LINES).collect();
+            b.push_str(&diff_block(&head.join("\n")));
+        } else if let Some(c) = Console::load(t) {
             let texts = c.texts();
             if let Some(at) = locate_failure(t, &texts) {
                 let markers = Markers::of(t);
