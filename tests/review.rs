@@ -309,6 +309,15 @@ fn not_a_run_folder_is_a_clear_error() {
         "{}",
         text(&out)
     );
+    // Without RUN: the last run under BOOTRIG_ARTIFACTS.
+    let out = Command::new(bootrig_bin())
+        .arg("report")
+        .current_dir(root.path())
+        .env("BOOTRIG_ARTIFACTS", root.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("none/latest"), "{}", text(&out));
     let out = bootrig(&["report", "missing"], root.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("missing"), "{}", text(&out));

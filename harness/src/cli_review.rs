@@ -18,8 +18,9 @@ use bootrig_diagnostics::review::{html, text, verify, Run};
 /// `bootrig report`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The run folder (e.g. `target/bootrig/latest`).
-    run: PathBuf,
+    /// The run folder [default: `$BOOTRIG_ARTIFACTS/latest`, else
+    /// `target/bootrig/latest`: the last run].
+    run: Option<PathBuf>,
     /// Also write a self-contained HTML report here.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
@@ -123,9 +124,19 @@ pub(crate) fn last_failed(artifacts: &Path) -> Result<Option<BTreeSet<String>>, 
     Ok((!failed.is_empty()).then_some(failed))
 }
 
-/// `bootrig report RUN [--html FILE] [--verify]`.
+/// The artifacts root: `BOOTRIG_ARTIFACTS`, else `default` (as `bootrig
+/// run` decides).
+fn artifacts_root(default: &Path) -> PathBuf {
+    std::env::var_os("BOOTRIG_ARTIFACTS").map_or_else(|| default.to_path_buf(), PathBuf::from)
+}
+
+/// `bootrig report [RUN] [--html FILE] [--verify]`.
 pub(crate) fn report(args: ReportArgs) -> ExitCode {
-    let run = match open(&args.run) {
+    let path = args
+        .run
+        .clone()
+        .unwrap_or_else(|| artifacts_root(Path::new("target/bootrig")).join("latest"));
+    let run = match open(&path) {
         Ok(r) => r,
         Err(code) => return code,
     };
