@@ -24,7 +24,7 @@ fi
 
 need=()
 for p in ovmf mmdebstrap busybox-static grub-pc-bin grub-efi-amd64-bin grub-common \
-         xorriso mtools e2fsprogs cpio zstd python3-pexpect libxml2-utils; do
+         xorriso mtools e2fsprogs cpio zstd python3-pexpect libxml2-utils chromium; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ] || ! command -v qemu-system-x86_64 >/dev/null; then

@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod names;
 pub mod report;
 pub mod results;
+pub mod review;
 pub mod run;
 pub mod testdir;
 pub mod timestamp;

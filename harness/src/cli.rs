@@ -35,6 +35,12 @@ enum Cmd {
     },
     /// Check this host: QEMU, accelerator, firmware, image tools.
     Doctor,
+    /// Summarise a run folder offline: failures, console, diagnostics.
+    Report(crate::cli_review::ReportArgs),
+    /// Compare two runs: test regressions and boot-phase timings.
+    Compare(crate::cli_review::CompareArgs),
+    /// Boot-phase timings across many runs.
+    History(crate::cli_review::HistoryArgs),
 }
 
 /// `bootrig run`'s arguments.
@@ -62,6 +68,13 @@ struct RunArgs {
     /// List the tests instead of running them.
     #[arg(long)]
     list: bool,
+    /// Only the tests that failed in the last run (`<artifacts>/latest`);
+    /// all of them when none failed.
+    #[arg(long)]
+    last_failed: bool,
+    /// Start no new test after the first failure.
+    #[arg(short = 'x', long)]
+    fail_fast: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +112,9 @@ pub fn main() -> ExitCode {
         Cmd::Run(args) => run(args),
         Cmd::Image { action } => image(action),
         Cmd::Doctor => crate::doctor::run(),
+        Cmd::Report(args) => crate::cli_review::report(args),
+        Cmd::Compare(args) => crate::cli_review::compare(args),
+        Cmd::History(args) => crate::cli_review::history(args),
     }
 }
 
@@ -111,6 +127,8 @@ fn run(args: RunArgs) -> ExitCode {
         accel,
         jobs,
         list,
+        last_failed,
+        fail_fast,
     } = args;
     let files = match scenario::discover(&paths) {
         Ok(f) if f.is_empty() => {
@@ -139,11 +157,27 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("bootrig: invalid scenario; nothing was run");
         return ExitCode::from(2);
     }
-    let tests: Vec<Test> = loaded
+    let mut tests: Vec<Test> = loaded
         .iter()
         .flat_map(|sc| (0..sc.tests.len()).map(move |i| scenario_test(sc, i)))
         .filter(|t| filter.as_ref().is_none_or(|f| t.name.contains(f.as_str())))
         .collect();
+    if last_failed {
+        match crate::cli_review::last_failed(&artifacts) {
+            Ok(Some(failed)) => {
+                tests.retain(|t| failed.contains(&t.name));
+                if tests.is_empty() {
+                    eprintln!("bootrig: none of the last run's failed tests is in these scenarios; nothing was run");
+                    return ExitCode::from(2);
+                }
+            }
+            Ok(None) => eprintln!("bootrig: no test failed in the last run; running all"),
+            Err(e) => {
+                eprintln!("bootrig: --last-failed: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if list {
         for t in &tests {
             println!("{}", t.name);
@@ -171,8 +205,14 @@ fn run(args: RunArgs) -> ExitCode {
     }
     settings.events = Events::new(Fanout(reporters));
     let jobs = jobs.unwrap_or_else(VmBudget::default_size).max(1);
-    let engine = Engine::new(settings, VmBudget::new(jobs));
+    let engine = Engine::new(settings, VmBudget::new(jobs)).fail_fast(fail_fast);
     let report = engine.run(&tests, jobs);
+    if report.records.len() < tests.len() && report.interrupted.is_none() {
+        eprintln!(
+            "bootrig: -x: stopped after the first failure; {} test(s) not run",
+            tests.len() - report.records.len()
+        );
+    }
     if let Some(j) = &junit {
         if let Some(e) = j.error() {
             eprintln!("bootrig: could not write {}: {e}", j.path().display());

@@ -36,6 +36,7 @@ pub mod console;
 pub mod deadline;
 pub mod events;
 
+mod cli_review;
 mod doctor;
 mod errors;
 mod guest;

@@ -116,6 +116,14 @@ impl Postmortem {
         let mut dir = TestDir::create(run_dir, name, chrono::Utc::now())
             .map_err(|e| diag_err("creating the test's artifacts folder", e))?;
         dir.metadata_mut().host = Some(HostInfo::detect());
+        // A runner that retries tests (nextest) numbers the attempts: a
+        // test that passes on attempt 2 is flaky (`bootrig report`).
+        if let Some(n) = std::env::var("NEXTEST_ATTEMPT")
+            .ok()
+            .and_then(|a| a.parse::<u64>().ok())
+        {
+            dir.metadata_mut().extra.insert("attempt".into(), n.into());
+        }
         let _ = dir.save_metadata();
         Ok(Postmortem {
             name: name.to_string(),

@@ -88,13 +88,25 @@ pub struct RunReport {
 pub struct Engine {
     settings: RunSettings,
     budget: VmBudget,
+    fail_fast: bool,
 }
 
 impl Engine {
     /// An engine for a run with `settings`, running at most `budget` VMs
     /// at once.
     pub fn new(settings: RunSettings, budget: VmBudget) -> Engine {
-        Engine { settings, budget }
+        Engine {
+            settings,
+            budget,
+            fail_fast: false,
+        }
+    }
+
+    /// With `on`, [`Engine::run`] starts no new test once one has failed
+    /// (`bootrig run -x`); tests already running finish.
+    pub fn fail_fast(mut self, on: bool) -> Engine {
+        self.fail_fast = on;
+        self
     }
 
     /// The run's settings.
@@ -115,6 +127,15 @@ impl Engine {
             for _ in 0..workers {
                 scope.spawn(|| loop {
                     if self.settings.interrupts.interrupted().is_some() {
+                        break;
+                    }
+                    if self.fail_fast
+                        && records
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                            .any(|r: &TestRecord| r.outcome().is_failure())
+                    {
                         break;
                     }
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
