@@ -207,7 +207,7 @@ impl Markers {
                     if let Some((num, code)) =
                         rest.strip_suffix("__").and_then(|r| r.split_once('_'))
                     {
-                        let code = code.trim_end_matches(['q', 'c']);
+                        let code = code.trim_end_matches(['q', 'c', 'x']);
                         return format!("[bootrig #{num}] exit {code}");
                     }
                 }
@@ -228,7 +228,7 @@ impl Markers {
         let names = [
             (format!(r"/__BRB{t}_(\d+)__\n/"), "the start of command #$1"),
             (
-                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)\(\[qc\]\?\)__\n/"),
+                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)\(\[qcx\]\?\)__\n/"),
                 "the end of command #$1",
             ),
             (format!(r"/__BRP{t}__ /"), "the session's prompt"),
