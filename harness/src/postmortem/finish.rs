@@ -5,7 +5,7 @@
 use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::Outcome;
 
-use crate::errors::Result;
+use crate::errors::{Error, Result};
 use crate::postmortem::collector::{run_collectors, Collected, VmHandle};
 use crate::postmortem::collectors::COLLECTOR_TIMEOUT;
 use crate::postmortem::recorder::Postmortem;
@@ -33,8 +33,21 @@ impl Postmortem {
     /// finalises `metadata.json` and `run.json`, and renders the failure
     /// message.
     pub fn finish(&self, vms: &[VmHandle], outcome: &Result<()>, xfail: Option<&str>) -> Ending {
-        let err = outcome.as_ref().err();
         let snapshot = Snapshot::take(vms);
+        // The identity query went through every console, so what the guest
+        // printed before the end is read; a report still held by a crash
+        // watch is judged now, and a crash recorded after the last step
+        // fails a test that passed.
+        let held = self.flush_watches();
+        let late_crash = outcome.is_ok().then(|| {
+            held.iter()
+                .find(|r| r.fatal)
+                .cloned()
+                .or_else(|| vms.iter().find_map(|vm| vm.machine().console().fault()))
+                .map(Error::KernelCrash)
+        });
+        let late_crash = late_crash.flatten();
+        let err = outcome.as_ref().err().or(late_crash.as_ref());
 
         let mut collected: Vec<(VmLayout, Collected)> = Vec::new();
         if err.is_some() {
@@ -45,7 +58,11 @@ impl Postmortem {
                 }
             }
         }
-        let reports = snapshot::stop(vms);
+        let mut reports = snapshot::stop(vms);
+        reports.extend(
+            held.into_iter()
+                .filter(|r| late_crash.as_ref().and_then(Error::crash) != Some(r)),
+        );
 
         let mut inner = self.inner();
         if let Some(guest) = snapshot.guest {

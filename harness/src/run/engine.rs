@@ -236,7 +236,8 @@ impl Engine {
         let xfail = marks.xfail_reason();
         let ending = ctx.finish(&result, xfail);
         let message = match (&result, xfail) {
-            (Ok(()), None) => None,
+            // A crash the postmortem found after the last step.
+            (Ok(()), None) => ending.message,
             (Err(_), None) => ending.message,
             (Err(e), Some(reason)) => Some(format!(
                 "expected failure ({reason}): {}",
