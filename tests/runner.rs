@@ -98,11 +98,14 @@ fn outcomes_follow_the_markers() {
         .as_deref()
         .unwrap()
         .contains("UNEXPECTED PASS"));
-    assert!(rec("plain::panics")
-        .message
-        .as_deref()
-        .unwrap()
-        .contains("boom"));
+    let panicked = rec("plain::panics").message.as_deref().unwrap();
+    assert!(panicked.contains("boom"), "{panicked}");
+    // A panic in the test's own code is the test's failure, with where.
+    assert!(panicked.contains("(at tests/runner.rs:"), "{panicked}");
+    assert_eq!(
+        rec("plain::panics").entry.failure_kind,
+        Some(bootrig::FailureKind::Command)
+    );
     assert!(rec("plain::fails")
         .message
         .as_deref()

@@ -16,7 +16,6 @@
 //!               TestStarted ─ requirements ─ budget ─ deadline ─ body ─ finish ─ TestFinished
 //! ```
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -209,14 +208,7 @@ impl Engine {
             ctx.set_deadline(Deadline::after(timeout));
         }
         let watchdog = marks.timeout.map(|t| Watchdog::start(ctx.clone(), t));
-        let result = catch_unwind(AssertUnwindSafe(|| (test.body)(&ctx))).unwrap_or_else(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
-            Err(Error::Panic(msg))
-        });
+        let result = crate::run::panics::catch(marks.declarative, || (test.body)(&ctx));
         // A wait inside the body ends exactly at the test's deadline, so the
         // body may fail (console timeout) just before the watchdog fires:
         // that is the deadline too.

@@ -45,6 +45,9 @@ pub struct Marks {
     pub(crate) slow: bool,
     pub(crate) xfail: Option<String>,
     pub(crate) timeout: Option<Duration>,
+    /// The body is bootrig's own code (a declarative scenario test): any
+    /// panic in it is a harness bug.
+    pub(crate) declarative: bool,
 }
 
 impl Marks {
