@@ -184,3 +184,20 @@ fn artifacts_are_private_unless_shared_is_asked() {
         assert!(checked >= 2, "only {checked} files in {}", run.display());
     }
 }
+
+#[test]
+fn the_kvm_requirement_follows_the_accelerator_probe() {
+    // `bootrig doctor` shows the probe's verdict for this host.
+    let out = Command::new(bootrig_bin()).arg("doctor").output().unwrap();
+    let doctor = String::from_utf8_lossy(&out.stdout);
+    let Some(accel) = doctor.lines().find(|l| l.starts_with("accel ")) else {
+        return; // no QEMU here: nothing to compare
+    };
+    let kvm_works = accel.split_whitespace().nth(1) == Some("kvm");
+    let missing = bootrig::Requirement::Kvm.missing();
+    assert_eq!(
+        missing.is_none(),
+        kvm_works,
+        "doctor says {accel:?}, the requirement says {missing:?}"
+    );
+}
