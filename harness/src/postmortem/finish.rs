@@ -59,10 +59,13 @@ impl Postmortem {
             }
         }
         let mut reports = snapshot::stop(vms);
-        reports.extend(
-            held.into_iter()
-                .filter(|r| late_crash.as_ref().and_then(Error::crash) != Some(r)),
-        );
+        // `kernel-reports.txt` lists every report, the fatal ones too.
+        let faults = vms.iter().filter_map(|vm| vm.machine().console().fault());
+        for r in faults.chain(held) {
+            if !reports.contains(&r) {
+                reports.push(r);
+            }
+        }
 
         let mut inner = self.inner();
         if let Some(guest) = snapshot.guest {
