@@ -61,9 +61,13 @@ pub struct MachineSpec {
     pub firmware: Option<Firmware>,
     /// A disk image (booted through a throwaway overlay).
     pub disk: Option<PathBuf>,
-    /// Write to the disk image itself.
+    /// Write to the disk image itself (only inside the scenario's folder
+    /// unless `allow_outside`).
     #[serde(default)]
     pub persist: bool,
+    /// Allow a `persist` disk outside the scenario's folder.
+    #[serde(default)]
+    pub allow_outside: bool,
     /// Extra drives.
     #[serde(default)]
     pub drives: Vec<DriveSpec>,
@@ -86,6 +90,10 @@ pub struct DriveSpec {
     pub path: Option<PathBuf>,
     /// A sparse scratch disk size, e.g. `2G`.
     pub size: Option<SizeText>,
+    /// Allow `path` outside the scenario's folder (it is attached
+    /// read-write, so by default only files next to the scenario are).
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 /// The `login` object.
@@ -314,6 +322,30 @@ impl Scenario {
                 }
             }
         }
+        // Files the guest writes stay next to the scenario unless it says
+        // otherwise: `"path": "../../etc/shadow"` is not attached by accident.
+        let writable = m
+            .drives
+            .iter()
+            .filter_map(|d| Some((d.path.as_ref()?, d.allow_outside, "drives")))
+            .chain(
+                m.disk
+                    .as_ref()
+                    .filter(|_| m.persist)
+                    .map(|d| (d, m.allow_outside, "disk")),
+            );
+        for (p, allowed, key) in writable {
+            if !allowed && !inside(&base, p) {
+                return Err(err(
+                    key,
+                    format!(
+                        "{} is outside the scenario's folder and the guest writes to it; \
+                         add \"allow_outside\": true to attach it anyway",
+                        p.display()
+                    ),
+                ));
+            }
+        }
         if let Some(cpus) = m.cpus {
             if cpus == 0 || cpus > 64 {
                 return Err(err("cpus", format!("cpus must be 1..=64, not {cpus}")));
@@ -373,6 +405,19 @@ impl Scenario {
     /// The test deadline, if any.
     pub fn test_timeout(&self) -> Option<Duration> {
         self.timeouts.test.map(seconds)
+    }
+}
+
+/// Whether `path` (symbolic links resolved) is inside the folder `base`.
+fn inside(base: &Path, path: &Path) -> bool {
+    let base = fs::canonicalize(if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    });
+    match (base, fs::canonicalize(path)) {
+        (Ok(b), Ok(p)) => p.starts_with(b),
+        _ => false,
     }
 }
 
@@ -715,6 +760,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn written_files_outside_the_scenario_need_an_opt_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let sc_dir = dir.path().join("sc");
+        std::fs::create_dir(&sc_dir).unwrap();
+        std::fs::write(sc_dir.join("here.raw"), b"x").unwrap();
+        std::fs::write(dir.path().join("there.raw"), b"x").unwrap();
+        std::os::unix::fs::symlink("../there.raw", sc_dir.join("link.raw")).unwrap();
+        let file = sc_dir.join("s.json");
+        let with = |drive: &str| OK.replace(r#"{"size": "1G"}"#, drive);
+        assert!(Scenario::parse(&with(r#"{"path": "here.raw"}"#), &file).is_ok());
+        for drive in [
+            r#"{"path": "../there.raw"}"#,
+            r#"{"path": "link.raw"}"#,
+            r#"{"path": "/etc/hostname"}"#,
+        ] {
+            let e = Scenario::parse(&with(drive), &file)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("outside the scenario's folder"), "{drive}: {e}");
+            assert!(e.contains("s.json:"), "{drive}: {e}");
+        }
+        let ok = with(r#"{"path": "../there.raw", "allow_outside": true}"#);
+        assert!(Scenario::parse(&ok, &file).is_ok());
+        let disk = OK.replace(
+            r#""image": "busybox""#,
+            r#""disk": "../there.raw", "persist": true"#,
+        );
+        let e = Scenario::parse(&disk, &file).unwrap_err().to_string();
+        assert!(e.contains("outside the scenario's folder"), "{e}");
+        let overlay = disk.replace(r#", "persist": true"#, "");
+        assert!(
+            Scenario::parse(&overlay, &file).is_ok(),
+            "an overlay is not written"
+        );
     }
 
     #[test]
