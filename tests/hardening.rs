@@ -201,3 +201,49 @@ fn the_kvm_requirement_follows_the_accelerator_probe() {
         "doctor says {accel:?}, the requirement says {missing:?}"
     );
 }
+
+/// An observer that panics on a line stands for any bug on the console's
+/// reader thread: the console closes at once and says why, instead of
+/// every wait running into its timeout with the prompt already in the log.
+#[test]
+fn a_panic_on_the_reader_thread_closes_the_console_loudly() {
+    use bootrig::console::{Console, ConsoleObserver, ConsoleOptions, ExpectError};
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    struct Buggy;
+    impl ConsoleObserver for Buggy {
+        fn on_line(
+            &mut self,
+            line: &[u8],
+            _now: Instant,
+        ) -> Option<bootrig_diagnostics::crash::CrashReport> {
+            assert!(!line.starts_with(b"[9999"), "observer bug on {line:?}");
+            None
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
+    let log = std::fs::File::create(dir.path().join("serial.log")).unwrap();
+    let console = Console::start(
+        host,
+        log,
+        ConsoleOptions {
+            observer: Some(Box::new(Buggy)),
+            ..ConsoleOptions::default()
+        },
+    )
+    .unwrap();
+    guest
+        .write_all(b"[99999999999999999999.0] forged\nlogin: ")
+        .unwrap();
+    let re = regex::bytes::Regex::new("never printed").unwrap();
+    let started = Instant::now();
+    let err = console
+        .expect(&re, Duration::from_secs(30))
+        .expect_err("nothing matches");
+    assert!(matches!(err, ExpectError::Closed { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "it timed out");
+    let why = console.close_error().unwrap_or_default();
+    assert!(why.contains("panicked: observer bug"), "{why:?}");
+}

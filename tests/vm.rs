@@ -1249,6 +1249,12 @@ fn end_of_test_crash_verdicts(ctx: &bootrig::TestContext) -> bootrig::Result<()>
         "a panic at the end of the test did not fail it: {:?}",
         panic.failure
     );
+    let panic_dir = find_test_folder(&art, "late.panic")?;
+    let listed = std::fs::read_to_string(panic_dir.join("kernel-reports.txt")).unwrap_or_default();
+    check!(
+        listed.contains("bootrig late panic"),
+        "kernel-reports.txt misses the panic: {listed:?}"
+    );
     let user = md("userspace")?;
     check!(
         user.outcome == Outcome::Passed,
