@@ -305,3 +305,25 @@ fn xfail_trials_are_marked_in_the_test_output() {
         .names();
     assert_eq!(names, ["mark::x"]);
 }
+
+#[test]
+fn a_trial_name_given_twice_is_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Arc::new(Mutex::new(0));
+    let (r1, r2) = (ran.clone(), ran.clone());
+    let (records, code) = Suite::with_args(args())
+        .with_settings(settings(dir.path(), false))
+        .test("dup::name", move |_| {
+            *r1.lock().unwrap() += 1;
+            Ok(())
+        })
+        .test("dup::name", move |_| {
+            *r2.lock().unwrap() += 1;
+            Ok(())
+        })
+        .run_collect();
+    assert_eq!(code, std::process::ExitCode::from(2));
+    assert!(records.is_empty());
+    assert_eq!(*ran.lock().unwrap(), 0, "a duplicate ran");
+    assert!(!dir.path().join("run").exists(), "a run folder was made");
+}

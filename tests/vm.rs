@@ -1139,7 +1139,7 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 /// the postmortem runs every collector. Nothing in its artifacts folder
 /// holds the secret, and the transcripts show `<password>` instead.
 fn password_is_in_no_artifact(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
-    ctx.image(&Image::builtin("debian"))?;
+    ctx.image(Image::builtin("debian"))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -1200,7 +1200,7 @@ fn password_is_in_no_artifact(ctx: &bootrig::TestContext) -> bootrig::Result<()>
 /// own output is not a kernel report (busybox, `/dev/kmsg` as the kernel's
 /// voice).
 fn end_of_test_crash_verdicts(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
-    ctx.image(&Image::builtin("busybox"))?;
+    ctx.image(Image::builtin("busybox"))?;
     let dir = ctx.artifacts_dir().join("cli");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
     let scenario = dir.join("late.json");
