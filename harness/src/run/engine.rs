@@ -235,6 +235,9 @@ impl Engine {
                 "expected failure ({reason}): {}",
                 e.to_string().lines().next().unwrap_or("")
             )),
+            (Ok(()), Some(reason)) if ending.outcome == Outcome::Xfail => Some(format!(
+                "expected failure ({reason}): a kernel crash found when the test ended"
+            )),
             (Ok(()), Some(reason)) => Some(format!(
                 "UNEXPECTED PASS: this test is marked xfail ({reason}) but it passed; remove the marker"
             )),
