@@ -250,6 +250,12 @@ impl Console {
         self.shared.state().fault.clone()
     }
 
+    /// Whether an `expect` has failed on [`Console::fault`]: whoever waited
+    /// on the console was told of the crash.
+    pub fn fault_delivered(&self) -> bool {
+        self.shared.state().fault_delivered
+    }
+
     /// Non-fatal reports from the observer, oldest first (at most 1024).
     pub fn reports(&self) -> Vec<CrashReport> {
         self.shared.state().reports.clone()

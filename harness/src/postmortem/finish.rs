@@ -33,17 +33,29 @@ impl Postmortem {
     /// finalises `metadata.json` and `run.json`, and renders the failure
     /// message.
     pub fn finish(&self, vms: &[VmHandle], outcome: &Result<()>, xfail: Option<&str>) -> Ending {
+        // A crash a console wait already failed on was the body's to see
+        // (a test may provoke one on purpose and pass); one nobody was told
+        // of is judged here.
+        let fault_at_end: Vec<bool> = vms
+            .iter()
+            .map(|vm| vm.machine().console().fault_delivered())
+            .collect();
         let snapshot = Snapshot::take(vms);
         // The identity query went through every console, so what the guest
         // printed before the end is read; a report still held by a crash
-        // watch is judged now, and a crash recorded after the last step
+        // watch is judged now, and a crash recorded after the body ended
         // fails a test that passed.
         let held = self.flush_watches();
         let late_crash = outcome.is_ok().then(|| {
             held.iter()
                 .find(|r| r.fatal)
                 .cloned()
-                .or_else(|| vms.iter().find_map(|vm| vm.machine().console().fault()))
+                .or_else(|| {
+                    vms.iter()
+                        .zip(&fault_at_end)
+                        .filter(|(_, before)| !**before)
+                        .find_map(|(vm, _)| vm.machine().console().fault())
+                })
                 .map(Error::KernelCrash)
         });
         let late_crash = late_crash.flatten();
