@@ -69,8 +69,8 @@ fn unusable_outputs_are_refused_before_booting() {
             &["--artifacts", "a-file/below"],
             "cannot create the artifacts folder",
         ),
-        (&["--junit", "missing/junit.xml"], "does not exist"),
-        (&["--junit", "a-file/junit.xml"], "does not exist"),
+        (&["--junit", "a-file/junit.xml"], "cannot create the folder"),
+        (&["--junit", "."], "is a folder"),
     ];
     for (extra, says) in cases {
         let mut args = vec!["run"];

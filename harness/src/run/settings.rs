@@ -113,8 +113,8 @@ fn set_private_umask() {
 
 /// Checks, before anything boots, that a run can write its outputs: the
 /// artifacts root (`run_dir`'s parent) is a folder or can be created, and
-/// a file can be created in it; the JUnit report's folder exists and takes
-/// a file. The error names the path and what is wrong.
+/// a file can be created in it; the JUnit report's folder exists (or is
+/// created) and takes a file. The error names the path and what is wrong.
 pub fn check_outputs(run_dir: &Path, junit: Option<&Path>) -> Result<(), String> {
     let root = run_dir
         .parent()
@@ -131,13 +131,14 @@ pub fn check_outputs(run_dir: &Path, junit: Option<&Path>) -> Result<(), String>
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            return Err(format!(
-                "--junit {}: folder {} does not exist",
+        // The report's folder is created as the writer would, now.
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!(
+                "--junit {}: cannot create the folder {}: {e}",
                 junit.display(),
                 parent.display()
-            ));
-        }
+            )
+        })?;
         probe_write(parent).map_err(|e| {
             format!(
                 "--junit {}: cannot write in {}: {e}",
