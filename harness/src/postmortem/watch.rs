@@ -103,6 +103,45 @@ fn marker_fields<'a>(line: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
         .then_some(fields)
 }
 
+/// The line from a kernel timestamp in its middle (`[    4.702243] `) on,
+/// or the whole line. The kernel does not start a new line when the
+/// console's last output did not end one: a report that begins while the
+/// shell shows its prompt arrives as `<prompt>[    4.702243] Kernel panic
+/// ...`, and must still be seen as starting a report.
+fn kernel_part(line: &str) -> &str {
+    if has_kernel_timestamp(line) {
+        return line;
+    }
+    let bytes = line.as_bytes();
+    let mut from = 0;
+    while let Some(i) = line[from..].find('[').map(|i| from + i) {
+        if i > 0 && is_printk_time(&bytes[i..]) {
+            return &line[i..];
+        }
+        from = i + 1;
+    }
+    line
+}
+
+/// Whether `b` starts with printk's own time format: `[`, spaces, digits,
+/// `.`, six digits, `] `.
+fn is_printk_time(b: &[u8]) -> bool {
+    let mut i = 1;
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let digits = b[i.min(b.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    i += digits;
+    digits > 0
+        && b.get(i) == Some(&b'.')
+        && b.len() >= i + 9
+        && b[i + 1..i + 7].iter().all(u8::is_ascii_digit)
+        && &b[i + 7..i + 9] == b"] "
+}
+
 impl WatchState {
     /// Runs `f` unless detection is off; a panic in it turns detection
     /// off instead of killing the reader thread.
@@ -132,6 +171,7 @@ impl WatchState {
     }
 
     fn line(&mut self, text: &str, now: Instant) -> Option<CrashReport> {
+        let text = kernel_part(text);
         let stamped = has_kernel_timestamp(text);
         self.kernel_timestamps |= stamped;
         if is_begin_marker(text) {
@@ -283,6 +323,24 @@ mod tests {
         let mut got = lines(&mut w, &userspace, t0);
         got.extend(w.flush_held());
         assert!(!got.is_empty());
+    }
+
+    #[test]
+    fn a_report_that_starts_after_the_prompt_is_seen() {
+        let mut w = CrashWatch::new(CrashConfig::default(), Arc::default());
+        let t0 = Instant::now();
+        let got = lines(
+            &mut w,
+            &["__BRPf9b69c312201__ [    4.702243] Kernel panic - not syncing: late"],
+            t0,
+        );
+        let mut got: Vec<CrashReport> = got.into_iter().chain(w.flush_held()).collect();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let r = got.remove(0);
+        assert!(r.fatal && r.title.contains("late"), "{r:?}");
+        assert_eq!(kernel_part("x [1.5] BUG: y"), "x [1.5] BUG: y");
+        assert_eq!(kernel_part("[ 1.000000] a"), "[ 1.000000] a");
+        assert_eq!(kernel_part("ab[   12.345678] c"), "[   12.345678] c");
     }
 
     #[test]
