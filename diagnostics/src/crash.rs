@@ -15,7 +15,10 @@
 //! `[   12.345678] ` timestamp and `[    T1] ` / `[  C0] ` caller id, so
 //! ordinary output that merely contains `BUG` or `panic` does not trigger.
 //! A userspace program printing a line that *starts* exactly like a kernel
-//! report (`Kernel panic - not syncing: ...`) cannot be told apart.
+//! report (`Kernel panic - not syncing: ...`) cannot be told apart here;
+//! the harness's console watch skips such lines inside a command's output
+//! once the kernel has shown it timestamps its own lines
+//! ([`has_kernel_timestamp`]).
 
 use std::time::{Duration, Instant};
 
