@@ -98,11 +98,14 @@ fn outcomes_follow_the_markers() {
         .as_deref()
         .unwrap()
         .contains("UNEXPECTED PASS"));
-    assert!(rec("plain::panics")
-        .message
-        .as_deref()
-        .unwrap()
-        .contains("boom"));
+    let panicked = rec("plain::panics").message.as_deref().unwrap();
+    assert!(panicked.contains("boom"), "{panicked}");
+    // A panic in the test's own code is the test's failure, with where.
+    assert!(panicked.contains("(at tests/runner.rs:"), "{panicked}");
+    assert_eq!(
+        rec("plain::panics").entry.failure_kind,
+        Some(bootrig::FailureKind::Command)
+    );
     assert!(rec("plain::fails")
         .message
         .as_deref()
@@ -333,4 +336,26 @@ fn check_without_message_and_io_errors_fail_the_test_clearly() {
         msg.contains("host I/O") && msg.contains("No such file"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_trial_name_given_twice_is_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Arc::new(Mutex::new(0));
+    let (r1, r2) = (ran.clone(), ran.clone());
+    let (records, code) = Suite::with_args(args())
+        .with_settings(settings(dir.path(), false))
+        .test("dup::name", move |_| {
+            *r1.lock().unwrap() += 1;
+            Ok(())
+        })
+        .test("dup::name", move |_| {
+            *r2.lock().unwrap() += 1;
+            Ok(())
+        })
+        .run_collect();
+    assert_eq!(code, std::process::ExitCode::from(2));
+    assert!(records.is_empty());
+    assert_eq!(*ran.lock().unwrap(), 0, "a duplicate ran");
+    assert!(!dir.path().join("run").exists(), "a run folder was made");
 }

@@ -307,6 +307,17 @@ fn main() -> ExitCode {
             Marks::new().xfail("demonstrates xfail: the check below fails"),
             |_ctx| check_failed!("this failure is expected"),
         )
+        // --- hardening (issue 12) ---
+        .test_with(
+            "hardening::debian::password_is_in_no_artifact",
+            vm_marks().requires(Requirement::Tool("mmdebstrap".into())),
+            password_is_in_no_artifact,
+        )
+        .test_with(
+            "hardening::busybox::end_of_test_crash_verdicts",
+            vm_marks(),
+            end_of_test_crash_verdicts,
+        )
         .run()
 }
 
@@ -1256,6 +1267,165 @@ fn console_fallback(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     check!(
         transcript.matches("read from the console").count() == 1,
         "the fallback is not noted exactly once:\n{transcript}"
+    );
+    Ok(())
+}
+
+// --- hardening (issue 12) ---
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The debian user's password is changed to a fresh secret (never typed
+/// in a command: it reaches the guest base64-encoded), then used to log
+/// in on the getty and for `sudo -i`; the inner test fails on purpose so
+/// the postmortem runs every collector. Nothing in its artifacts folder
+/// holds the secret, and the transcripts show `<password>` instead.
+fn password_is_in_no_artifact(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    ctx.image(Image::builtin("debian"))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let secret = format!("Bx{:x}q", nanos & 0xffff_ffff_ffff);
+    let encoded = {
+        // base64 by the host's coreutils (no extra dependency).
+        let out = std::process::Command::new("sh")
+            .args(["-c", "printf %s \"$1\" | base64", "sh", &secret])
+            .output()
+            .map_err(|e| Error::io("running base64", e))?;
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    check!(!encoded.contains(&secret), "base64 holds the secret");
+    let dir = ctx.artifacts_dir().join("inner");
+    let mut settings = bootrig::RunSettings::for_root(dir.clone());
+    settings.run_dir = dir.join("run");
+    settings.events = bootrig::Events::discard();
+    let engine = bootrig::Engine::new(settings, bootrig::VmBudget::new(1));
+    let pw = secret.clone();
+    let test = bootrig::Test::new("secret::login", vm_marks(), move |ctx| {
+        let vm = ctx.vm(Image::builtin("debian"))?;
+        vm.login("tester", "tester")?;
+        vm.su("root")?;
+        vm.succeed(&format!(
+            "printf 'tester:%s\\n' \"$(echo {encoded} | base64 -d)\" | chpasswd"
+        ))?;
+        // Leave `su -`, log out: the getty asks again.
+        vm.send("exit\n")?;
+        vm.send("exit\n")?;
+        vm.login("tester", &pw)?;
+        vm.become_root()?;
+        check!(vm.succeed("id -u")? == "0\n", "sudo -i did not give root");
+        check_failed!("failing on purpose, so that every collector runs")
+    });
+    let record = engine.run_test(&test);
+    let message = record.message.clone().unwrap_or_default();
+    check!(
+        message.contains("failing on purpose"),
+        "the inner test failed otherwise: {message}"
+    );
+    let leaks = files_containing(&dir, secret.as_bytes());
+    check!(leaks.is_empty(), "the password is in {leaks:?}");
+    check!(
+        !message.contains(&secret),
+        "the password is in the failure message"
+    );
+    let login =
+        std::fs::read_to_string(record.artifacts.join("login-transcript.log")).unwrap_or_default();
+    check!(
+        login.contains(">>> \"<password>\\n\""),
+        "no redacted password typed in login-transcript.log:\n{login}"
+    );
+    Ok(())
+}
+
+/// Kernel reports at the very end of a test are judged, and a command's
+/// own output is not a kernel report (busybox, `/dev/kmsg` as the kernel's
+/// voice).
+fn end_of_test_crash_verdicts(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    ctx.image(Image::builtin("busybox"))?;
+    let dir = ctx.artifacts_dir().join("cli");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let scenario = dir.join("late.json");
+    std::fs::write(
+        &scenario,
+        r#"{"name": "late", "machine": {"image": "busybox"},
+            "tests": [
+              {"name": "warning", "steps": [
+                {"succeed": "printf '<4>WARNING: CPU: 0 PID: 1 at fs/bootrig.c:1 bootrig_late_warning+0x1/0x2\\n' > /dev/kmsg"}]},
+              {"name": "panic", "steps": [
+                {"succeed": "printf '<0>Kernel panic - not syncing: bootrig late panic\\n' > /dev/kmsg"}]},
+              {"name": "userspace", "steps": [
+                {"succeed": "printf '<4>bootrig: the kernel stamps its lines\\n' > /dev/kmsg"},
+                {"succeed": "echo 'Kernel panic - not syncing: printed by a test'; echo 'BUG: printed by a test'"}]}]}"#,
+    )
+    .map_err(|e| Error::io("writing the scenario", e))?;
+    let art = dir.join("artifacts");
+    let (code, text) = bootrig_run(&scenario, &art)?;
+    check!(code == Some(1), "bootrig run exited {code:?}:\n{text}");
+    let md = |test: &str| -> bootrig::Result<Metadata> {
+        let folder = find_test_folder(&art, &format!("late.{test}"))?;
+        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))
+    };
+    let warning = md("warning")?;
+    check!(
+        warning.outcome == Outcome::Passed,
+        "a recorded WARNING failed the test: {:?}",
+        warning.failure
+    );
+    let reports = warning
+        .extra
+        .get("kernel_reports")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    check!(
+        reports.contains("bootrig_late_warning"),
+        "the WARNING at the end is not in kernel_reports: {reports:?}"
+    );
+    let panic = md("panic")?;
+    check!(
+        panic.outcome == Outcome::Failed
+            && panic
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.kind == FailureKind::KernelCrash),
+        "a panic at the end of the test did not fail it: {:?}",
+        panic.failure
+    );
+    let panic_dir = find_test_folder(&art, "late.panic")?;
+    let listed = std::fs::read_to_string(panic_dir.join("kernel-reports.txt")).unwrap_or_default();
+    check!(
+        listed.contains("bootrig late panic"),
+        "kernel-reports.txt misses the panic: {listed:?}"
+    );
+    let user = md("userspace")?;
+    check!(
+        user.outcome == Outcome::Passed,
+        "a command's output was taken for a kernel report: {:?}\n{text}",
+        user.failure
     );
     Ok(())
 }

@@ -37,14 +37,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
-    // NamedTempFile creates files with mode 0600; artifacts are meant to be
-    // read by others (CI uploaders, colleagues), like ordinary files.
+    // NamedTempFile creates files with mode 0600; the file gets the mode
+    // an ordinary new file would (0666 less the umask), so bootrig's
+    // private artifact mode (umask 077) and a shared one both hold.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = tmp
             .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
+            .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()));
     }
     tmp.persist(path).map_err(|e| err(e.error))?;
     // Make the rename durable; failure to sync a folder is not worth failing for.
@@ -52,6 +53,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The process's umask, read without changing it (`/proc/self/status`);
+/// 022 when it cannot be read.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 /// Atomically writes `value` as pretty JSON followed by a newline.

@@ -15,7 +15,10 @@
 //! `[   12.345678] ` timestamp and `[    T1] ` / `[  C0] ` caller id, so
 //! ordinary output that merely contains `BUG` or `panic` does not trigger.
 //! A userspace program printing a line that *starts* exactly like a kernel
-//! report (`Kernel panic - not syncing: ...`) cannot be told apart.
+//! report (`Kernel panic - not syncing: ...`) cannot be told apart here;
+//! the harness's console watch skips such lines inside a command's output
+//! once the kernel has shown it timestamps its own lines
+//! ([`has_kernel_timestamp`]).
 
 use std::time::{Duration, Instant};
 
@@ -721,12 +724,20 @@ impl Default for CrashDetector {
 
 /// The kernel message of a console line: without `[   12.345678]`
 /// timestamp and `[    T1]`/`[  C0]` caller id.
+/// Whether `line` starts with a kernel timestamp (`[   12.345678] `), as
+/// a kernel built with `CONFIG_PRINTK_TIME` puts on every console line.
+pub fn has_kernel_timestamp(line: &str) -> bool {
+    bracketed(line, is_timestamp).is_some()
+}
+
+fn is_timestamp(inner: &str) -> bool {
+    let (a, b) = inner.split_once('.').unwrap_or(("", ""));
+    !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+}
+
 fn kernel_message(line: &str) -> &str {
     let mut s = line;
-    if let Some(rest) = bracketed(s, |inner| {
-        let (a, b) = inner.split_once('.').unwrap_or(("", ""));
-        !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
-    }) {
+    if let Some(rest) = bracketed(s, is_timestamp) {
         s = rest;
     }
     if let Some(rest) = bracketed(s, |inner| {

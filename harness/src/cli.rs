@@ -49,9 +49,10 @@ struct RunArgs {
     /// Scenario files or folders.
     #[arg(required = true)]
     scenarios: Vec<PathBuf>,
-    /// Where artifacts go (a run folder is made inside).
-    #[arg(long, default_value = "target/bootrig")]
-    artifacts: PathBuf,
+    /// Where artifacts go (a run folder is made inside) [default:
+    /// `BOOTRIG_ARTIFACTS`, else target/bootrig].
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
     /// Only run tests whose `scenario::test` name contains this.
     #[arg(long)]
     filter: Option<String>,
@@ -63,7 +64,7 @@ struct RunArgs {
     accel: Option<crate::vm::config::Accel>,
     /// Run this many tests (VMs) at once [default: `BOOTRIG_MAX_VMS`, else
     /// as many as the cores and memory allow: min(cores, free GiB / 1.5)].
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = parse_jobs)]
     jobs: Option<usize>,
     /// List the tests instead of running them.
     #[arg(long)]
@@ -153,6 +154,10 @@ fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    if let Err(e) = scenario::check_unique_trials(&loaded) {
+        eprintln!("{e}");
+        invalid = true;
+    }
     if invalid {
         eprintln!("bootrig: invalid scenario; nothing was run");
         return ExitCode::from(2);
@@ -163,7 +168,12 @@ fn run(args: RunArgs) -> ExitCode {
         .filter(|t| filter.as_ref().is_none_or(|f| t.name.contains(f.as_str())))
         .collect();
     if last_failed {
-        match crate::cli_review::last_failed(&artifacts) {
+        // The same artifacts root the run would use.
+        let root = artifacts
+            .clone()
+            .or_else(|| std::env::var_os("BOOTRIG_ARTIFACTS").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("target/bootrig"));
+        match crate::cli_review::last_failed(&root) {
             Ok(Some(failed)) => {
                 tests.retain(|t| failed.contains(&t.name));
                 if tests.is_empty() {
@@ -188,7 +198,14 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("bootrig: no test matches the filter {f:?}; nothing was run");
         return ExitCode::from(2);
     }
-    let mut settings = RunSettings::from_env(artifacts);
+    let mut settings = match artifacts {
+        Some(root) => RunSettings::for_root(root),
+        None => RunSettings::from_env(PathBuf::from("target/bootrig")),
+    };
+    if let Err(e) = crate::run::settings::check_outputs(&settings.run_dir, junit.as_deref()) {
+        eprintln!("bootrig: {e}; nothing was run");
+        return ExitCode::from(2);
+    }
     if let Err(e) = crate::run::signals::install(settings.interrupts.clone()) {
         eprintln!("bootrig: cannot handle signals ({e}); Ctrl-C will still stop the VMs");
     }
@@ -226,6 +243,21 @@ fn run(args: RunArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The most tests `-j` runs at once: each is a VM with its own threads.
+const MAX_JOBS: usize = 256;
+
+/// `-j N`: 1..=[`MAX_JOBS`].
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of jobs"))?;
+    match n {
+        0 => Err("0 jobs would run nothing: give at least 1".into()),
+        n if n > MAX_JOBS => Err(format!("{n} jobs is too many (at most {MAX_JOBS})")),
+        n => Ok(n),
     }
 }
 

@@ -161,9 +161,20 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C, SIGTERM) while the test ran.
     #[error("interrupted by {}", signal_name(*.0))]
     Interrupted(i32),
-    /// A Rust test panicked (e.g. a failed `assert!`).
+    /// A Rust test panicked (e.g. a failed `assert!`) in its own code: the
+    /// test's failure. The message ends with where it panicked.
     #[error("test panicked: {0}")]
     Panic(String),
+    /// bootrig itself panicked while running a test (in its own code, or
+    /// anywhere under a declarative scenario test): a harness bug, not the
+    /// test's failure.
+    #[error("bootrig panicked (a bug in bootrig, not a test failure) at {location}: {message}")]
+    HarnessPanic {
+        /// What it said.
+        message: String,
+        /// `file:line:column`, or `unknown`.
+        location: String,
+    },
     /// A check in a Rust test failed.
     #[error("check failed: {0}")]
     Check(String),
@@ -220,17 +231,17 @@ impl Error {
     }
 
     /// The failure kind recorded in `metadata.json`. A failed check or a
-    /// panic in a Rust test counts as a `command` failure (the test's own
-    /// expectation was not met).
+    /// panic in a Rust test's own code counts as a `command` failure (the
+    /// test's own expectation was not met); a panic of bootrig's is a
+    /// `harness-error`; a command or wait that ran out of time is a
+    /// `timeout`.
     pub fn failure_kind(&self) -> FailureKind {
         match self {
             Error::BootTimeout { .. } => FailureKind::BootTimeout,
             Error::Login { .. } => FailureKind::Login,
             Error::Escalation { .. } => FailureKind::Escalation,
-            Error::Command { .. }
-            | Error::CommandTimeout { .. }
-            | Error::Check(_)
-            | Error::Panic(_) => FailureKind::Command,
+            Error::Command { .. } | Error::Check(_) | Error::Panic(_) => FailureKind::Command,
+            Error::CommandTimeout { .. } => FailureKind::Timeout,
             Error::UnitFailed { .. } => FailureKind::UnitFailed,
             Error::KernelCrash(_) => FailureKind::KernelCrash,
             Error::Qemu { .. } => FailureKind::QemuExit,
@@ -242,6 +253,7 @@ impl Error {
             },
             Error::WaitTimeout { .. } | Error::TestTimeout(_) => FailureKind::Timeout,
             Error::Interrupted(_)
+            | Error::HarnessPanic { .. }
             | Error::Config { .. }
             | Error::MissingTool { .. }
             | Error::Io { .. }

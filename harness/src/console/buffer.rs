@@ -30,6 +30,8 @@ pub(super) struct State {
     pub(super) close_error: Option<String>,
     pub(super) raw_log_error: Option<String>,
     pub(super) fault: Option<CrashReport>,
+    /// An `expect` has failed on `fault` (its waiter was told).
+    pub(super) fault_delivered: bool,
     pub(super) reports: Vec<CrashReport>,
     pub(super) dropped_reports: u64,
 }
@@ -123,6 +125,7 @@ impl Shared {
                 close_error: None,
                 raw_log_error: None,
                 fault: None,
+                fault_delivered: false,
                 reports: Vec::new(),
                 dropped_reports: 0,
             }),

@@ -141,8 +141,9 @@ impl Console {
         // Absolute end of the text searched by this call without a match.
         let mut searched_to: Option<u64> = None;
         loop {
-            if let Some(fault) = &st.fault {
-                return Err(ExpectError::Fault(fault.clone()));
+            if let Some(fault) = st.fault.clone() {
+                st.fault_delivered = true;
+                return Err(ExpectError::Fault(fault));
             }
             let end = st.end();
             if searched_to != Some(end) && !res.is_empty() {

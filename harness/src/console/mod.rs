@@ -191,7 +191,26 @@ impl Console {
         let observer = options.observer;
         let thread = std::thread::Builder::new()
             .name("bootrig-console".into())
-            .spawn(move || reader::reader_loop(&thread_shared, stream, raw_log, observer))?;
+            .spawn(move || {
+                // A panic on this thread (an observer's, say) must not stop
+                // reading silently, leaving every wait to time out: the
+                // console closes at once, saying why.
+                let read = std::panic::AssertUnwindSafe(|| {
+                    reader::reader_loop(&thread_shared, stream, raw_log, observer)
+                });
+                if let Err(panic) = std::panic::catch_unwind(read) {
+                    let why = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panic".into());
+                    let mut st = thread_shared.state();
+                    st.closed = true;
+                    st.close_error = Some(format!("the console reader panicked: {why}"));
+                    drop(st);
+                    thread_shared.cond.notify_all();
+                }
+            })?;
         Ok(Console {
             shared,
             control,
@@ -229,6 +248,12 @@ impl Console {
     /// The first fatal report from the observer.
     pub fn fault(&self) -> Option<CrashReport> {
         self.shared.state().fault.clone()
+    }
+
+    /// Whether an `expect` has failed on [`Console::fault`]: whoever waited
+    /// on the console was told of the crash.
+    pub fn fault_delivered(&self) -> bool {
+        self.shared.state().fault_delivered
     }
 
     /// Non-fatal reports from the observer, oldest first (at most 1024).

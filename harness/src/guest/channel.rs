@@ -83,7 +83,9 @@ impl Session {
             }
         }
         if let Err(e) = self.run_timeout(&self.markers.quiet_setup(), LOOKUP_TIMEOUT) {
-            self.console_output_because(&format!("defining the channel's shell functions failed: {e}"));
+            self.console_output_because(&format!(
+                "defining the channel's shell functions failed: {e}"
+            ));
             return;
         }
         let sent = self.run_timeout(self.markers.hello(), HELLO_TIMEOUT);
@@ -189,7 +191,11 @@ impl Session {
                     let Ok(m) = console.expect(&end, Deadline::after(Duration::ZERO)) else {
                         continue;
                     };
-                    let mode = m.captures.get(2).and_then(|c| c.clone()).unwrap_or_default();
+                    let mode = m
+                        .captures
+                        .get(2)
+                        .and_then(|c| c.clone())
+                        .unwrap_or_default();
                     match mode.as_slice() {
                         b"c" => return self.ran_on_console(n, cmd, &m, started),
                         b"x" => {

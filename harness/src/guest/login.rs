@@ -82,6 +82,15 @@ impl Session {
             })
     }
 
+    /// Types a password and Enter. A failure to send names no text: the
+    /// password stays out of error messages.
+    fn send_secret(&self, password: &str) -> Result<()> {
+        self.machine
+            .console()
+            .send(format!("{password}\n").as_bytes())
+            .map_err(|e| self.console_err("sending <password>", e))
+    }
+
     /// Logs in on the serial getty. Handles `login:`, `Password:`, MOTD
     /// noise and coloured prompts; a `Login incorrect` fails at once (no
     /// retry loop). The whole exchange is kept in `transcript.log`.
@@ -92,6 +101,7 @@ impl Session {
     }
 
     fn log_in(&self, user: &str, password: &str) -> Result<()> {
+        self.transcript.add_secret(password);
         let _tap = self
             .transcript
             .tap(self.machine.console(), &format!("login as {user}"));
@@ -127,7 +137,7 @@ impl Session {
         }
         let queries = self.machine.console().queries_answered();
         if which == 0 {
-            self.send(&format!("{password}\n"))?;
+            self.send_secret(password)?;
             let (which, _) = self.expect_step(
                 &[&incorrect_re, &login_re, &prompt_re],
                 "logging in",
@@ -213,6 +223,9 @@ impl Session {
     }
 
     fn escalate_now(&self, method: &str, password: Option<String>) -> Result<()> {
+        if let Some(pw) = &password {
+            self.transcript.add_secret(pw);
+        }
         let _tap = self.transcript.tap(
             self.machine.console(),
             &format!("become root with {method}"),
@@ -241,7 +254,7 @@ impl Session {
                         "a password was asked but none is known (use become_root_with)".into(),
                     ));
                 };
-                self.send(&format!("{pw}\n"))?;
+                self.send_secret(&pw)?;
                 let (which, m) =
                     self.expect_step(&[&denied_re, &root_prompt_re], method, || {
                         fail("no root prompt after the password".into())

@@ -101,9 +101,7 @@ impl Markers {
     /// crosses the emulated UART, the slow part of a round trip).
     pub(crate) fn wrap_quiet(&self, n: u64, cmd: &str) -> String {
         let (preamble, group) = Self::group(cmd);
-        format!(
-            "{preamble}__brb {n}; {group} </dev/null >&$__br_o 2>&$__br_o; __bre {n} $?\n"
-        )
+        format!("{preamble}__brb {n}; {group} </dev/null >&$__br_o 2>&$__br_o; __bre {n} $?\n")
     }
 
     /// The shell functions [`Markers::wrap_quiet`] relies on: `__brq`

@@ -246,7 +246,8 @@ impl Session {
     pub fn console_tail(&self, n: usize) -> String {
         let raw = self.machine.console().tail_lines(n);
         let recent = self.state().recent.clone();
-        self.markers.readable(&raw, &recent)
+        self.transcript
+            .redact(&self.markers.readable(&raw, &recent))
     }
 
     /// The console's `expect_any` until `deadline` (or the test's, if

@@ -1,6 +1,10 @@
 //! The session's human-readable record: `transcript.log` (every command
 //! with its output and exit status, notes) and `login-transcript.log` (the
 //! raw bytes of the login and escalation exchanges, both ways).
+//!
+//! Passwords typed during login and escalation are secrets: every text
+//! written here, and every console tail a session puts into an error
+//! message, has them replaced by `<password>` ([`Transcript::redact`]).
 
 use bootrig_diagnostics::layout;
 use std::fmt;
@@ -18,6 +22,8 @@ use crate::console::{Console, ConsoleTap};
 #[derive(Debug, Clone)]
 pub(crate) struct Transcript {
     files: Arc<Mutex<(Option<File>, Option<File>)>>,
+    /// Texts replaced by `<password>` wherever they would be written.
+    secrets: Arc<Mutex<Vec<String>>>,
     login_path: PathBuf,
     started: Instant,
 }
@@ -30,6 +36,7 @@ impl Transcript {
                 File::create(dir.join(layout::TRANSCRIPT.path)).ok(),
                 None,
             ))),
+            secrets: Arc::default(),
             login_path: dir.join(layout::LOGIN_TRANSCRIPT.path),
             started,
         }
@@ -39,7 +46,52 @@ impl Transcript {
         self.files.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Adds a secret: from now on it is written as `<password>`. Empty
+    /// secrets are ignored (they would match everywhere).
+    pub(crate) fn add_secret(&self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        if !secrets.iter().any(|s| s == secret) {
+            secrets.push(secret.to_string());
+            // Longest first, so a secret containing another is replaced whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// `text` with every secret replaced by `<password>`.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = text.to_string();
+        for s in secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// `bytes` with every secret replaced by `<password>`.
+    fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = bytes.to_vec();
+        for s in secrets.iter().map(|s| s.as_bytes()) {
+            let mut i = 0;
+            while i + s.len() <= out.len() {
+                if &out[i..i + s.len()] == s {
+                    out.splice(i..i + s.len(), REDACTED.bytes());
+                    i += REDACTED.len();
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
     fn write(&self, text: &str, login: bool) {
+        let text = self.redact(text);
         let t = self.started.elapsed().as_secs_f64();
         let mut files = self.lock();
         if login && files.1.is_none() {
@@ -76,7 +128,8 @@ impl Transcript {
     }
 
     fn raw(&self, dir: &str, bytes: &[u8]) {
-        self.write(&format!("{dir} {}", escape_bytes(bytes)), true);
+        let bytes = self.redact_bytes(bytes);
+        self.write(&format!("{dir} {}", escape_bytes(&bytes)), true);
     }
 
     fn section(&self, title: &str) {
@@ -100,6 +153,9 @@ impl Drop for TapGuard<'_> {
         self.0.set_tap(None);
     }
 }
+
+/// What a secret is replaced by.
+pub(crate) const REDACTED: &str = "<password>";
 
 /// Renders bytes as a quoted string with escapes visible.
 pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
@@ -195,6 +251,29 @@ mod tests {
     #[test]
     fn escaped_transcript_bytes() {
         assert_eq!(escape_bytes(b"a\x1b[0m\r\n\xff"), "\"a\\e[0m\\r\\n\\xff\"");
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_both_transcripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcript::open(dir.path(), Instant::now());
+        t.add_secret("hunter2");
+        t.add_secret("");
+        t.section("login as tester");
+        let mut tap = TranscriptTap::new(t.clone());
+        tap.received(b"Password: ");
+        tap.sent(b"hunter2\n");
+        // A guest that echoes it back, split over two reads.
+        tap.received(b"-bash: hunt");
+        tap.received(b"er2: command not found\r\n");
+        drop(tap);
+        t.command("echo hunter2", "hunter2\n", 0, 0.1);
+        assert_eq!(t.redact("pw hunter2!"), "pw <password>!");
+        for name in [layout::TRANSCRIPT.path, layout::LOGIN_TRANSCRIPT.path] {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert!(!text.contains("hunter2"), "{name}: {text}");
+            assert!(text.contains("<password>"), "{name}: {text}");
+        }
     }
 
     #[test]

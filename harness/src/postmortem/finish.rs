@@ -5,7 +5,7 @@
 use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::Outcome;
 
-use crate::errors::Result;
+use crate::errors::{Error, Result};
 use crate::postmortem::collector::{run_collectors, Collected, VmHandle};
 use crate::postmortem::collectors::COLLECTOR_TIMEOUT;
 use crate::postmortem::recorder::Postmortem;
@@ -33,8 +33,33 @@ impl Postmortem {
     /// finalises `metadata.json` and `run.json`, and renders the failure
     /// message.
     pub fn finish(&self, vms: &[VmHandle], outcome: &Result<()>, xfail: Option<&str>) -> Ending {
-        let err = outcome.as_ref().err();
+        // A crash a console wait already failed on was the body's to see
+        // (a test may provoke one on purpose and pass); one nobody was told
+        // of is judged here.
+        let fault_at_end: Vec<bool> = vms
+            .iter()
+            .map(|vm| vm.machine().console().fault_delivered())
+            .collect();
         let snapshot = Snapshot::take(vms);
+        // The identity query went through every console, so what the guest
+        // printed before the end is read; a report still held by a crash
+        // watch is judged now, and a crash recorded after the body ended
+        // fails a test that passed.
+        let held = self.flush_watches();
+        let late_crash = outcome.is_ok().then(|| {
+            held.iter()
+                .find(|r| r.fatal)
+                .cloned()
+                .or_else(|| {
+                    vms.iter()
+                        .zip(&fault_at_end)
+                        .filter(|(_, before)| !**before)
+                        .find_map(|(vm, _)| vm.machine().console().fault())
+                })
+                .map(Error::KernelCrash)
+        });
+        let late_crash = late_crash.flatten();
+        let err = outcome.as_ref().err().or(late_crash.as_ref());
 
         let mut collected: Vec<(VmLayout, Collected)> = Vec::new();
         if err.is_some() {
@@ -45,7 +70,14 @@ impl Postmortem {
                 }
             }
         }
-        let reports = snapshot::stop(vms);
+        let mut reports = snapshot::stop(vms);
+        // `kernel-reports.txt` lists every report, the fatal ones too.
+        let faults = vms.iter().filter_map(|vm| vm.machine().console().fault());
+        for r in faults.chain(held) {
+            if !reports.contains(&r) {
+                reports.push(r);
+            }
+        }
 
         let mut inner = self.inner();
         if let Some(guest) = snapshot.guest {

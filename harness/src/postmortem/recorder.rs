@@ -83,6 +83,8 @@ pub struct Postmortem {
     events: Events,
     crash_config: Mutex<CrashConfig>,
     pub(crate) timeline: Arc<Mutex<Timeline>>,
+    /// The crash watches of the test's consoles, flushed when it ends.
+    watches: Mutex<Vec<CrashWatch>>,
     collectors: Mutex<Vec<Arc<dyn Collector>>>,
     inner: Mutex<Inner>,
 }
@@ -133,6 +135,7 @@ impl Postmortem {
             events,
             crash_config: Mutex::new(CrashConfig::default()),
             timeline: Arc::default(),
+            watches: Mutex::default(),
             collectors: Mutex::new(builtin()),
             inner: Mutex::new(Inner {
                 dir,
@@ -163,7 +166,19 @@ impl Postmortem {
     /// milestones.
     pub fn console_observer(&self) -> CrashWatch {
         let config = *self.crash_config.lock().unwrap_or_else(|p| p.into_inner());
-        CrashWatch::new(config, self.timeline.clone())
+        let watch = CrashWatch::new(config, self.timeline.clone());
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(watch.clone());
+        watch
+    }
+
+    /// The reports the crash watches still hold (unfinished, or inside
+    /// their quiet window), finalised now: the end of a test judges them.
+    pub(crate) fn flush_watches(&self) -> Vec<bootrig_diagnostics::crash::CrashReport> {
+        let watches = self.watches.lock().unwrap_or_else(|p| p.into_inner());
+        watches.iter().filter_map(CrashWatch::flush_held).collect()
     }
 
     /// Whether kernel WARNINGs (and other non-fatal reports) fail the test

@@ -56,7 +56,13 @@ impl Timeline {
         self.first_output.get_or_insert(now);
         if let Some(ts) = kernel_timestamp(line) {
             if self.kernel.is_none() {
-                let started = now.checked_sub(Duration::from_secs_f64(ts)).unwrap_or(now);
+                // A timestamp no kernel could have (a guest printing
+                // `[99999999999999999999.0]`) is not a duration: the line
+                // then only says the kernel has started by now.
+                let started = Duration::try_from_secs_f64(ts)
+                    .ok()
+                    .and_then(|d| now.checked_sub(d))
+                    .unwrap_or(now);
                 self.kernel = Some(started);
             }
         } else if line.starts_with("Linux version") {
@@ -155,5 +161,19 @@ mod tests {
         // A login prompt seen after the shell was ready is not boot.
         let phases = t.boot_phases(t0, Some(at(3000)));
         assert_eq!(phases.last().unwrap(), &("userspace", at(1500), at(3000)));
+    }
+
+    #[test]
+    fn absurd_kernel_timestamps_do_not_panic() {
+        let t0 = Instant::now();
+        for line in [
+            "[99999999999999999999.0] forged",
+            "[18446744073709551616.5] x",
+            "[99999999999.000000] uptime longer than this host's",
+        ] {
+            let mut t = Timeline::default();
+            t.line(line, t0);
+            assert!(t.kernel.is_some_and(|k| k <= t0), "{line}");
+        }
     }
 }

@@ -16,7 +16,6 @@
 //!               TestStarted ─ requirements ─ budget ─ deadline ─ body ─ finish ─ TestFinished
 //! ```
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -230,14 +229,7 @@ impl Engine {
             ctx.set_deadline(Deadline::after(timeout));
         }
         let watchdog = marks.timeout.map(|t| Watchdog::start(ctx.clone(), t));
-        let result = catch_unwind(AssertUnwindSafe(|| (test.body)(&ctx))).unwrap_or_else(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
-            Err(Error::Panic(msg))
-        });
+        let result = crate::run::panics::catch(marks.declarative, || (test.body)(&ctx));
         // A wait inside the body ends exactly at the test's deadline, so the
         // body may fail (console timeout) just before the watchdog fires:
         // that is the deadline too.
@@ -257,11 +249,15 @@ impl Engine {
         let xfail = marks.xfail_reason();
         let ending = ctx.finish(&result, xfail);
         let message = match (&result, xfail) {
-            (Ok(()), None) => None,
+            // A crash the postmortem found after the last step.
+            (Ok(()), None) => ending.message,
             (Err(_), None) => ending.message,
             (Err(e), Some(reason)) => Some(format!(
                 "expected failure ({reason}): {}",
                 e.to_string().lines().next().unwrap_or("")
+            )),
+            (Ok(()), Some(reason)) if ending.outcome == Outcome::Xfail => Some(format!(
+                "expected failure ({reason}): a kernel crash found when the test ended"
             )),
             (Ok(()), Some(reason)) => Some(format!(
                 "UNEXPECTED PASS: this test is marked xfail ({reason}) but it passed; remove the marker"

@@ -8,7 +8,9 @@ use std::time::Duration;
 /// with the reason (under `CI=true` they fail it instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
-    /// A working KVM.
+    /// A working KVM: `/dev/kvm` opens *and* the accelerator probe
+    /// (`accel=auto`'s, cached per host boot) found that a kernel boots
+    /// under it.
     Kvm,
     /// `qemu-system-x86_64`.
     Qemu,
@@ -22,7 +24,7 @@ impl Requirement {
     /// Why the requirement is not met, or None.
     pub fn missing(&self) -> Option<String> {
         match self {
-            Requirement::Kvm => crate::vm::accel::kvm_device_usable().err(),
+            Requirement::Kvm => kvm_missing(),
             Requirement::Qemu => {
                 crate::vm::machine::resolve_binary(Path::new("qemu-system-x86_64"))
                     .err()
@@ -38,6 +40,40 @@ impl Requirement {
     }
 }
 
+/// Why KVM cannot be used here: the device, then the probe's verdict
+/// (booting the cached `busybox` kernel, as `bootrig doctor` does).
+fn kvm_missing() -> Option<String> {
+    if let Err(why) = crate::vm::accel::kvm_device_usable() {
+        return Some(why);
+    }
+    let qemu = match crate::vm::machine::resolve_binary(Path::new("qemu-system-x86_64")) {
+        Ok(q) => q,
+        Err(e) => return Some(format!("KVM cannot be probed: {e}")),
+    };
+    let store = crate::image::ImageStore::default();
+    let probe = store
+        .cached("busybox")
+        .ok()
+        .flatten()
+        .and_then(|i| i.kernel());
+    kvm_missing_with(&qemu, &store.cache, probe.as_deref())
+}
+
+/// [`kvm_missing`] past the device check, for `qemu`, a verdict cache in
+/// `cache` and a kernel to probe with.
+fn kvm_missing_with(qemu: &Path, cache: &Path, probe: Option<&Path>) -> Option<String> {
+    use crate::vm::config::Accel;
+    let version = crate::vm::machine::qemu_version(qemu).unwrap_or_default();
+    let verdict = crate::vm::accel::resolve(Accel::Auto, qemu, &version, probe, cache);
+    (verdict.accel != Accel::Kvm).then(|| {
+        if verdict.reason.is_empty() {
+            "KVM does not work on this host".to_string()
+        } else {
+            verdict.reason
+        }
+    })
+}
+
 /// Markers on a test, as in pytest.
 #[derive(Debug, Clone, Default)]
 pub struct Marks {
@@ -45,6 +81,9 @@ pub struct Marks {
     pub(crate) slow: bool,
     pub(crate) xfail: Option<String>,
     pub(crate) timeout: Option<Duration>,
+    /// The body is bootrig's own code (a declarative scenario test): any
+    /// panic in it is a harness bug.
+    pub(crate) declarative: bool,
 }
 
 impl Marks {
@@ -82,5 +121,31 @@ impl Marks {
     /// The first requirement this host does not meet, with the reason.
     pub fn unmet(&self) -> Option<String> {
         self.requires.iter().find_map(Requirement::missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn kvm_is_missing_when_the_probe_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        // A QEMU whose KVM aborts, as on hosts where /dev/kvm opens but
+        // `kvm_buf_set_msrs` fails.
+        let qemu = dir.path().join("qemu-system-x86_64");
+        std::fs::write(
+            &qemu,
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'QEMU emulator version 9.9.9'; exit 0; }\n\
+             echo 'kvm_buf_set_msrs: Assertion failed' >&2; exit 134\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kernel = dir.path().join("vmlinuz");
+        std::fs::write(&kernel, b"kernel").unwrap();
+        let why = kvm_missing_with(&qemu, &dir.path().join("cache"), Some(&kernel));
+        let why = why.expect("an unusable KVM is missing");
+        assert!(why.contains("unusable"), "{why}");
     }
 }

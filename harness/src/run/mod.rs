@@ -12,6 +12,7 @@ pub mod budget;
 pub mod context;
 pub mod engine;
 pub mod marks;
+pub mod panics;
 pub mod reporters;
 pub mod scenario;
 pub mod scenario_test;

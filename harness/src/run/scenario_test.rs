@@ -19,6 +19,7 @@ use crate::vm::config::{Drive, MachineConfig};
 pub fn scenario_test(sc: &Arc<Scenario>, index: usize) -> Test {
     let test = &sc.tests[index];
     let mut marks = Marks::new();
+    marks.declarative = true;
     if let Some(t) = sc.test_timeout() {
         marks = marks.timeout(t);
     }

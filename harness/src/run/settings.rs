@@ -1,6 +1,6 @@
 //! Settings shared by every test of a run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::events::Events;
@@ -35,6 +35,16 @@ impl RunSettings {
         let root = std::env::var_os("BOOTRIG_ARTIFACTS")
             .map(PathBuf::from)
             .unwrap_or(default_root);
+        RunSettings::for_root(root)
+    }
+
+    /// Settings with the artifacts under `root`, whatever
+    /// `BOOTRIG_ARTIFACTS` says (an explicit `--artifacts` beats the
+    /// environment); the rest as [`RunSettings::from_env`].
+    ///
+    /// Applies the artifact mode ([`apply_artifact_mode`]) to the process.
+    pub fn for_root(root: PathBuf) -> RunSettings {
+        apply_artifact_mode();
         let run_id = std::env::var("BOOTRIG_RUN_ID")
             .or_else(|_| std::env::var("NEXTEST_RUN_ID"))
             .unwrap_or_else(|_| {
@@ -72,4 +82,92 @@ pub fn default_artifacts_root() -> PathBuf {
                 .map(|t| t.join("bootrig"))
         })
         .unwrap_or_else(|| PathBuf::from("target/bootrig"))
+}
+
+/// Makes the files and folders bootrig creates from now on private to the
+/// user (0600 and 0700: umask 077), since artifacts hold guest output,
+/// transcripts and host details that CI may upload; unless
+/// `BOOTRIG_ARTIFACT_MODE=shared`, which keeps the process's umask
+/// (usually 0644 and 0755). Any other value is treated as `private`, with
+/// a warning. The umask is process-wide: QEMU and the image recipes
+/// inherit it.
+pub fn apply_artifact_mode() {
+    match std::env::var("BOOTRIG_ARTIFACT_MODE").as_deref() {
+        Ok("shared") => {}
+        Ok("private") | Err(_) => set_private_umask(),
+        Ok(other) => {
+            eprintln!(
+                "bootrig: BOOTRIG_ARTIFACT_MODE={other:?} is neither \"private\" nor \"shared\"; \
+                 artifacts stay private"
+            );
+            set_private_umask();
+        }
+    }
+}
+
+fn set_private_umask() {
+    // SAFETY: umask has no preconditions; it only changes this process's
+    // file creation mask.
+    unsafe { libc::umask(0o077) };
+}
+
+/// Checks, before anything boots, that a run can write its outputs: the
+/// artifacts root (`run_dir`'s parent) is a folder or can be created, and
+/// a file can be created in it; the JUnit report's folder exists (or is
+/// created) and takes a file. The error names the path and what is wrong.
+pub fn check_outputs(run_dir: &Path, junit: Option<&Path>) -> Result<(), String> {
+    let root = run_dir
+        .parent()
+        .filter(|r| !r.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Some(junit) = junit {
+        if junit.is_dir() {
+            return Err(format!(
+                "--junit {} is a folder, not a file",
+                junit.display()
+            ));
+        }
+        let parent = junit
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // The report's folder is created as the writer would, now.
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!(
+                "--junit {}: cannot create the folder {}: {e}",
+                junit.display(),
+                parent.display()
+            )
+        })?;
+        probe_write(parent).map_err(|e| {
+            format!(
+                "--junit {}: cannot write in {}: {e}",
+                junit.display(),
+                parent.display()
+            )
+        })?;
+    }
+    if root.exists() && !root.is_dir() {
+        return Err(format!(
+            "artifacts folder {} is not a folder",
+            root.display()
+        ));
+    }
+    std::fs::create_dir_all(root)
+        .map_err(|e| format!("cannot create the artifacts folder {}: {e}", root.display()))?;
+    probe_write(root).map_err(|e| {
+        format!(
+            "cannot write in the artifacts folder {}: {e}",
+            root.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Creates and removes a file in `dir`.
+fn probe_write(dir: &Path) -> std::io::Result<()> {
+    tempfile::Builder::new()
+        .prefix(".bootrig-probe")
+        .tempfile_in(dir)
+        .map(drop)
 }

@@ -41,6 +41,34 @@ use serde_json::Value;
 use crate::errors::{Error, Result};
 use crate::guest::session::{compile, Key, Session};
 
+/// The longest timeout a scenario may set, in seconds (a week): longer is
+/// a typo, and a deadline must stay a representable instant.
+pub const MAX_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// `secs` (validated seconds) as a duration; out-of-range values (only
+/// reachable through code that skipped validation) become the maximum
+/// instead of panicking.
+pub(crate) fn seconds(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.min(MAX_TIMEOUT_SECS))
+        .unwrap_or(Duration::from_secs(MAX_TIMEOUT_SECS as u64))
+}
+
+/// Checks a number of seconds given for `what`: positive, finite, at most
+/// [`MAX_TIMEOUT_SECS`].
+pub(crate) fn check_seconds(what: &str, secs: f64) -> std::result::Result<(), String> {
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!(
+            "{what} must be a positive number of seconds, not {secs}"
+        ));
+    }
+    if secs > MAX_TIMEOUT_SECS {
+        return Err(format!(
+            "{what} of {secs} seconds is too long (at most {MAX_TIMEOUT_SECS} s, a week)"
+        ));
+    }
+    Ok(())
+}
+
 /// Declares the step kinds: `Variant = "json key"`, one per line, in the
 /// order the documentation and error messages list them.
 macro_rules! kinds {
@@ -143,19 +171,19 @@ impl StepKind {
                     format!("unknown key {name:?} (Up, Down, Left, Right, Enter, Tab, Esc, Backspace, Delete, Home, End, PageUp, PageDown, Space, Ctrl-C, Ctrl-D, F1..F12)")
                 })?)
             }
-            StepKind::Succeed => Step::Succeed(f.action_text()?),
-            StepKind::Fail => Step::Fail(f.action_text()?),
+            StepKind::Succeed => Step::Succeed(f.command()?),
+            StepKind::Fail => Step::Fail(f.command()?),
             StepKind::Run => Step::Run {
-                cmd: f.action_text()?,
-                exit: f.get::<i32>("exit")?.unwrap_or(0),
+                cmd: f.command()?,
+                exit: f.exit_code()?,
                 output_matches: f.get::<String>("output_matches")?.map(regex).transpose()?,
             },
             StepKind::WaitForUnit => Step::WaitForUnit {
-                unit: f.action_text()?,
+                unit: f.command()?,
                 timeout: f.seconds("timeout")?,
             },
             StepKind::WaitUntilSucceeds => Step::WaitUntilSucceeds {
-                cmd: f.action_text()?,
+                cmd: f.command()?,
                 timeout: f.seconds("timeout")?,
             },
         })
@@ -211,7 +239,7 @@ impl Step {
         let step = vm.timeouts().step;
         let within = |own: Option<f64>| {
             vm.deadline()
-                .within(own.map(Duration::from_secs_f64).unwrap_or(step))
+                .within(own.map(seconds).unwrap_or(step))
                 .remaining()
         };
         match self {
@@ -390,15 +418,37 @@ impl Fields {
         Ok(self.get(self.kind.action())?.unwrap_or_default())
     }
 
-    /// An optional positive number of seconds.
+    /// The action's text when it names something to run or wait for (a
+    /// command, a unit): not empty or blank.
+    fn command(&self) -> std::result::Result<String, String> {
+        let text = self.action_text()?;
+        if text.trim().is_empty() {
+            let what = match self.kind {
+                StepKind::WaitForUnit => "a unit name",
+                _ => "a command",
+            };
+            return Err(format!(
+                "\"{}\" needs {what}, not an empty string",
+                self.kind.action()
+            ));
+        }
+        Ok(text)
+    }
+
+    /// The expected exit code (default 0): what a shell can report, 0..=255.
+    fn exit_code(&self) -> std::result::Result<i32, String> {
+        let exit = self.get::<i64>("exit")?.unwrap_or(0);
+        if !(0..=255).contains(&exit) {
+            return Err(format!("exit must be an exit status 0..=255, not {exit}"));
+        }
+        Ok(exit as i32)
+    }
+
+    /// An optional positive number of seconds, at most a week.
     fn seconds(&self, key: &str) -> std::result::Result<Option<f64>, String> {
         let t = self.get::<f64>(key)?;
         if let Some(t) = t {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(format!(
-                    "{key} must be a positive number of seconds, not {t}"
-                ));
-            }
+            check_seconds(key, t)?;
         }
         Ok(t)
     }

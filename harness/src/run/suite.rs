@@ -182,6 +182,23 @@ impl Suite {
 
     /// Runs the trials; returns what happened to each and the exit code.
     pub fn run_collect(self) -> (Vec<TestRecord>, ExitCode) {
+        // Two trials of one name would share an artifacts folder and a
+        // run.json entry: refused before anything runs (or is listed).
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&str> = self
+            .tests
+            .iter()
+            .filter(|t| !seen.insert(t.name.as_str()))
+            .map(|t| t.name.as_str())
+            .collect();
+        if !twice.is_empty() {
+            eprintln!(
+                "bootrig: these trial names are given to more than one test: {}; \
+                 names must be unique in a run (nothing was run)",
+                twice.join(", ")
+            );
+            return (Vec::new(), ExitCode::from(2));
+        }
         // Settings only read the environment: listing touches no disk.
         let mut settings = self
             .settings

@@ -9,6 +9,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// The least guest memory bootrig boots with, in MiB.
+pub const MIN_MEMORY_MIB: u64 = 64;
+/// The most guest memory bootrig asks QEMU for, in MiB (1 TiB).
+pub const MAX_MEMORY_MIB: u64 = 1 << 20;
+/// The smallest scratch drive, in bytes (1 MiB).
+pub const MIN_DRIVE_BYTES: u64 = 1 << 20;
+/// The largest scratch drive, in bytes (16 TiB: the largest sparse file
+/// ext4 holds).
+pub const MAX_DRIVE_BYTES: u64 = 16 << 40;
+
 /// Which accelerator QEMU uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,11 +261,22 @@ impl MachineConfig {
         if self.kernel.is_some() && self.iso.is_some() {
             return Err("kernel and iso are exclusive: give one boot source".into());
         }
-        if self.memory_mib < 64 {
+        if self.memory_mib < MIN_MEMORY_MIB {
             return Err(format!(
                 "memory {} MiB is too small (at least 64M)",
                 self.memory_mib
             ));
+        }
+        if self.memory_mib > MAX_MEMORY_MIB {
+            return Err(format!(
+                "memory {} MiB is too large (at most 1T)",
+                self.memory_mib
+            ));
+        }
+        for d in &self.drives {
+            if let Drive::Scratch(size) = d {
+                check_drive_size(*size).map_err(|e| format!("drives[].size: {e}"))?;
+            }
         }
         if self.cpus == 0 || self.cpus > 64 {
             return Err(format!("cpus {} out of range (1..=64)", self.cpus));
@@ -279,6 +300,12 @@ impl MachineConfig {
             }
         }
         for (field, path) in files {
+            if path.is_dir() {
+                return Err(format!(
+                    "{field}: {} is a directory, not a file",
+                    path.display()
+                ));
+            }
             if !path.is_file() {
                 return Err(format!(
                     "{field}: {} does not exist or is not a file",
@@ -290,8 +317,39 @@ impl MachineConfig {
     }
 }
 
+/// Whether `bytes` is a scratch drive size bootrig creates
+/// ([`MIN_DRIVE_BYTES`]..=[`MAX_DRIVE_BYTES`]).
+pub fn check_drive_size(bytes: u64) -> Result<(), String> {
+    if bytes < MIN_DRIVE_BYTES {
+        return Err(format!(
+            "{bytes} bytes is too small for a drive (at least 1M)"
+        ));
+    }
+    if bytes > MAX_DRIVE_BYTES {
+        return Err(format!(
+            "{bytes} bytes is too large for a drive (at most 16T)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `bytes` of guest memory is within
+/// [`MIN_MEMORY_MIB`]..=[`MAX_MEMORY_MIB`].
+pub fn check_memory(bytes: u64) -> Result<(), String> {
+    let mib = bytes >> 20;
+    if mib < MIN_MEMORY_MIB {
+        return Err(format!("memory {bytes} bytes is too small (at least 64M)"));
+    }
+    if mib > MAX_MEMORY_MIB {
+        return Err(format!("memory {bytes} bytes is too large (at most 1T)"));
+    }
+    Ok(())
+}
+
 /// Parses a size such as `512M`, `2G`, `1.5G`, `4096` (bytes), `64K`, `1T`
-/// (binary units; an optional trailing `B`/`iB` is accepted).
+/// (binary units; an optional trailing `B`/`iB` is accepted). Only plain
+/// decimal numbers are sizes (`1e30T`, `inf`, `-1G` are not), and a size
+/// is at least one byte and fits in 64 bits.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let t = t
@@ -305,14 +363,34 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid size {text:?} (expected e.g. 512M, 2G)"))?;
-    if !(value.is_finite() && value > 0.0) {
-        return Err(format!("invalid size {text:?}: must be positive"));
+    let num = num.trim();
+    let invalid = || format!("invalid size {text:?} (expected e.g. 512M, 2G)");
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
+        return Err(invalid());
     }
-    Ok((value * mult as f64) as u64)
+    let too_large = || format!("invalid size {text:?}: too large");
+    let whole: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| too_large())?
+    };
+    let mut bytes = whole.checked_mul(mult).ok_or_else(too_large)?;
+    // The fraction: `0.5K` is 512 bytes, rounded down to a byte (digits
+    // past the 18th cannot change that for any multiplier here).
+    let frac = &frac[..frac.len().min(18)];
+    if !frac.is_empty() {
+        let f: u128 = frac.parse().map_err(|_| invalid())?;
+        let part = f * u128::from(mult) / 10u128.pow(frac.len() as u32);
+        bytes = bytes
+            .checked_add(u64::try_from(part).map_err(|_| too_large())?)
+            .ok_or_else(too_large)?;
+    }
+    if bytes == 0 {
+        return Err(format!("invalid size {text:?}: must be at least 1 byte"));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -325,8 +403,17 @@ mod tests {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("0.5K").unwrap(), 512);
         assert!(parse_size("lots").unwrap_err().contains("lots"));
         assert!(parse_size("-1G").is_err());
+        for bad in ["1e30T", "inf", "NaN", "1e3", "", ".", "1..2G", "0x10M"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_size("0.1").unwrap_err().contains("at least 1 byte"));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999T")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]
@@ -338,5 +425,23 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.starts_with("kernel: /nonexistent/vmlinuz"), "{err}");
+        let err = MachineConfig::new("x")
+            .with_kernel("/", None, "")
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("is a directory"), "{err}");
+        let dir = std::env::temp_dir();
+        let k = dir.join(format!("bootrig-config-test-{}", std::process::id()));
+        std::fs::write(&k, b"x").unwrap();
+        let base = MachineConfig::new("x").with_kernel(&k, None, "");
+        assert!(base.clone().with_memory_mib(2 << 20).validate().is_err());
+        assert!(base
+            .clone()
+            .with_drive(Drive::Scratch(0))
+            .validate()
+            .unwrap_err()
+            .contains("too small"));
+        assert!(base.clone().validate().is_ok());
+        std::fs::remove_file(&k).unwrap();
     }
 }

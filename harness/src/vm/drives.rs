@@ -46,7 +46,16 @@ pub(crate) fn prepare_disk(
     Ok((overlay, "qcow2".into()))
 }
 
-/// The image format as qemu-img sees it (`raw`, `qcow2`, ...).
+/// The image format as qemu-img sees it, if bootrig may attach it: `raw`,
+/// or a `qcow2` that names no other host file.
+///
+/// A guest writes its drives, so the next run cannot trust what a file
+/// says it is: a guest that wrote a qcow2 header naming `/etc/shadow` as
+/// backing file (or as external data file), or a VMDK descriptor naming
+/// extents, would make QEMU open that host file. Such images are refused
+/// (bootrig never follows a drive's references to other files), and the
+/// format found is passed to QEMU explicitly (`format=`), never probed
+/// again by QEMU.
 fn image_format(path: &Path) -> Result<String> {
     let out = Command::new("qemu-img")
         .args(["info", "--output=json", "-U"])
@@ -64,11 +73,42 @@ fn image_format(path: &Path) -> Result<String> {
         });
     }
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    Ok(info
-        .get("format")
-        .and_then(|f| f.as_str())
-        .unwrap_or("raw")
-        .to_string())
+    attachable_format(&info).map_err(|message| Error::Config {
+        what: format!("disk {}", path.display()),
+        message,
+    })
+}
+
+/// The format in `qemu-img info` JSON, if an image of it may be attached
+/// (see [`image_format`]).
+fn attachable_format(info: &serde_json::Value) -> std::result::Result<String, String> {
+    let format = info.get("format").and_then(|f| f.as_str()).unwrap_or("raw");
+    match format {
+        "raw" => Ok(format.into()),
+        "qcow2" => {
+            if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
+                return Err(format!(
+                    "it is a qcow2 image with a backing file ({backing}); bootrig does not \
+                     attach images that name other host files (a guest may have written that \
+                     header): flatten it with `qemu-img convert -O qcow2`"
+                ));
+            }
+            let data_file = info
+                .pointer("/format-specific/data/data-file")
+                .and_then(|d| d.as_str());
+            if let Some(data) = data_file {
+                return Err(format!(
+                    "it is a qcow2 image with an external data file ({data}); bootrig does \
+                     not attach images that name other host files"
+                ));
+            }
+            Ok(format.into())
+        }
+        other => Err(format!(
+            "its format is {other}; bootrig attaches raw and qcow2 images only (convert it \
+             with `qemu-img convert -O qcow2`)"
+        )),
+    }
 }
 
 /// The scratch and file drives, in order, with their formats.
@@ -113,4 +153,68 @@ pub(crate) fn prepare_uefi(
         )
     })?;
     Ok(Some((code, own_vars)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qemu_img(args: &[&str]) {
+        let ok = Command::new("qemu-img")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "qemu-img {args:?}");
+    }
+
+    #[test]
+    fn images_naming_host_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(p("plain.raw"), vec![0u8; 4096]).unwrap();
+        qemu_img(&["create", "-q", "-f", "qcow2", &p("ok.qcow2"), "1M"]);
+        // What a guest can write into a raw drive: a qcow2 header whose
+        // backing file is a host file.
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            "-b",
+            "/etc/hostname",
+            &p("evil.qcow2"),
+            "1M",
+        ]);
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            &format!("data_file={}", p("data.raw")),
+            &p("ext.qcow2"),
+            "1M",
+        ]);
+        qemu_img(&["create", "-q", "-f", "vmdk", &p("x.vmdk"), "1M"]);
+        let drives = |names: &[&str]| {
+            let d: Vec<Drive> = names.iter().map(|n| Drive::File(p(n).into())).collect();
+            prepare_drives(&d, dir.path())
+        };
+        let ok = drives(&["plain.raw", "ok.qcow2"]).unwrap();
+        assert_eq!(ok[0].1, "raw");
+        assert_eq!(ok[1].1, "qcow2");
+        let e = drives(&["evil.qcow2"]).unwrap_err().to_string();
+        assert!(e.contains("backing file (/etc/hostname)"), "{e}");
+        let e = drives(&["ext.qcow2"]).unwrap_err().to_string();
+        assert!(e.contains("external data file"), "{e}");
+        let e = drives(&["x.vmdk"]).unwrap_err().to_string();
+        assert!(e.contains("format is vmdk"), "{e}");
+        // The root disk's overlay is not made over such an image either.
+        let e = prepare_disk(Path::new(&p("evil.qcow2")), false, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backing file"), "{e}");
+    }
 }

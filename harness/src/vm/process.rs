@@ -102,11 +102,40 @@ impl OwnedChild {
     }
 
     /// Returns the exit status if the child has exited (reaping it).
+    ///
+    /// The group is killed before the leader is reaped: while the leader
+    /// is a zombie its pid (the group's id) cannot be reused, so the
+    /// `killpg` reaches the group's stragglers only. After the reap no
+    /// signal is sent to that id again ([`OwnedChild::signal_group`]
+    /// refuses), since another process may have been given it.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.status.is_none() {
+        if self.status.is_none() && self.exited_unreaped()? {
+            self.kill_group_now();
             self.status = self.child.try_wait()?;
         }
         Ok(self.status)
+    }
+
+    /// Whether the child has exited, without reaping it (`waitid` with
+    /// `WNOWAIT`).
+    fn exited_unreaped(&self) -> io::Result<bool> {
+        // SAFETY: an all-zero siginfo_t is valid; waitid only writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: `info` is a valid, writable siginfo_t.
+        let r = unsafe { libc::waitid(libc::P_PID, self.child.id(), &mut info, flags) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: waitid filled `info` (si_pid is 0 when nothing exited).
+        Ok(unsafe { info.si_pid() } != 0)
+    }
+
+    /// SIGKILL to the group while the leader is alive or a zombie.
+    fn kill_group_now(&self) {
+        // SAFETY: killpg has no memory-safety preconditions; the group id
+        // is held by the unreaped leader.
+        unsafe { libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL) };
     }
 
     /// Waits up to `timeout` for the child to exit on its own.
@@ -123,8 +152,17 @@ impl OwnedChild {
         }
     }
 
-    /// Sends `signal` to the child's whole process group.
+    /// Sends `signal` to the child's whole process group. Refused once
+    /// the child was reaped: its pid may belong to another process group
+    /// by now.
     pub fn signal_group(&self, signal: libc::c_int) -> io::Result<()> {
+        if self.status.is_some() {
+            return Err(io::Error::other(format!(
+                "{} (pid {}) was already reaped; its process group id may be reused",
+                self.name,
+                self.child.id()
+            )));
+        }
         let pgid = self.child.id() as libc::pid_t;
         // SAFETY: killpg has no memory-safety preconditions.
         if unsafe { libc::killpg(pgid, signal) } != 0 {
@@ -139,16 +177,15 @@ impl OwnedChild {
     /// Terminates the process group (SIGTERM, then SIGKILL after the grace
     /// period) and reaps the child. Returns its exit status.
     ///
-    /// Also signals the group when the leader has already exited, so a
-    /// grandchild that stayed behind is not leaked.
+    /// A grandchild that stayed behind when the leader exited is killed
+    /// before the leader is reaped (see [`OwnedChild::try_wait`]), so it
+    /// is not leaked, and no signal goes to a reaped group.
     pub fn terminate(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.try_wait()? {
-            let _ = self.signal_group(libc::SIGKILL);
             return Ok(status);
         }
         self.signal_group(libc::SIGTERM)?;
         if let Some(status) = self.wait_deadline(self.term_grace)? {
-            let _ = self.signal_group(libc::SIGKILL);
             return Ok(status);
         }
         self.signal_group(libc::SIGKILL)?;
@@ -222,6 +259,33 @@ mod tests {
         let status = child.terminate().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn the_group_is_killed_before_the_leader_is_reaped_and_never_after() {
+        // The leader exits at once, leaving a grandchild in its group.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 600 & echo $!"])
+            .stdout(std::process::Stdio::piped());
+        let mut child = OwnedChild::spawn("leaver", &mut cmd).unwrap();
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.take_stdout().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        let status = child.wait_deadline(Duration::from_secs(5)).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(0));
+        let gone = crate::deadline::poll_until(
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_millis(20),
+            || Ok::<_, ()>((!alive(grandchild)).then_some(())),
+        );
+        assert!(gone.is_ok(), "grandchild {grandchild} outlived the reap");
+        // Reaped: the group id is no longer ours to signal.
+        let e = child.signal_group(libc::SIGKILL).unwrap_err();
+        assert!(e.to_string().contains("already reaped"), "{e}");
+        assert_eq!(child.terminate().unwrap().code(), Some(0));
     }
 
     #[test]

@@ -175,11 +175,16 @@ pub fn uefi_firmware_args(code: &Path, vars: &Path) -> Vec<OsString> {
     ]
 }
 
-/// An ISO image on an emulated CD-ROM drive.
+/// An ISO image on an emulated CD-ROM drive, read-only and always `raw`
+/// (never probed: a file named as an ISO is not followed anywhere).
 pub fn cdrom_args(iso: &Path) -> Vec<OsString> {
     vec![
         os("-drive"),
-        joined("file=", iso, ",media=cdrom,readonly=on,if=ide,index=2"),
+        joined(
+            "file=",
+            iso,
+            ",format=raw,media=cdrom,readonly=on,if=ide,index=2",
+        ),
     ]
 }
 
@@ -306,7 +311,7 @@ mod tests {
         let args = strings(cdrom_args(Path::new("/tmp/a,b.iso")));
         assert_eq!(
             args[1],
-            "file=/tmp/a,,b.iso,media=cdrom,readonly=on,if=ide,index=2"
+            "file=/tmp/a,,b.iso,format=raw,media=cdrom,readonly=on,if=ide,index=2"
         );
     }
 
