@@ -44,7 +44,7 @@ pub struct Scenario {
 }
 
 /// The `machine` object.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MachineSpec {
     /// A built-in image (`busybox`, `debian`, `iso`).
@@ -80,6 +80,14 @@ pub struct MachineSpec {
     /// Give the guest a VGA display (a screendump is taken on failure).
     #[serde(default)]
     pub display: bool,
+    /// Carry command output on the command channel (a virtio-serial port;
+    /// default true). `false` reads it from the console between markers.
+    #[serde(default = "yes")]
+    pub command_channel: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An extra drive: an existing file, or a scratch disk of a size.
@@ -844,5 +852,16 @@ mod tests {
         assert!(e.starts_with(&format!("{}:7:16:", b.display())), "{e}");
         assert!(e.contains("\"smoke::basics\" is already defined in"), "{e}");
         assert!(e.contains("a.json"), "{e}");
+    }
+
+    #[test]
+    fn the_command_channel_is_on_unless_turned_off() {
+        let on = parse(r#"{"name": "s", "machine": {"image": "busybox"}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#).unwrap();
+        assert!(on.machine.command_channel);
+        let off = parse(
+            r#"{"name": "s", "machine": {"image": "busybox", "command_channel": false}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#,
+        )
+        .unwrap();
+        assert!(!off.machine.command_channel);
     }
 }

@@ -69,7 +69,9 @@ fn machine_config(
     if let Some(accel) = m.accel {
         cfg = cfg.with_accel(accel);
     }
-    cfg = cfg.with_display(m.display);
+    cfg = cfg
+        .with_display(m.display)
+        .with_command_channel(m.command_channel);
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),
