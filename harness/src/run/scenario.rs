@@ -856,10 +856,10 @@ mod tests {
 
     #[test]
     fn the_command_channel_is_on_unless_turned_off() {
-        let on = parse(r#"{"name": "s", "machine": {"image": "busybox"}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#).unwrap();
+        let on = parse(r##"{"name": "s", "machine": {"image": "busybox"}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"##).unwrap();
         assert!(on.machine.command_channel);
         let off = parse(
-            r#"{"name": "s", "machine": {"image": "busybox", "command_channel": false}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#,
+            r##"{"name": "s", "machine": {"image": "busybox", "command_channel": false}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"##,
         )
         .unwrap();
         assert!(!off.machine.command_channel);
