@@ -334,7 +334,7 @@ impl Markers {
         static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
         let re = RE.get_or_init(|| {
             Regex::new(
-                r"__BR(?:(B)[0-9A-Za-z]+_(\d+)|(E)[0-9A-Za-z]+_(\d+)_(\d+)|(P)[0-9A-Za-z]+)__ ?",
+                r"__BR(?:(B)[0-9A-Za-z]+_(\d+)|(E)[0-9A-Za-z]+_(\d+)_(\d+)[qcx]?|(P)[0-9A-Za-z]+)__ ?",
             )
             .expect("valid regex")
         });
@@ -395,6 +395,20 @@ pub fn failure_line(
         lines.iter().rposition(|l| l.contains(needle))
     };
     if let Some(c) = &failure.crash {
+        // The line that says what happened (`Kernel panic - not syncing:
+        // sysrq triggered crash` for the title `kernel panic: sysrq
+        // triggered crash`), else the report's first line.
+        let what = c.title.split_once(": ").map_or("", |(_, what)| what);
+        if what.len() >= 8 {
+            if let Some(i) = c
+                .excerpt
+                .lines()
+                .find(|l| l.contains(what))
+                .and_then(last_containing)
+            {
+                return Some(i);
+            }
+        }
         let first = c.excerpt.lines().find(|l| !l.trim().is_empty());
         if let Some(i) = first.and_then(last_containing) {
             return Some(i);
@@ -416,7 +430,7 @@ pub fn failure_line(
     if let (Some(marker), Some(cmd), Some(t)) = (marker, step, transcript) {
         let first = cmd.lines().next().unwrap_or(cmd);
         if let Some(k) = transcript_commands(t).iter().rposition(|c| *c == first) {
-            let re = Regex::new(&format!(r"__BR{marker}[0-9A-Za-z]+_{}(_\d+)?__", k + 1))
+            let re = Regex::new(&format!(r"__BR{marker}[0-9A-Za-z]+_{}(_\d+[qcx]?)?__", k + 1))
                 .expect("valid regex");
             if let Some(i) = lines.iter().rposition(|l| re.is_match(l)) {
                 return Some(i);
