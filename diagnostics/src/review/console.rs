@@ -430,8 +430,11 @@ pub fn failure_line(
     if let (Some(marker), Some(cmd), Some(t)) = (marker, step, transcript) {
         let first = cmd.lines().next().unwrap_or(cmd);
         if let Some(k) = transcript_commands(t).iter().rposition(|c| *c == first) {
-            let re = Regex::new(&format!(r"__BR{marker}[0-9A-Za-z]+_{}(_\d+[qcx]?)?__", k + 1))
-                .expect("valid regex");
+            let re = Regex::new(&format!(
+                r"__BR{marker}[0-9A-Za-z]+_{}(_\d+[qcx]?)?__",
+                k + 1
+            ))
+            .expect("valid regex");
             if let Some(i) = lines.iter().rposition(|l| re.is_match(l)) {
                 return Some(i);
             }

@@ -26,6 +26,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the port lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long, after a command's end frame, the shell's cursor query (sent
+/// after its prompt) may take to be answered.
+const PROMPT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// While a command runs on the channel, how often the console is looked
 /// at for the rare end marker that says its output went elsewhere (the
 /// channel's own frames wake the wait at once).
@@ -39,9 +43,9 @@ impl Session {
             self.console_output_because("the machine was started without the command channel");
             return;
         };
-        if self.state().port.is_some() {
-            return;
-        }
+        // A new shell (after a login, `sudo -i`, `su`) has neither the
+        // descriptor nor the functions of the one before: set it up again.
+        self.state().port = None;
         let lookup = format!(
             "for p in /sys/class/virtio-ports/*; do \
              if [ \"$(cat \"$p/name\" 2>/dev/null)\" = {PORT_NAME} ]; then \
@@ -216,10 +220,14 @@ impl Session {
         };
         // Take the markers off the console if they are there already, and
         // let a shell that asks for the cursor position after its prompt
-        // (busybox ash) be answered before the next command is typed.
+        // (busybox ash) be answered before the next command is typed: the
+        // end frame comes before the prompt, and a command typed while the
+        // query is on its way would be read as the answer. Waiting for the
+        // query's answer, not for the prompt, is immune to kernel lines
+        // landing inside the prompt.
         let _ = console.expect(&end, Deadline::after(Duration::ZERO));
         if self.state().asks_cursor {
-            self.settle_prompt(queries);
+            self.settle_prompt_within(queries, PROMPT_QUERY_TIMEOUT);
         }
         let out = CommandOutput {
             exit: std::str::from_utf8(&frame.trailer)

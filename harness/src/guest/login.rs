@@ -318,9 +318,14 @@ impl Session {
     /// command instead of landing inside it. Returns whether a query came
     /// after `seen`.
     pub(super) fn settle_prompt(&self, seen: u64) -> bool {
+        self.settle_prompt_within(seen, QUERY_SETTLE)
+    }
+
+    /// [`Session::settle_prompt`] waiting up to `timeout` for the query.
+    pub(super) fn settle_prompt_within(&self, seen: u64, timeout: Duration) -> bool {
         self.machine
             .console()
-            .wait_query_answered(seen, self.deadline_within(QUERY_SETTLE))
+            .wait_query_answered(seen, self.deadline_within(timeout))
             > seen
     }
 }
