@@ -99,7 +99,9 @@ fn s(p: &Path) -> &str {
 }
 
 /// The scenario of the HTML trial: a pass, a command failure, a kernel
-/// crash and a console that prints a `<script>`.
+/// crash and a console that prints a `<script>`. Command output travels
+/// on the command channel, so what must be on the console is written to
+/// `/dev/console`.
 const REVIEW_SCENARIO: &str = r#"{
   "name": "review",
   "machine": { "image": "busybox", "memory": "512M" },
@@ -107,14 +109,14 @@ const REVIEW_SCENARIO: &str = r#"{
   "tests": [
     { "name": "passes", "steps": [ { "succeed": "uname -r" } ] },
     { "name": "command-fails", "steps": [
-      { "succeed": "printf '\\033[1;33mcoloured\\033[0m\\n'" },
+      { "succeed": "printf '\\033[1;33mcoloured\\033[0m\\n' > /dev/console" },
       { "succeed": "test -e /no-such-file" } ] },
     { "name": "kernel-crash", "steps": [
       { "succeed": "true" },
       { "send": "echo c > /proc/sysrq-trigger\n" },
       { "expect": "this is never printed" } ] },
     { "name": "script", "steps": [
-      { "succeed": "echo \"<script>document.title='pwned'</script>\"" } ] }
+      { "succeed": "echo \"<script>document.title='pwned'</script>\" > /dev/console" } ] }
   ]
 }"#;
 
@@ -246,12 +248,23 @@ fn html_report_in_chromium(ctx: &TestContext) -> bootrig::Result<()> {
         .lines()
         .any(|l| l.starts_with(" >") && l.contains("Kernel panic - not syncing"));
     check!(marked, "the panic line is not marked:\n{t}");
+    // The failing command's number: its place among the commands of the
+    // test's transcript (the session's own set-up commands come first).
+    let transcript =
+        std::fs::read_to_string(run.join("review.command-fails").join("transcript.log"))?;
+    let number = transcript
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("] $ "))
+        .position(|l| l.ends_with("$ test -e /no-such-file"))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let want = format!("[bootrig #{number}] exit 1");
     let marked = t
         .lines()
-        .any(|l| l.starts_with(" >") && l.trim_end().ends_with("[bootrig #3] exit 1"));
+        .any(|l| l.starts_with(" >") && l.trim_end().ends_with(&want));
     check!(
-        marked,
-        "the failing command's end marker (command 3, exit 1) is not marked:\n{t}"
+        number > 0 && marked,
+        "the failing command's end marker ({want}) is not marked:\n{t}"
     );
 
     // The page in a real browser: the DOM after scripts would have run.
