@@ -208,6 +208,26 @@ impl Console {
         }
     }
 
+    /// The first match of `re` in the console text after the cursor, now,
+    /// without waiting and without moving the cursor (the text stays for
+    /// later waits).
+    pub fn peek(&self, re: &Regex) -> Option<Match> {
+        let st = self.shared.state();
+        let hay = &st.text[(st.cursor - st.base) as usize..];
+        let caps = re.captures(hay)?;
+        let whole = caps.get(0)?;
+        Some(Match {
+            before: hay[..whole.start()].to_vec(),
+            matched: whole.as_bytes().to_vec(),
+            captures: caps
+                .iter()
+                .map(|g| g.map(|g| g.as_bytes().to_vec()))
+                .collect(),
+            start: st.cursor + whole.start() as u64,
+            end: st.cursor + whole.end() as u64,
+        })
+    }
+
     /// Waits until more than `seen` queries have been answered, or until
     /// `deadline`; returns the count. A shell that asks for the cursor
     /// position after its prompt (busybox ash) must get the answer before

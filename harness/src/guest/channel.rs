@@ -192,7 +192,9 @@ impl Session {
                     if let Some(report) = console.fault() {
                         return Err(Error::KernelCrash(report));
                     }
-                    let Ok(m) = console.expect(&end, Deadline::after(Duration::ZERO)) else {
+                    // Looked at, not consumed: console text stays for the
+                    // test's own console waits.
+                    let Some(m) = console.peek(&end) else {
                         continue;
                     };
                     let mode = m
@@ -201,7 +203,14 @@ impl Session {
                         .and_then(|c| c.clone())
                         .unwrap_or_default();
                     match mode.as_slice() {
-                        b"c" => return self.ran_on_console(n, cmd, &m, started),
+                        b"c" => {
+                            // The command's output is this console text:
+                            // take it off the console.
+                            let m = console
+                                .expect(&end, Deadline::after(Duration::ZERO))
+                                .unwrap_or(m);
+                            return self.ran_on_console(n, cmd, &m, started);
+                        }
                         b"x" => {
                             return Err(Error::Command {
                                 command: cmd.to_string(),
@@ -218,14 +227,14 @@ impl Session {
                 }
             }
         };
-        // Take the markers off the console if they are there already, and
-        // let a shell that asks for the cursor position after its prompt
-        // (busybox ash) be answered before the next command is typed: the
-        // end frame comes before the prompt, and a command typed while the
-        // query is on its way would be read as the answer. Waiting for the
-        // query's answer, not for the prompt, is immune to kernel lines
-        // landing inside the prompt.
-        let _ = console.expect(&end, Deadline::after(Duration::ZERO));
+        // The console text of the command's time (its markers, kernel
+        // messages, what it wrote to /dev/console) stays for the test's
+        // console waits. A shell that asks for the cursor position after
+        // its prompt (busybox ash) is answered before the next command is
+        // typed: the end frame comes before the prompt, and a command typed
+        // while the query is on its way would be read as the answer.
+        // Waiting for the query's answer, not for the prompt, is immune to
+        // kernel lines landing inside the prompt.
         if self.state().asks_cursor {
             self.settle_prompt_within(queries, PROMPT_QUERY_TIMEOUT);
         }

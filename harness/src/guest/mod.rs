@@ -14,6 +14,7 @@
 //! know about sessions.
 
 mod channel;
+mod files;
 pub mod keys;
 mod login;
 pub mod protocol;

@@ -113,8 +113,12 @@ impl Markers {
     pub(crate) fn quiet_setup(&self) -> String {
         let t = &self.token;
         let fd = CHANNEL_FD;
+        // `ignoreeof`: on this path busybox ash's line editor has been seen
+        // to read an end of file when a background job of an earlier
+        // command exits while the shell waits for input (SIGCHLD), and the
+        // shell then exits; with `ignoreeof` it goes on reading.
         format!(
-            "__brq() {{ printf '\\000BR''Q{t}%s\\000' \"$1\" >&{fd}; }}; \
+            "set -o ignoreeof 2>/dev/null; __brq() {{ printf '\\000BR''Q{t}%s\\000' \"$1\" >&{fd}; }}; \
              __brb() {{ printf '\\n__BR''B{t}_%s__\\n' \"$1\"; \
              if {{ __brq \"B$1\"; }} 2>/dev/null; then __br_o={fd}; else __br_o=1; fi; }}; \
              __bre() {{ __br_m=c; if [ \"$__br_o\" = {fd} ]; then __br_m=x; \
@@ -133,7 +137,7 @@ impl Markers {
         let fd = CHANNEL_FD;
         let p = shell_quote(port);
         format!(
-            "if [ /proc/$$/fd/{fd} -ef {p} ] || {{ exec {fd}>{p}; }} 2>/dev/null; then echo ok; else echo busy; fi"
+            "if [ /proc/$$/fd/{fd} -ef {p} ] || {{ exec {fd}<>{p}; }} 2>/dev/null; then echo ok; else echo busy; fi"
         )
     }
 

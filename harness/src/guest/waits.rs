@@ -113,3 +113,69 @@ impl Session {
             .unwrap_or_else(|e| format!("(systemctl status unavailable: {e})"))
     }
 }
+
+/// The verbs NixOS test users reach for, written over the same polled
+/// round trip.
+impl Session {
+    /// Runs `cmd` until it exits non-zero, up to `timeout` (and never past
+    /// the test's deadline). Returns its last output.
+    pub fn wait_until_fails(&self, cmd: &str, timeout: Duration) -> Result<String> {
+        let started = Instant::now();
+        let deadline = self.deadline_within(timeout);
+        let mut last = String::new();
+        let found = wait::poll_until(
+            deadline,
+            wait::POLL_INTERVAL,
+            || -> Result<Option<String>> {
+                let out = self.run_until(cmd, self.attempt_deadline(deadline))?;
+                if out.exit != 0 {
+                    return Ok(Some(out.output));
+                }
+                last = format!("exit 0\n{}", out.output);
+                Ok(None)
+            },
+        )?;
+        found.ok_or_else(|| Error::WaitTimeout {
+            what: format!("`{cmd}` to fail"),
+            waited: timeout.min(started.elapsed()),
+            last,
+        })
+    }
+
+    /// Waits until `path` exists in the guest.
+    pub fn wait_for_file(&self, path: &str, timeout: Duration) -> Result<()> {
+        self.wait_until_succeeds(&format!("test -e {}", shell_quote(path)), timeout)
+            .map(drop)
+            .map_err(|e| rename_wait(e, format!("{path} to exist")))
+    }
+
+    /// Waits until something listens on TCP `port` in the guest (IPv4 or
+    /// IPv6, any address), read from `/proc/net/tcp*` so no tool is
+    /// needed.
+    pub fn wait_for_open_port(&self, port: u16, timeout: Duration) -> Result<()> {
+        // State 0A is LISTEN; the local port is the hex after the colon.
+        let cmd = format!("grep -qs ':{port:04X} [0-9A-F:]* 0A ' /proc/net/tcp /proc/net/tcp6");
+        self.wait_until_succeeds(&cmd, timeout)
+            .map(drop)
+            .map_err(|e| rename_wait(e, format!("TCP port {port} to be open in the guest")))
+    }
+
+    /// Waits for `pattern` on the console (kernel messages included), up to
+    /// `timeout`. The same as [`Session::wait_for_console`], named as the
+    /// NixOS driver names it.
+    pub fn wait_for_console_text(
+        &self,
+        pattern: &str,
+        timeout: Duration,
+    ) -> Result<crate::console::Match> {
+        self.wait_for_console(pattern, timeout)
+    }
+}
+
+/// A wait timeout that says what was awaited in the user's terms.
+fn rename_wait(e: Error, what: String) -> Error {
+    match e {
+        Error::WaitTimeout { waited, last, .. } => Error::WaitTimeout { what, waited, last },
+        other => other,
+    }
+}

@@ -242,6 +242,18 @@ impl Scenario {
                 }
             }
         }
+        // Host files a step copies into the guest are found like the
+        // machine's files: next to the scenario.
+        for t in &mut sc.tests {
+            for step in &mut t.steps {
+                if let Step::CopyToGuest { from, .. } = step {
+                    if from.is_relative() {
+                        *from = base.join(&*from);
+                    }
+                }
+            }
+        }
+        let m = &mut sc.machine;
         let sources = [
             m.image.is_some(),
             m.kernel.is_some(),

@@ -105,6 +105,13 @@ kinds! {
     Run = "run",
     WaitForUnit = "wait_for_unit",
     WaitUntilSucceeds = "wait_until_succeeds",
+    WaitUntilFails = "wait_until_fails",
+    WaitForFile = "wait_for_file",
+    WaitForOpenPort = "wait_for_open_port",
+    WaitForConsoleText = "wait_for_console_text",
+    CopyToGuest = "copy_to_guest",
+    CopyFromGuest = "copy_from_guest",
+    Crash = "crash",
 }
 
 /// One step of a test.
@@ -143,6 +150,50 @@ pub enum Step {
         /// Seconds.
         timeout: Option<f64>,
     },
+    /// Retry a command until it fails.
+    WaitUntilFails {
+        /// The command.
+        cmd: String,
+        /// Seconds.
+        timeout: Option<f64>,
+    },
+    /// Wait until a guest path exists.
+    WaitForFile {
+        /// The guest path.
+        path: String,
+        /// Seconds.
+        timeout: Option<f64>,
+    },
+    /// Wait until a TCP port listens in the guest.
+    WaitForOpenPort {
+        /// The port.
+        port: u16,
+        /// Seconds.
+        timeout: Option<f64>,
+    },
+    /// Wait for a regex on the console (kernel messages included).
+    WaitForConsoleText {
+        /// The regex.
+        pattern: String,
+        /// Seconds.
+        timeout: Option<f64>,
+    },
+    /// Copy a host file into the guest, checked by sha256.
+    CopyToGuest {
+        /// The host file (relative to the scenario file's folder).
+        from: std::path::PathBuf,
+        /// The guest path.
+        to: String,
+    },
+    /// Copy a guest file to the host, checked by sha256.
+    CopyFromGuest {
+        /// The guest path.
+        from: String,
+        /// The host file (relative to the VM's artifacts folder).
+        to: std::path::PathBuf,
+    },
+    /// Crash the kernel on purpose; its title must match the regex.
+    Crash(String),
 }
 
 impl StepKind {
@@ -155,7 +206,14 @@ impl StepKind {
             | StepKind::Succeed
             | StepKind::Fail => &[],
             StepKind::Run => &["exit", "output_matches"],
-            StepKind::WaitForUnit | StepKind::WaitUntilSucceeds => &["timeout"],
+            StepKind::WaitForUnit
+            | StepKind::WaitUntilSucceeds
+            | StepKind::WaitUntilFails
+            | StepKind::WaitForFile
+            | StepKind::WaitForOpenPort
+            | StepKind::WaitForConsoleText => &["timeout"],
+            StepKind::CopyToGuest | StepKind::CopyFromGuest => &["to"],
+            StepKind::Crash => &[],
         }
     }
 
@@ -186,6 +244,38 @@ impl StepKind {
                 cmd: f.command()?,
                 timeout: f.seconds("timeout")?,
             },
+            StepKind::WaitUntilFails => Step::WaitUntilFails {
+                cmd: f.command()?,
+                timeout: f.seconds("timeout")?,
+            },
+            StepKind::WaitForFile => Step::WaitForFile {
+                path: f.command()?,
+                timeout: f.seconds("timeout")?,
+            },
+            StepKind::WaitForOpenPort => Step::WaitForOpenPort {
+                port: match f.get::<u16>(self.action())? {
+                    Some(p) if p > 0 => p,
+                    other => {
+                        return Err(format!(
+                            "\"wait_for_open_port\" needs a TCP port 1..=65535, not {other:?}"
+                        ))
+                    }
+                },
+                timeout: f.seconds("timeout")?,
+            },
+            StepKind::WaitForConsoleText => Step::WaitForConsoleText {
+                pattern: regex(f.action_text()?)?,
+                timeout: f.seconds("timeout")?,
+            },
+            StepKind::CopyToGuest => Step::CopyToGuest {
+                from: f.command()?.into(),
+                to: f.required_text("to")?,
+            },
+            StepKind::CopyFromGuest => Step::CopyFromGuest {
+                from: f.command()?,
+                to: f.required_text("to")?.into(),
+            },
+            StepKind::Crash => Step::Crash(regex(f.action_text()?)?),
         })
     }
 }
@@ -202,6 +292,13 @@ impl Step {
             Step::Run { .. } => StepKind::Run,
             Step::WaitForUnit { .. } => StepKind::WaitForUnit,
             Step::WaitUntilSucceeds { .. } => StepKind::WaitUntilSucceeds,
+            Step::WaitUntilFails { .. } => StepKind::WaitUntilFails,
+            Step::WaitForFile { .. } => StepKind::WaitForFile,
+            Step::WaitForOpenPort { .. } => StepKind::WaitForOpenPort,
+            Step::WaitForConsoleText { .. } => StepKind::WaitForConsoleText,
+            Step::CopyToGuest { .. } => StepKind::CopyToGuest,
+            Step::CopyFromGuest { .. } => StepKind::CopyFromGuest,
+            Step::Crash(_) => StepKind::Crash,
         }
     }
 
@@ -216,6 +313,17 @@ impl Step {
             Step::Run { cmd, exit, .. } => format!("run (exit {exit}): {cmd}"),
             Step::WaitForUnit { unit, .. } => format!("wait_for_unit {unit}"),
             Step::WaitUntilSucceeds { cmd, .. } => format!("wait_until_succeeds: {cmd}"),
+            Step::WaitUntilFails { cmd, .. } => format!("wait_until_fails: {cmd}"),
+            Step::WaitForFile { path, .. } => format!("wait_for_file {path}"),
+            Step::WaitForOpenPort { port, .. } => format!("wait_for_open_port {port}"),
+            Step::WaitForConsoleText { pattern, .. } => {
+                format!("wait_for_console_text /{pattern}/")
+            }
+            Step::CopyToGuest { from, to } => format!("copy_to_guest {} -> {to}", from.display()),
+            Step::CopyFromGuest { from, to } => {
+                format!("copy_from_guest {from} -> {}", to.display())
+            }
+            Step::Crash(title) => format!("crash (expected /{title}/)"),
         }
     }
 
@@ -223,8 +331,17 @@ impl Step {
     /// than the bare console.
     pub fn needs_shell(&self) -> bool {
         match self {
-            Step::Expect(_) | Step::Send(_) | Step::SendKey(_) => false,
-            Step::Succeed(_)
+            Step::Expect(_)
+            | Step::Send(_)
+            | Step::SendKey(_)
+            | Step::WaitForConsoleText { .. }
+            | Step::Crash(_) => false,
+            Step::WaitUntilFails { .. }
+            | Step::WaitForFile { .. }
+            | Step::WaitForOpenPort { .. }
+            | Step::CopyToGuest { .. }
+            | Step::CopyFromGuest { .. }
+            | Step::Succeed(_)
             | Step::Fail(_)
             | Step::Run { .. }
             | Step::WaitForUnit { .. }
@@ -263,6 +380,29 @@ impl Step {
             Step::WaitForUnit { unit, timeout } => vm.wait_for_unit_within(unit, within(*timeout)),
             Step::WaitUntilSucceeds { cmd, timeout } => {
                 vm.wait_until_succeeds(cmd, within(*timeout)).map(drop)
+            }
+            Step::WaitUntilFails { cmd, timeout } => {
+                vm.wait_until_fails(cmd, within(*timeout)).map(drop)
+            }
+            Step::WaitForFile { path, timeout } => vm.wait_for_file(path, within(*timeout)),
+            Step::WaitForOpenPort { port, timeout } => {
+                vm.wait_for_open_port(*port, within(*timeout))
+            }
+            Step::WaitForConsoleText { pattern, timeout } => vm
+                .wait_for_console_text(pattern, within(*timeout))
+                .map(drop),
+            Step::CopyToGuest { from, to } => vm.copy_to_guest(from, to).map(drop),
+            Step::CopyFromGuest { from, to } => {
+                let to = vm.machine().out_dir().join(to);
+                vm.copy_from_guest(from, &to).map(drop)
+            }
+            Step::Crash(title) => {
+                let report = vm.crash()?;
+                if compile(title)?.is_match(report.title.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(Error::KernelCrash(report))
+                }
             }
         }
     }
@@ -382,11 +522,14 @@ impl Fields {
             // scenario authors have always seen).
             let owner_names = match owners.as_slice() {
                 [one] => format!("\"{}\"", one.action()),
-                many => many
-                    .iter()
-                    .map(|k| k.action())
-                    .collect::<Vec<_>>()
-                    .join(" and "),
+                many => {
+                    let names: Vec<&str> = many.iter().map(|k| k.action()).collect();
+                    match names.split_last() {
+                        Some((last, [])) => last.to_string(),
+                        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                        None => String::new(),
+                    }
+                }
             };
             let verb = if fields.len() == 1 {
                 "belongs"
@@ -433,6 +576,17 @@ impl Fields {
             ));
         }
         Ok(text)
+    }
+
+    /// The text of the required field `key`: not empty.
+    fn required_text(&self, key: &str) -> std::result::Result<String, String> {
+        match self.get::<String>(key)? {
+            Some(t) if !t.trim().is_empty() => Ok(t),
+            _ => Err(format!(
+                "\"{}\" needs \"{key}\": where to put the copy",
+                self.kind.action()
+            )),
+        }
     }
 
     /// The expected exit code (default 0): what a shell can report, 0..=255.
@@ -523,6 +677,28 @@ mod tests {
                 r#"{"wait_until_succeeds": "true", "timeout": 5}"#,
                 "wait_until_succeeds: true",
             ),
+            (
+                r#"{"wait_until_fails": "pidof x"}"#,
+                "wait_until_fails: pidof x",
+            ),
+            (r#"{"wait_for_file": "/run/x"}"#, "wait_for_file /run/x"),
+            (
+                r#"{"wait_for_open_port": 80, "timeout": 9}"#,
+                "wait_for_open_port 80",
+            ),
+            (
+                r#"{"wait_for_console_text": "ready"}"#,
+                "wait_for_console_text /ready/",
+            ),
+            (
+                r#"{"copy_to_guest": "a.bin", "to": "/tmp/a"}"#,
+                "copy_to_guest a.bin -> /tmp/a",
+            ),
+            (
+                r#"{"copy_from_guest": "/tmp/a", "to": "a.bin"}"#,
+                "copy_from_guest /tmp/a -> a.bin",
+            ),
+            (r#"{"crash": "sysrq"}"#, "crash (expected /sysrq/)"),
         ];
         assert_eq!(steps.len(), StepKind::ALL.len());
         for (json, described) in steps {
@@ -536,15 +712,15 @@ mod tests {
     fn strictness_messages() {
         let e = parse(r#"{"sucess": "x"}"#).unwrap_err();
         assert!(
-            e.starts_with("unknown field `sucess`, expected one of `expect`, `send`, `send_key`, `succeed`, `fail`, `run`, `exit`, `output_matches`, `wait_for_unit`, `wait_until_succeeds`, `timeout`"),
+            e.starts_with("unknown field `sucess`, expected one of `expect`, `send`, `send_key`, `succeed`, `fail`, `run`, `exit`, `output_matches`, `wait_for_unit`, `wait_until_succeeds`, `wait_until_fails`, `wait_for_file`, `wait_for_open_port`, `wait_for_console_text`, `timeout`, `copy_to_guest`, `copy_from_guest`, `to`, `crash`"),
             "{e}"
         );
         let e = parse(r#"{}"#).unwrap_err();
-        assert!(e.starts_with("a step needs one action: expect, send, send_key, succeed, fail, run, wait_for_unit or wait_until_succeeds"), "{e}");
+        assert!(e.starts_with("a step needs one action: expect, send, send_key, succeed, fail, run, wait_for_unit, wait_until_succeeds, wait_until_fails, wait_for_file, wait_for_open_port, wait_for_console_text, copy_to_guest, copy_from_guest or crash"), "{e}");
         let e = parse(r#"{"send": "x", "timeout": 3}"#).unwrap_err();
         assert!(
             e.starts_with(
-                r#""timeout" belongs to wait_for_unit and wait_until_succeeds steps, not "send""#
+                r#""timeout" belongs to wait_for_unit, wait_until_succeeds, wait_until_fails, wait_for_file, wait_for_open_port and wait_for_console_text steps, not "send""#
             ),
             "{e}"
         );
@@ -563,6 +739,12 @@ mod tests {
             e.contains("invalid type: integer `5`, expected a string"),
             "{e}"
         );
+        let e = parse(r#"{"copy_to_guest": "a"}"#).unwrap_err();
+        assert!(e.contains(r#""copy_to_guest" needs "to""#), "{e}");
+        let e = parse(r#"{"wait_for_open_port": 0}"#).unwrap_err();
+        assert!(e.contains("TCP port 1..=65535"), "{e}");
+        let e = parse(r#"{"wait_for_open_port": 70000}"#).unwrap_err();
+        assert!(e.contains("70000"), "{e}");
         let e = parse(r#"{"run": "x", "run": "y"}"#).unwrap_err();
         assert!(e.contains("duplicate field `run`"), "{e}");
     }

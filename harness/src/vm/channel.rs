@@ -187,6 +187,35 @@ impl CommandChannel {
         }
     }
 
+    /// Sends `bytes` to the guest (a reader of the port there gets them),
+    /// from a thread of its own, since the guest may read slower than the
+    /// host writes. The write gives up at `deadline`. The handle returns
+    /// how many bytes were written.
+    pub fn send(
+        &self,
+        bytes: Vec<u8>,
+        deadline: Deadline,
+    ) -> io::Result<JoinHandle<io::Result<usize>>> {
+        let mut stream = self.stream.try_clone()?;
+        std::thread::Builder::new()
+            .name("bootrig-channel-send".into())
+            .spawn(move || {
+                use std::io::Write;
+                let mut written = 0;
+                for chunk in bytes.chunks(READ_CHUNK) {
+                    let left = deadline.remaining();
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+                    }
+                    stream
+                        .set_write_timeout(Some(left.min(std::time::Duration::from_secs(3600))))?;
+                    stream.write_all(chunk)?;
+                    written += chunk.len();
+                }
+                Ok(written)
+            })
+    }
+
     /// Drops everything buffered (after an interrupted command).
     pub fn clear(&self) {
         let mut sh = self.lock();
