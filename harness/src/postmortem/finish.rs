@@ -5,7 +5,7 @@
 use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::Outcome;
 
-use crate::errors::Result;
+use crate::errors::{Error, Result};
 use crate::postmortem::collector::{run_collectors, Collected, VmHandle};
 use crate::postmortem::collectors::COLLECTOR_TIMEOUT;
 use crate::postmortem::recorder::Postmortem;
@@ -37,7 +37,7 @@ impl Postmortem {
         let snapshot = Snapshot::take(vms);
 
         let mut collected: Vec<(VmLayout, Collected)> = Vec::new();
-        if err.is_some() {
+        if err.is_some_and(|e| !matches!(e, Error::Skip(_))) {
             let collectors = self.collectors();
             for vm in vms {
                 for c in run_collectors(vm, &collectors, COLLECTOR_TIMEOUT) {

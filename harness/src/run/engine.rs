@@ -236,6 +236,7 @@ impl Engine {
         let xfail = marks.xfail_reason();
         let ending = ctx.finish(&result, xfail);
         let message = match (&result, xfail) {
+            (Err(Error::Skip(why)), _) => Some(why.clone()),
             (Ok(()), None) => None,
             (Err(_), None) => ending.message,
             (Err(e), Some(reason)) => Some(format!(
