@@ -35,6 +35,7 @@ pub mod cli;
 pub mod console;
 pub mod deadline;
 pub mod events;
+pub mod fstests;
 
 mod doctor;
 mod errors;
@@ -93,7 +94,7 @@ pub use run::signals::Interrupts;
 pub use run::steps::{Step, StepKind};
 pub use run::suite::Suite;
 pub use vm::accel::AccelVerdict;
-pub use vm::config::{Accel, Drive, Firmware, MachineConfig};
+pub use vm::config::{parse_size, Accel, Drive, Firmware, MachineConfig};
 pub use vm::machine::{Machine, MachineOptions};
 pub use vm::process::OwnedChild;
 pub use vm::qmp::{Qmp, QmpError};

@@ -18,7 +18,17 @@ pub fn ext4_from_dir(dir: &Path, image: &Path, label: &str, spare: u64) -> Resul
     let size = (used + used / 4 + spare + (64 << 20)).div_ceil(1 << 20);
     let _ = fs::remove_file(image);
     let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-L", label, "-E", "root_owner=0:0", "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            label,
+            "-E",
+            "root_owner=0:0",
+            "-d",
+        ])
         .arg(dir)
         .arg(image)
         .arg(format!("{size}M"))

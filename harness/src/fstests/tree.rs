@@ -241,7 +241,8 @@ pub fn build_from_source(
     fs::write(tmp.join(".bootrig-built"), source.display().to_string())
         .map_err(|e| Error::io("marking the fstests build done", e))?;
     let _ = fs::remove_dir_all(&dest);
-    fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("moving the build to {}", dest.display()), e))?;
+    fs::rename(&tmp, &dest)
+        .map_err(|e| Error::io(format!("moving the build to {}", dest.display()), e))?;
     progress("fstests: built");
     FstestsTree::open(&dest)
 }
@@ -270,10 +271,17 @@ fn run_step(cmd: &mut Command, what: &str, log: &Path) -> Result<()> {
                 "failed ({}); the last lines of {}:\n{}",
                 other.map_or("timed out".into(), |s| s.to_string()),
                 log.display(),
-                crate::Machine::tail_log(log, 20)
+                tail(log, 20)
             ),
         }),
     }
+}
+
+/// The last `n` lines of the file at `path`.
+fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The cache key of a source: the sha256 of a tarball's bytes, or of a
@@ -282,8 +290,8 @@ pub fn source_hash(source: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let read = |p: &Path| fs::read(p).map_err(|e| Error::io(format!("reading {}", p.display()), e));
     if source.is_file() {
-        let mut f =
-            File::open(source).map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
+        let mut f = File::open(source)
+            .map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
         std::io::copy(&mut f, &mut h)
             .map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
     } else if source.is_dir() {
@@ -292,7 +300,12 @@ pub fn source_hash(source: &Path) -> Result<String> {
             .map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
         files.sort();
         for f in files {
-            h.update(f.strip_prefix(source).unwrap_or(&f).to_string_lossy().as_bytes());
+            h.update(
+                f.strip_prefix(source)
+                    .unwrap_or(&f)
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
             h.update([0]);
             h.update(read(&f)?);
         }
@@ -317,7 +330,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let t = e.file_type()?;
         if t.is_dir() {
             walk(&p, out)?;
-        } else if t.is_file() && !is_elf(&p) && p.extension().is_none_or(|x| x != "o" && x != "lo") {
+        } else if t.is_file() && !is_elf(&p) && p.extension().is_none_or(|x| x != "o" && x != "lo")
+        {
             out.push(p);
         }
     }

@@ -1,0 +1,228 @@
+//! One trial per (section, test) over one shared run.
+//!
+//! Running every fstests test in its own VM would cost a boot per test;
+//! running them all in one trial would hide them from libtest, nextest and
+//! JUnit. So the trials of a process share one lazily started run: the
+//! first trial to execute runs, in VMs, every fstests test *this process
+//! selected* (the libtest filters, `--exact`, `--skip`), the others wait
+//! for it, and each trial then reports its own slice: outcome, message,
+//! and its fstests files as catalogued artifacts.
+//!
+//! Partitioning follows from it: cargo-nextest runs one process per trial,
+//! so each process selects (and boots a VM for) exactly its own test;
+//! `--partition count:K/N` splits the trials, and each slice runs its
+//! tests and nothing else. `cargo test` runs one process with every trial,
+//! so one run covers them all. The VMs belong to an extra test folder,
+//! `fstests::run`, which keeps their consoles and the results disks read
+//! back from each attempt.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use libtest_mimic::Trial;
+
+use crate::fstests::config::{Plan, PlanSection};
+use crate::fstests::results_api::{self as api, Baseline, FsOutcome};
+use crate::fstests::runner::{self, DeathKind, Entry, RunOutcome};
+use crate::fstests::FstestsConfig;
+use crate::{Error, Marks, Producer, Result, Suite, TestContext};
+
+/// The name of the test folder holding the run's VMs.
+pub const RUN_FOLDER_TEST: &str = "fstests::run";
+
+/// The run shared by the trials of one process.
+struct Shared {
+    cfg: FstestsConfig,
+    /// Only the selected tests.
+    plan: Plan,
+    outcome: OnceLock<std::result::Result<Arc<RunOutcome>, String>>,
+}
+
+impl Shared {
+    /// Runs the plan once, whichever trial asks first.
+    fn outcome(&self, ctx: &TestContext) -> std::result::Result<Arc<RunOutcome>, String> {
+        self.outcome
+            .get_or_init(|| {
+                let run_ctx = TestContext::new(RUN_FOLDER_TEST, ctx.settings().clone())
+                    .map_err(|e| format!("could not set up the fstests run: {e}"))?;
+                let result = runner::run(&run_ctx, &self.cfg, &self.plan);
+                let folder = run_ctx.artifacts_dir().display().to_string();
+                let status = result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| Error::Check(e.to_string()));
+                run_ctx.finish(&status, None);
+                result
+                    .map(Arc::new)
+                    .map_err(|e| format!("the fstests run failed ({folder}): {e}"))
+            })
+            .clone()
+    }
+
+    /// The trial body of `test` in `section`.
+    fn report(&self, ctx: &TestContext, section: Option<&str>, test: &str) -> Result<()> {
+        let outcome = self.outcome(ctx).map_err(Error::Check)?;
+        let key = (section.map(str::to_string), test.to_string());
+        let Some(entry) = outcome.entries.get(&key) else {
+            return Err(Error::Check(format!("{test} was not in the run's plan")));
+        };
+        catalogue(ctx, entry)?;
+        verdict(test, entry)
+    }
+}
+
+/// Copies the test's fstests files and death reports into its folder.
+fn catalogue(ctx: &TestContext, entry: &Entry) -> Result<()> {
+    let producer = Producer::harness("fstests");
+    if let Some(r) = &entry.result {
+        let base = r.name.rsplit('/').next().unwrap_or(&r.name).to_string();
+        for (suffix, path) in r.files.present() {
+            let name = format!("fstests/{base}.{suffix}");
+            ctx.add_artifact(&name, path.to_path_buf(), producer.clone())?;
+        }
+    }
+    for d in &entry.deaths {
+        for f in &d.files {
+            let name = format!(
+                "fstests/attempt-{}-{}",
+                d.attempt,
+                f.file_name().unwrap_or_default().to_string_lossy()
+            );
+            ctx.add_artifact(&name, f.clone(), producer.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// The trial's verdict from what the run recorded.
+fn verdict(test: &str, entry: &Entry) -> Result<()> {
+    if !entry.deaths.is_empty() {
+        let mut m = String::new();
+        for d in &entry.deaths {
+            let what = match &d.kind {
+                DeathKind::Hang(t) => format!("hung (no progress within {}s)", t.as_secs()),
+                DeathKind::Crash(t) => format!("took the VM down: {t}"),
+            };
+            m.push_str(&format!("{test} {what} in attempt {}\n", d.attempt));
+        }
+        match (&entry.result, &entry.not_completed) {
+            (Some(r), _) => m.push_str(&format!(
+                "then, in a fresh VM: {} {}\n",
+                r.outcome.as_str(),
+                r.reason.as_deref().unwrap_or("")
+            )),
+            (None, Some(why)) => m.push_str(&format!("{why}\n")),
+            _ => {}
+        }
+        if let Some(d) = entry.deaths.last() {
+            m.push_str(&d.detail);
+        }
+        return Err(Error::Check(m));
+    }
+    match (&entry.result, &entry.not_completed) {
+        (Some(r), _) => match r.outcome {
+            FsOutcome::Passed => Ok(()),
+            FsOutcome::NotRun => Err(Error::Skip(
+                r.reason.clone().unwrap_or_else(|| "not run".into()),
+            )),
+            FsOutcome::Failed => Err(Error::Check(r.failure_message())),
+        },
+        (None, Some(why)) => Err(Error::Check(format!("{test}: {why}"))),
+        (None, None) => Err(Error::Check(format!("{test}: no result recorded"))),
+    }
+}
+
+impl Suite {
+    /// Adds one trial per (section, test) of `cfg`'s plan, named
+    /// `fstests::<section>::<test>`: passed → ok, not run → skipped with
+    /// fstests' reason, failed → failed with the diff, dmesg and file
+    /// paths; a baseline's known failures are xfail. A config that does
+    /// not plan (bad selection, unknown test) becomes one failing trial
+    /// `fstests::config`. See the module documentation of
+    /// `fstests::trials` for how the trials share one run.
+    pub fn fstests(self, cfg: FstestsConfig) -> Suite {
+        let planned = cfg.plan().and_then(|plan| {
+            let baseline = match &cfg.baseline {
+                Some(p) => Some(Baseline::load(p).map_err(|e| Error::Config {
+                    what: format!("baseline {}", p.display()),
+                    message: e,
+                })?),
+                None => None,
+            };
+            Ok((plan, baseline))
+        });
+        let (plan, baseline) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                let message = e.to_string();
+                return self.test("fstests::config", move |_| {
+                    Err(Error::Config {
+                        what: "fstests".into(),
+                        message: message.clone(),
+                    })
+                });
+            }
+        };
+        let args = self.arguments().clone();
+        let mut trials = Vec::new();
+        for (section, test) in plan.pairs() {
+            let name = api::trial_name(section, test);
+            let xfail = baseline
+                .as_ref()
+                .and_then(|b| b.known_failure(section, test))
+                .map(str::to_string);
+            let kind = if xfail.is_some() && !args.list {
+                "xfail"
+            } else {
+                ""
+            };
+            let probe = Trial::test(name.clone(), || Ok(())).with_kind(kind);
+            let selected = !args.is_filtered_out(&probe) && !args.is_ignored(&probe);
+            trials.push((
+                section.map(str::to_string),
+                test.to_string(),
+                name,
+                xfail,
+                selected,
+            ));
+        }
+        let chosen: BTreeSet<(Option<String>, String)> = trials
+            .iter()
+            .filter(|t| t.4)
+            .map(|t| (t.0.clone(), t.1.clone()))
+            .collect();
+        let selected_plan = Plan {
+            sections: plan
+                .sections
+                .iter()
+                .map(|s| PlanSection {
+                    tests: s
+                        .tests
+                        .iter()
+                        .filter(|t| chosen.contains(&(s.name.clone(), (*t).clone())))
+                        .cloned()
+                        .collect(),
+                    ..s.clone()
+                })
+                .filter(|s| !s.tests.is_empty())
+                .collect(),
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            plan: selected_plan,
+            outcome: OnceLock::new(),
+        });
+        let mut suite = self;
+        for (section, test, name, xfail, _) in trials {
+            let marks = match xfail {
+                Some(why) => Marks::new().xfail(why),
+                None => Marks::new(),
+            };
+            let shared = shared.clone();
+            suite = suite.test_with(&name, marks, move |ctx| {
+                shared.report(ctx, section.as_deref(), &test)
+            });
+        }
+        suite
+    }
+}
