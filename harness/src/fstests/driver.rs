@@ -22,6 +22,8 @@ pub const TREE_MNT: &str = "/mnt/fstests";
 pub const RESULTS_MNT: &str = "/mnt/results";
 /// The folder on the results disk fstests writes into (`RESULT_BASE`).
 pub const RESULTS_SUBDIR: &str = "/results";
+/// The folder on the results disk with the driver's and `check`'s output.
+pub const LOGS_SUBDIR: &str = "/logs";
 
 /// Virtio serial numbers of the disks (the guest finds them under
 /// `/dev/disk/by-id/virtio-<serial>`).
@@ -70,17 +72,15 @@ pub fn write_inputs(
     let mut plan = String::new();
     for (i, s) in sections.iter().enumerate() {
         let label = s.name.as_deref().unwrap_or("-");
-        writeln!(plan, "{i} {label}").ok();
+        writeln!(plan, "{i} {label} {}", s.fstyp).ok();
         w(&format!("tests.{i}"), &(s.tests.join("\n") + "\n"))?;
     }
     w("plan", &plan)?;
     w("run.sh", &script(iterations, scratch_pool))?;
-    fs::create_dir_all(dir.join(RESULTS_SUBDIR.trim_start_matches('/'))).map_err(|e| {
-        Error::io(
-            format!("creating the results folder in {}", dir.display()),
-            e,
-        )
-    })?;
+    for sub in [RESULTS_SUBDIR, LOGS_SUBDIR] {
+        fs::create_dir_all(dir.join(sub.trim_start_matches('/')))
+            .map_err(|e| Error::io(format!("creating {sub} in {}", dir.display()), e))?;
+    }
     Ok(())
 }
 
@@ -110,11 +110,14 @@ sed -e "s|@TEST_DEV@|$TEST_DEV|g" -e "s|@SCRATCH_DEV@|$SCRATCH_DEV|g" \
 export HOST_OPTIONS=$R/local.config RESULT_BASE=$R{sub} RECREATE_TEST_DEV=true
 mkdir -p {test_dir} {scratch_mnt} $RESULT_BASE
 cd {tree}
-while read -r i section; do
+while read -r i section fstyp; do
     mark section $section begin
+    # check mounts TEST_DEV before it recreates it: give it a filesystem.
+    case $fstyp in ext2|ext3|ext4) force=-F;; xfs|btrfs) force=-f;; *) force=;; esac
+    mkfs -t $fstyp $force $TEST_DEV >> $R{logs}/mkfs.out 2>&1
     args=""
     [ "$section" != "-" ] && args="-s $section"
-    ./check -R xunit {iterations} $args $(cat $R/tests.$i) > $R/check.$i.out 2>&1
+    ./check -R xunit {iterations} $args $(cat $R/tests.$i) > $R{logs}/check.$i.out 2>&1
     rc=$?
     sync
     mark section $section end rc=$rc
@@ -128,6 +131,7 @@ mark all done
         pool = pool.join(" "),
         logw = serial::LOGWRITES,
         sub = RESULTS_SUBDIR,
+        logs = LOGS_SUBDIR,
         test_dir = crate::fstests::config::TEST_DIR,
         scratch_mnt = crate::fstests::config::SCRATCH_MNT,
         tree = TREE_MNT,
@@ -137,7 +141,7 @@ mark all done
 /// The command the host types to start the driver in the background.
 pub fn start_command() -> String {
     format!(
-        "mount -o ro,noload /dev/disk/by-id/virtio-{tree} {TREE_MNT} && mount -o sync /dev/disk/by-id/virtio-{res} {RESULTS_MNT} && (setsid bash {RESULTS_MNT}/run.sh </dev/null >{RESULTS_MNT}/run.out 2>&1 &)",
+        "mount -o ro,noload /dev/disk/by-id/virtio-{tree} {TREE_MNT} && mount -o sync /dev/disk/by-id/virtio-{res} {RESULTS_MNT} && (setsid bash {RESULTS_MNT}/run.sh </dev/null >{RESULTS_MNT}{LOGS_SUBDIR}/run.out 2>&1 &)",
         tree = serial::TREE,
         res = serial::RESULTS,
     )
@@ -165,7 +169,7 @@ mod tests {
         write_inputs(d.path(), "cfg", &sections, 2, 3).unwrap();
         assert_eq!(
             fs::read_to_string(d.path().join("plan")).unwrap(),
-            "0 ext4_4k\n1 -\n"
+            "0 ext4_4k ext4\n1 - ext4\n"
         );
         assert_eq!(
             fs::read_to_string(d.path().join("tests.0")).unwrap(),

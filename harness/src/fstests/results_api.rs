@@ -98,6 +98,8 @@ pub struct FsTest {
     pub duration: Option<Duration>,
     /// Its files.
     pub files: FsTestFiles,
+    /// The diff `check` recorded (`<system-err>` of `result.xml`).
+    pub diff: Option<String>,
 }
 
 impl FsTest {
@@ -114,7 +116,11 @@ impl FsTest {
             self.name,
             self.reason.as_deref().unwrap_or("(no reason recorded)")
         );
-        if let Some(bad) = &self.files.out_bad {
+        if let Some(diff) = &self.diff {
+            m.push_str("\n");
+            m.push_str(diff.trim_end());
+            m.push('\n');
+        } else if let Some(bad) = &self.files.out_bad {
             m.push_str(&format!("\n--- {}:\n", bad.display()));
             m.push_str(&fs::read_to_string(bad).unwrap_or_default());
         }
@@ -255,6 +261,12 @@ fn read_xml(dir: &Path, section: Option<&str>) -> Result<Vec<FsTest>, String> {
         } else {
             (FsOutcome::Passed, None)
         };
+        let diff = body.find("<system-err>").map(|i| {
+            let rest = &body[i + "<system-err>".len()..];
+            let rest = rest.split("</system-err>").next().unwrap_or(rest);
+            let rest = rest.trim().trim_start_matches("<![CDATA[");
+            rest.trim_end().trim_end_matches("]]>").trim().to_string()
+        });
         let duration = attr(attrs, "time")
             .and_then(|t| t.parse::<f64>().ok())
             .map(Duration::from_secs_f64);
@@ -265,6 +277,7 @@ fn read_xml(dir: &Path, section: Option<&str>) -> Result<Vec<FsTest>, String> {
             outcome,
             reason: reason.map(|r| unescape(&r)),
             duration,
+            diff,
         });
     }
     Ok(out)
@@ -406,6 +419,7 @@ pub fn salvage(section: Option<&str>, test: &str, report_dir: &Path) -> FsTest {
         reason,
         duration: None,
         files,
+        diff: None,
     }
 }
 

@@ -334,6 +334,7 @@ impl Attempt<'_> {
         for (path, _) in &devices {
             let _ = std::fs::remove_file(path);
         }
+        disk::read_back(&results_img, driver::LOGS_SUBDIR, self.dir)?;
         watched.results = disk::read_back(&results_img, driver::RESULTS_SUBDIR, self.dir)?;
         let _ = std::fs::remove_file(&results_img);
         Ok(watched)
