@@ -177,6 +177,9 @@ pub struct Selection {
     pub sections: Vec<String>,
     /// `-i N`: run every test N times (default 1).
     pub iterations: u32,
+    /// `--exact-order`: run the named tests in the order given (then the
+    /// groups' tests), instead of check's sorted order.
+    pub exact_order: bool,
 }
 
 /// The tests of one section, in the order they run.
@@ -246,7 +249,19 @@ impl Plan {
                     .cloned()
                     .collect();
             }
-            let tests: Vec<String> = tests
+            // check sorts its list unless told --exact-order; the plan
+            // follows the same order, so trials list in run order.
+            let mut ordered: Vec<String> = Vec::new();
+            if selection.exact_order {
+                for t in selection.tests.iter().chain(tests.iter()) {
+                    if !ordered.contains(t) {
+                        ordered.push(t.clone());
+                    }
+                }
+            } else {
+                ordered.extend(tests);
+            }
+            let tests: Vec<String> = ordered
                 .into_iter()
                 .filter(|t| !excluded.contains(t))
                 .collect();
@@ -266,7 +281,10 @@ impl Plan {
                 if !tree.has_test(t) {
                     return Err(Error::Config {
                         what: "test name".into(),
-                        message: format!("{t}: no tests/{t} in {}", tree.dir.display()),
+                        message: format!(
+                            "{t}: no tests/{t} listed in its group.list in {}",
+                            tree.dir.display()
+                        ),
                     });
                 }
             }

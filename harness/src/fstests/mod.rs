@@ -112,6 +112,12 @@ impl FstestsConfig {
         self
     }
 
+    /// Runs the named tests in the order given (`check --exact-order`).
+    pub fn with_exact_order(mut self) -> FstestsConfig {
+        self.selection.exact_order = true;
+        self
+    }
+
     /// Uses this selection.
     pub fn with_selection(mut self, selection: Selection) -> FstestsConfig {
         self.selection = selection;

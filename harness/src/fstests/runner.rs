@@ -295,6 +295,7 @@ impl Attempt<'_> {
             &config,
             &plan,
             self.cfg.selection.iterations,
+            self.cfg.selection.exact_order,
             self.cfg.devices.scratch_pool,
         )?;
         let results_img = self.dir.join("results.ext4");

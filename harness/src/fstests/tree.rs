@@ -117,9 +117,16 @@ impl FstestsTree {
         Ok(out)
     }
 
-    /// Whether `test` (`generic/001`) exists in the tree.
+    /// Whether `test` (`generic/001`) exists in the tree and is listed in
+    /// its folder's `group.list` (`check` ignores a test that is not, as
+    /// an "unknown test").
     pub fn has_test(&self, test: &str) -> bool {
-        self.dir.join("tests").join(test).is_file()
+        let Some((dir, num)) = test.split_once('/') else {
+            return false;
+        };
+        let listed = fs::read_to_string(self.dir.join("tests").join(dir).join("group.list"))
+            .is_ok_and(|t| t.lines().any(|l| l.split_whitespace().next() == Some(num)));
+        listed && self.dir.join("tests").join(test).is_file()
     }
 }
 
