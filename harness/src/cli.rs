@@ -35,6 +35,8 @@ enum Cmd {
     },
     /// Check this host: QEMU, accelerator, firmware, image tools.
     Doctor,
+    /// Run fstests in VMs (each fstests test a test), or read its results.
+    Fstests(Box<crate::fstests::cli::FstestsArgs>),
 }
 
 /// `bootrig run`'s arguments.
@@ -99,6 +101,7 @@ pub fn main() -> ExitCode {
         Cmd::Run(args) => run(args),
         Cmd::Image { action } => image(action),
         Cmd::Doctor => crate::doctor::run(),
+        Cmd::Fstests(args) => crate::fstests::cli::main(*args),
     }
 }
 

@@ -90,7 +90,7 @@ pub use run::marks::{Marks, Requirement};
 pub use run::reporters::{HumanReporter, JunitReporter, ProgressReporter};
 pub use run::scenario::Scenario;
 pub use run::settings::{default_artifacts_root, RunSettings};
-pub use run::signals::Interrupts;
+pub use run::signals::{install as install_signal_handlers, Interrupts};
 pub use run::steps::{Step, StepKind};
 pub use run::suite::Suite;
 pub use vm::accel::AccelVerdict;

@@ -20,7 +20,7 @@ pub mod driver;
 pub mod results_api;
 pub mod runner;
 pub mod tree;
-mod trials;
+pub mod trials;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +28,7 @@ use std::path::PathBuf;
 pub use config::{Devices, Layout, Plan, Section, Selection};
 pub use runner::{Deadlines, RunOutcome};
 pub use tree::{build_from_source, FstestsTree, BUILD_PACKAGES};
+pub use trials::Trials;
 
 use crate::{Image, ImageRef};
 

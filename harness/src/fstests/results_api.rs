@@ -117,7 +117,7 @@ impl FsTest {
             self.reason.as_deref().unwrap_or("(no reason recorded)")
         );
         if let Some(diff) = &self.diff {
-            m.push_str("\n");
+            m.push('\n');
             m.push_str(diff.trim_end());
             m.push('\n');
         } else if let Some(bad) = &self.files.out_bad {
@@ -435,4 +435,15 @@ pub fn result_of<'a>(
         .iter()
         .rev()
         .find(|t| t.name == test && t.section.as_deref() == section)
+}
+
+/// A results set made of `tests` (e.g. merged from several VM attempts).
+pub fn results_from(tests: Vec<FsTest>) -> FsResults {
+    let mut sections: Vec<String> = Vec::new();
+    for s in tests.iter().filter_map(|t| t.section.clone()) {
+        if !sections.contains(&s) {
+            sections.push(s);
+        }
+    }
+    FsResults { tests, sections }
 }

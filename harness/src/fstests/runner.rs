@@ -105,6 +105,19 @@ pub struct RunOutcome {
     pub results_dirs: Vec<PathBuf>,
 }
 
+impl RunOutcome {
+    /// What fstests recorded for every test that completed, merged over
+    /// the attempts.
+    pub fn fs_results(&self) -> FsResults {
+        api::results_from(
+            self.entries
+                .values()
+                .filter_map(|e| e.result.clone())
+                .collect(),
+        )
+    }
+}
+
 /// A test waiting to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Queued {
@@ -143,6 +156,9 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
     }
     let mut attempt = 0;
     while !queue.is_empty() {
+        if let Some(sig) = ctx.settings().interrupts.interrupted() {
+            return Err(Error::Interrupted(sig));
+        }
         if run_deadline.expired() {
             for q in queue.drain(..) {
                 let e = entry(&mut out, plan, &q);

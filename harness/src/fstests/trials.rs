@@ -25,7 +25,7 @@ use crate::fstests::config::{Plan, PlanSection};
 use crate::fstests::results_api::{self as api, Baseline, FsOutcome};
 use crate::fstests::runner::{self, DeathKind, Entry, RunOutcome};
 use crate::fstests::FstestsConfig;
-use crate::{Error, Marks, Producer, Result, Suite, TestContext};
+use crate::{Error, Marks, Producer, Result, Suite, Test, TestContext};
 
 /// The name of the test folder holding the run's VMs.
 pub const RUN_FOLDER_TEST: &str = "fstests::run";
@@ -132,61 +132,53 @@ fn verdict(test: &str, entry: &Entry) -> Result<()> {
     }
 }
 
-impl Suite {
-    /// Adds one trial per (section, test) of `cfg`'s plan, named
-    /// `fstests::<section>::<test>`: passed → ok, not run → skipped with
-    /// fstests' reason, failed → failed with the diff, dmesg and file
-    /// paths; a baseline's known failures are xfail. A config that does
-    /// not plan (bad selection, unknown test) becomes one failing trial
-    /// `fstests::config`. See the module documentation of
-    /// `fstests::trials` for how the trials share one run.
-    pub fn fstests(self, cfg: FstestsConfig) -> Suite {
-        let planned = cfg.plan().and_then(|plan| {
-            let baseline = match &cfg.baseline {
-                Some(p) => Some(Baseline::load(p).map_err(|e| Error::Config {
-                    what: format!("baseline {}", p.display()),
-                    message: e,
-                })?),
-                None => None,
-            };
-            Ok((plan, baseline))
-        });
-        let (plan, baseline) = match planned {
-            Ok(p) => p,
-            Err(e) => {
-                let message = e.to_string();
-                return self.test("fstests::config", move |_| {
-                    Err(Error::Config {
-                        what: "fstests".into(),
-                        message: message.clone(),
-                    })
-                });
-            }
+/// The trials of an fstests config, and the run they share.
+#[derive(Clone)]
+pub struct Trials {
+    /// One test per planned (section, test), in run order.
+    pub tests: Vec<Test>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Trials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trials")
+            .field("tests", &self.tests.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trials {
+    /// The trials of `cfg`'s plan, named `fstests::<section>::<test>`;
+    /// the run executes the tests for which `selected(name, xfail)` holds
+    /// (the others are never started by it). Fails when the config does
+    /// not plan (bad selection, unknown test, unreadable baseline).
+    pub fn new(cfg: FstestsConfig, selected: &dyn Fn(&str, bool) -> bool) -> Result<Trials> {
+        let plan = cfg.plan()?;
+        let baseline = match &cfg.baseline {
+            Some(p) => Some(Baseline::load(p).map_err(|e| Error::Config {
+                what: format!("baseline {}", p.display()),
+                message: e.to_string(),
+            })?),
+            None => None,
         };
-        let args = self.arguments().clone();
-        let mut trials = Vec::new();
+        let mut planned = Vec::new();
         for (section, test) in plan.pairs() {
             let name = api::trial_name(section, test);
             let xfail = baseline
                 .as_ref()
                 .and_then(|b| b.known_failure(section, test))
                 .map(str::to_string);
-            let kind = if xfail.is_some() && !args.list {
-                "xfail"
-            } else {
-                ""
-            };
-            let probe = Trial::test(name.clone(), || Ok(())).with_kind(kind);
-            let selected = !args.is_filtered_out(&probe) && !args.is_ignored(&probe);
-            trials.push((
+            let chosen = selected(&name, xfail.is_some());
+            planned.push((
                 section.map(str::to_string),
                 test.to_string(),
                 name,
                 xfail,
-                selected,
+                chosen,
             ));
         }
-        let chosen: BTreeSet<(Option<String>, String)> = trials
+        let chosen: BTreeSet<(Option<String>, String)> = planned
             .iter()
             .filter(|t| t.4)
             .map(|t| (t.0.clone(), t.1.clone()))
@@ -212,17 +204,61 @@ impl Suite {
             plan: selected_plan,
             outcome: OnceLock::new(),
         });
-        let mut suite = self;
-        for (section, test, name, xfail, _) in trials {
-            let marks = match xfail {
-                Some(why) => Marks::new().xfail(why),
-                None => Marks::new(),
-            };
-            let shared = shared.clone();
-            suite = suite.test_with(&name, marks, move |ctx| {
-                shared.report(ctx, section.as_deref(), &test)
-            });
+        let tests = planned
+            .into_iter()
+            .map(|(section, test, name, xfail, _)| {
+                let marks = match xfail {
+                    Some(why) => Marks::new().xfail(why),
+                    None => Marks::new(),
+                };
+                let shared = shared.clone();
+                Test::new(name, marks, move |ctx| {
+                    shared.report(ctx, section.as_deref(), &test)
+                })
+            })
+            .collect();
+        Ok(Trials { tests, shared })
+    }
+
+    /// What the run recorded, once it ran (`None` before, or when it
+    /// could not start).
+    pub fn outcome(&self) -> Option<Arc<RunOutcome>> {
+        self.shared
+            .outcome
+            .get()
+            .and_then(|o| o.as_ref().ok().cloned())
+    }
+}
+
+impl Suite {
+    /// Adds one trial per (section, test) of `cfg`'s plan, named
+    /// `fstests::<section>::<test>`: passed → ok, not run → skipped with
+    /// fstests' reason, failed → failed with the diff, dmesg and file
+    /// paths; a baseline's known failures are xfail. The shared run
+    /// executes only the trials this process's arguments select (see the
+    /// module documentation of `fstests::trials`). A config that does not
+    /// plan becomes one failing trial `fstests::config`.
+    pub fn fstests(self, cfg: FstestsConfig) -> Suite {
+        let args = self.arguments().clone();
+        let selected = |name: &str, xfail: bool| {
+            let kind = if xfail && !args.list { "xfail" } else { "" };
+            let probe = Trial::test(name.to_string(), || Ok(())).with_kind(kind);
+            !args.is_filtered_out(&probe) && !args.is_ignored(&probe)
+        };
+        match Trials::new(cfg, &selected) {
+            Ok(trials) => trials.tests.into_iter().fold(self, |suite, t| {
+                let body = t.body.clone();
+                suite.test_with(&t.name, t.marks, move |ctx| body(ctx))
+            }),
+            Err(e) => {
+                let message = e.to_string();
+                self.test("fstests::config", move |_| {
+                    Err(Error::Config {
+                        what: "fstests".into(),
+                        message: message.clone(),
+                    })
+                })
+            }
         }
-        suite
     }
 }
