@@ -22,7 +22,7 @@ use bootrig::fstests::{
     build_from_source, Deadlines, Devices, FstestsConfig, FstestsTree, Section,
 };
 use bootrig::{check, Error, Outcome, Result, RunSettings, Suite, TestContext, TestRecord};
-use bootrig_tests::vm_marks;
+use bootrig_tests::{bootrig_bin, vm_marks};
 
 fn main() -> ExitCode {
     Suite::from_args()
@@ -36,7 +36,117 @@ fn main() -> ExitCode {
             vm_marks().timeout(Duration::from_secs(900)),
             hang_and_crash,
         )
+        .test(
+            "fstests::cli::unbuilt_tree_is_refused_before_booting",
+            unbuilt_tree,
+        )
+        .test("fstests::cli::results_and_compare", results_and_compare)
         .run()
+}
+
+/// A shared folder above the workspace (`shared/<sub>`).
+fn shared(sub: &str) -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared").join(sub))
+        .find(|p| p.exists())
+}
+
+fn bootrig(args: &[&str]) -> Result<(i32, String, String)> {
+    let out = std::process::Command::new(bootrig_bin())
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("running bootrig", e))?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// An unpacked but unbuilt tree is refused with the reason, exit 2, and no
+/// VM; so is a folder that is no fstests tree.
+fn unbuilt_tree(ctx: &TestContext) -> Result<()> {
+    let src = tarball()?;
+    let dir = ctx.artifacts_dir().join("unbuilt");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let ok = std::process::Command::new("tar")
+        .arg("xf")
+        .arg(&src)
+        .arg("-C")
+        .arg(&dir)
+        .arg("--strip-components=1")
+        .status()
+        .map_err(|e| Error::io("tar", e))?;
+    check!(ok.success(), "tar xf {} failed", src.display());
+    let d = dir.display().to_string();
+    let (code, _, err) = bootrig(&["fstests", "--fstests", &d, "generic/001"])?;
+    check!(
+        code == 2 && err.contains("is not built: ltp/fsstress is missing"),
+        "exit {code}: {err}"
+    );
+    let (code, _, err) = bootrig(&["fstests", "--fstests", "/", "generic/001"])?;
+    check!(
+        code == 2 && err.contains("not an fstests tree"),
+        "exit {code}: {err}"
+    );
+    Ok(())
+}
+
+/// `results --json` on the real fixture, and `compare` on edited copies:
+/// a regression, a fix and a new notrun, exit 1.
+fn results_and_compare(ctx: &TestContext) -> Result<()> {
+    let Some(fixture) = shared("fixtures/fstests/ext4-15tests/results") else {
+        return Err(Error::Skip("no shared/fixtures/fstests".into()));
+    };
+    let (code, out, err) = bootrig(&[
+        "fstests",
+        "results",
+        "--json",
+        &fixture.display().to_string(),
+    ])?;
+    check!(code == 0, "results exit {code}: {err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| Error::Check(format!("not JSON ({e}): {out}")))?;
+    let tests = json.as_array().map_or(0, Vec::len);
+    check!(tests == 15, "{tests} tests in {out}");
+    let old = ctx.artifacts_dir().join("old");
+    let new = ctx.artifacts_dir().join("new");
+    for d in [&old, &new] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io("mkdir", e))?;
+    }
+    let xml = std::fs::read_to_string(fixture.join("result.xml"))
+        .map_err(|e| Error::io("reading result.xml", e))?;
+    std::fs::write(old.join("result.xml"), &xml).map_err(|e| Error::io("writing", e))?;
+    // btrfs/001 fixed, generic/002 regressed, generic/005 not run.
+    let edited = xml
+        .replacen(
+            r#"<failure message="- output mismatch (see /opt/fstests/results//btrfs/001.out.bad)" type="TestFail" />"#,
+            "",
+            1,
+        )
+        .replacen(
+            r#"name="generic/002" time="4">"#,
+            r#"name="generic/002" time="4"><failure message="- output mismatch" type="TestFail" />"#,
+            1,
+        )
+        .replacen(
+            r#"name="generic/005" time="3">"#,
+            r#"name="generic/005" time="3"><skipped message="not supported" />"#,
+            1,
+        );
+    std::fs::write(new.join("result.xml"), edited).map_err(|e| Error::io("writing", e))?;
+    let (code, out, err) = bootrig(&[
+        "fstests",
+        "compare",
+        &old.display().to_string(),
+        &new.display().to_string(),
+    ])?;
+    check!(code == 1, "compare exit {code} (expected 1): {out}{err}");
+    for want in ["generic/002", "btrfs/001", "generic/005"] {
+        check!(out.contains(want), "compare output lacks {want}:\n{out}");
+    }
+    Ok(())
 }
 
 /// The vendored fstests tarball.
