@@ -105,6 +105,9 @@ struct RunArgs {
     /// Where the device files go (e.g. /dev/shm for tmpfs).
     #[arg(long)]
     device_dir: Option<PathBuf>,
+    /// The guest's I/O scheduler for the test and scratch devices.
+    #[arg(long)]
+    io_scheduler: Option<String>,
     /// Per-test deadline floor in seconds.
     #[arg(long)]
     test_timeout_floor: Option<u64>,
@@ -218,6 +221,9 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
         cfg.devices.scratch_pool = n;
     }
     cfg.devices.logwrites |= a.logwrites;
+    if let Some(s) = &a.io_scheduler {
+        cfg.devices.scheduler = Some(s.clone());
+    }
     if let Some(d) = &a.device_dir {
         cfg.devices.dir = Some(d.clone());
     }

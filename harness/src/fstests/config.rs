@@ -80,6 +80,11 @@ pub struct Devices {
     /// them on tmpfs).
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// The guest's I/O scheduler for the test and scratch devices
+    /// (`none`, `mq-deadline`, `bfq`, `kyber`); the kernel's default when
+    /// unset.
+    #[serde(default)]
+    pub scheduler: Option<String>,
 }
 
 fn default_size() -> u64 {
@@ -91,6 +96,30 @@ fn size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::E
     crate::parse_size(&s).map_err(serde::de::Error::custom)
 }
 
+impl Devices {
+    /// Checks the values the guest's script uses, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.scheduler {
+            if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(Error::Config {
+                    what: "devices.scheduler".into(),
+                    message: format!("{s:?} is not an I/O scheduler name (e.g. mq-deadline, none)"),
+                });
+            }
+        }
+        if self.size < (256 << 20) {
+            return Err(Error::Config {
+                what: "devices.size".into(),
+                message: format!(
+                    "{} bytes is too small for fstests (at least 256M)",
+                    self.size
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for Devices {
     fn default() -> Devices {
         Devices {
@@ -98,6 +127,7 @@ impl Default for Devices {
             scratch_pool: 0,
             logwrites: false,
             dir: None,
+            scheduler: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use crate::fstests::config::PlanSection;
+use crate::fstests::config::{Devices, PlanSection};
 use crate::{Error, Result};
 
 /// Where the guest mounts the fstests tree (read-only).
@@ -63,7 +63,7 @@ pub fn write_inputs(
     sections: &[PlanSection],
     iterations: u32,
     exact_order: bool,
-    scratch_pool: usize,
+    devices: &Devices,
 ) -> Result<()> {
     let w = |name: &str, text: &str| {
         let p = dir.join(name);
@@ -77,7 +77,7 @@ pub fn write_inputs(
         w(&format!("tests.{i}"), &(s.tests.join("\n") + "\n"))?;
     }
     w("plan", &plan)?;
-    w("run.sh", &script(iterations, exact_order, scratch_pool))?;
+    w("run.sh", &script(iterations, exact_order, devices))?;
     for sub in [RESULTS_SUBDIR, LOGS_SUBDIR] {
         fs::create_dir_all(dir.join(sub.trim_start_matches('/')))
             .map_err(|e| Error::io(format!("creating {sub} in {}", dir.display()), e))?;
@@ -86,8 +86,8 @@ pub fn write_inputs(
 }
 
 /// The driver script. Devices are resolved by their virtio serial.
-fn script(iterations: u32, exact_order: bool, scratch_pool: usize) -> String {
-    let pool: Vec<String> = (1..=scratch_pool.max(1))
+fn script(iterations: u32, exact_order: bool, devices: &Devices) -> String {
+    let pool: Vec<String> = (1..=devices.scratch_pool.max(1))
         .map(|i| format!("$(dev {}{i})", serial::SCRATCH))
         .collect();
     let mut options = if iterations > 1 {
@@ -108,6 +108,11 @@ TEST_DEV=$(dev {test})
 SCRATCH_POOL="{pool}"
 SCRATCH_DEV=${{SCRATCH_POOL%% *}}
 LOGWRITES_DEV=$(dev {logw})
+for d in {scheduler}; do
+    for b in $TEST_DEV $SCRATCH_POOL; do
+        echo $d > /sys/block/${{b##*/}}/queue/scheduler || echo "bootrig: no I/O scheduler $d for $b"
+    done
+done
 sed -e "s|@TEST_DEV@|$TEST_DEV|g" -e "s|@SCRATCH_DEV@|$SCRATCH_DEV|g" \
     -e "s|@SCRATCH_DEV_POOL@|$SCRATCH_POOL|g" -e "s|@LOGWRITES_DEV@|$LOGWRITES_DEV|g" \
     $R/local.config.in > $R/local.config
@@ -134,6 +139,7 @@ mark all done
         test = serial::TEST,
         pool = pool.join(" "),
         logw = serial::LOGWRITES,
+        scheduler = devices.scheduler.as_deref().unwrap_or(""),
         sub = RESULTS_SUBDIR,
         logs = LOGS_SUBDIR,
         test_dir = crate::fstests::config::TEST_DIR,
@@ -170,7 +176,12 @@ mod tests {
                 tests: vec!["generic/002".into()],
             },
         ];
-        write_inputs(d.path(), "cfg", &sections, 2, true, 3).unwrap();
+        let devices = Devices {
+            scratch_pool: 3,
+            scheduler: Some("mq-deadline".into()),
+            ..Devices::default()
+        };
+        write_inputs(d.path(), "cfg", &sections, 2, true, &devices).unwrap();
         assert_eq!(
             fs::read_to_string(d.path().join("plan")).unwrap(),
             "0 ext4_4k ext4\n1 - ext4\n"
@@ -182,6 +193,7 @@ mod tests {
         let script = fs::read_to_string(d.path().join("run.sh")).unwrap();
         assert!(script.contains("-i 2 --exact-order"), "{script}");
         assert!(script.contains("$(dev fst-scratch3)"), "{script}");
+        assert!(script.contains("for d in mq-deadline; do"), "{script}");
         assert!(d.path().join("results").is_dir());
         // The markers the script writes match the patterns the host waits for.
         let re = regex::Regex::new(marker_patterns()[2]).unwrap();

@@ -17,12 +17,12 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod driver;
+pub mod history;
 pub mod results_api;
 pub mod runner;
 pub mod tree;
 pub mod trials;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use config::{Devices, Layout, Plan, Section, Selection};
@@ -48,7 +48,8 @@ pub struct FstestsConfig {
     /// Per-test and whole-run deadlines.
     pub deadlines: Deadlines,
     /// A `check.time` whose durations set the per-test deadlines (without
-    /// one, every test gets [`Deadlines::unknown`]).
+    /// one, the durations the last runs of this tree recorded in the
+    /// cache; a test never run gets [`Deadlines::unknown`]).
     pub history: Option<PathBuf>,
     /// Known failures: they become expected failures (xfail).
     pub baseline: Option<PathBuf>,
@@ -157,15 +158,7 @@ impl FstestsConfig {
 
     /// The plan: tests per section.
     pub fn plan(&self) -> crate::Result<Plan> {
+        self.devices.validate()?;
         Plan::new(&self.layout, &self.selection, Some(&self.tree))
-    }
-
-    /// Test → seconds of its last run, from [`FstestsConfig::history`].
-    pub fn history_times(&self) -> BTreeMap<String, u64> {
-        self.history
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|t| results_api::parse_check_time(&t).into_iter().collect())
-            .unwrap_or_default()
     }
 }

@@ -130,7 +130,8 @@ struct Queued {
 pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOutcome> {
     let started = Instant::now();
     let run_deadline = cfg.deadlines.run.map_or(Deadline::never(), Deadline::after);
-    let history = cfg.history_times();
+    let cache = ctx.settings().images.cache.clone();
+    let history = super::history::load(cfg, &cache);
     let image = ctx.image(&cfg.image)?;
     let tree_img = ctx.artifacts_dir().join("fstests-tree.ext4");
     ctx.output(&format!(
@@ -186,6 +187,7 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
         out.results_dirs.push(watch.results.clone());
         absorb(&mut out, plan, &mut queue, &sections, watch);
     }
+    super::history::record(&cache, &cfg.tree.dir, &out.results_dirs);
     Ok(out)
 }
 
@@ -312,7 +314,7 @@ impl Attempt<'_> {
             &plan,
             self.cfg.selection.iterations,
             self.cfg.selection.exact_order,
-            self.cfg.devices.scratch_pool,
+            &self.cfg.devices,
         )?;
         let results_img = self.dir.join("results.ext4");
         disk::ext4_from_dir(&input, &results_img, "results", 512 << 20)?;
