@@ -156,6 +156,8 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
             .insert((s.map(str::to_string), t.to_string()), Entry::default());
     }
     let mut attempt = 0;
+    // Attempts in a row that stopped with nothing done.
+    let mut stalls = 0;
     while !queue.is_empty() {
         if let Some(sig) = ctx.settings().interrupts.interrupted() {
             return Err(Error::Interrupted(sig));
@@ -185,7 +187,17 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
         }
         .run(&sections)?;
         out.results_dirs.push(watch.results.clone());
+        let progress = !watch.completed.is_empty() || watch.death.is_some();
+        let stopped = watch.stopped.clone();
         absorb(&mut out, plan, &mut queue, &sections, watch);
+        if let Some(why) = stopped {
+            stalls = if progress { 0 } else { stalls + 1 };
+            if stalls >= MAX_DEATHS {
+                for q in queue.drain(..) {
+                    entry(&mut out, plan, &q).not_completed = Some(why.clone());
+                }
+            }
+        }
     }
     super::history::record(&cache, &cfg.tree.dir, &out.results_dirs);
     Ok(out)
@@ -227,6 +239,9 @@ struct Watched {
     sections_ended: Vec<usize>,
     /// The test that killed the VM, with how.
     death: Option<(usize, String, Death)>,
+    /// Why the VM stopped early with no test to blame (between a
+    /// section's last test and its end marker, or interrupted).
+    stopped: Option<String>,
     /// Where the results disk was read back to (`.../results`).
     results: PathBuf,
 }
@@ -274,7 +289,7 @@ fn absorb(
             ));
             queue.retain(|x| *x != q);
         }
-    } else {
+    } else if watched.stopped.is_none() {
         // The run ended: anything left never ran (check skipped it).
         for q in queue.drain(..) {
             let e = entry(out, plan, &q);
@@ -391,6 +406,7 @@ impl Attempt<'_> {
             completed: Vec::new(),
             sections_ended: Vec::new(),
             death: None,
+            stopped: None,
             results: PathBuf::new(),
         };
         let mut section = 0usize;
@@ -456,15 +472,13 @@ impl Attempt<'_> {
                                 })
                                 .cloned()
                         });
-                        if let Some(test) = next {
-                            let death = self.death(
-                                vm,
-                                &test,
-                                e,
-                                self.cfg.deadlines.section_setup,
-                                interrupted,
-                            );
-                            w.death = Some((section, test, death));
+                        match next {
+                            Some(test) => {
+                                let limit = self.cfg.deadlines.section_setup;
+                                let death = self.death(vm, &test, e, limit, interrupted);
+                                w.death = Some((section, test, death));
+                            }
+                            None => w.stopped = Some(format!("the VM stopped between tests: {e}")),
                         }
                         return w;
                     };
@@ -618,6 +632,7 @@ mod tests {
                 completed: vec![(0, "generic/001".into())],
                 sections_ended: vec![],
                 death: Some((0, "generic/002".into(), death())),
+                stopped: None,
                 results: d.path().into(),
             };
             absorb(&mut out, &plan, &mut queue, &sections, watched);
