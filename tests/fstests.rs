@@ -25,7 +25,20 @@ use bootrig::{check, Error, Outcome, Result, RunSettings, Suite, TestContext, Te
 use bootrig_tests::{bootrig_bin, vm_marks};
 
 fn main() -> ExitCode {
-    Suite::from_args()
+    let mut suite = Suite::from_args();
+    // Opt-in: the fstests trials themselves in this suite (for nextest
+    // partitions by hand, see docs/fstests.md); needs a built tree.
+    if let Some(tree) = std::env::var_os("BOOTRIG_FSTESTS_TREE") {
+        suite = match FstestsTree::open(tree) {
+            Ok(tree) => suite.fstests(
+                FstestsConfig::new(tree, "ext4")
+                    .with_tests(["generic/002", "generic/110", "xfs/001"])
+                    .with_devices(devices()),
+            ),
+            Err(e) => suite.test("fstests::direct", move |_| Err(Error::Check(e.to_string()))),
+        };
+    }
+    suite
         .test_with(
             "fstests::e2e::two_sections",
             vm_marks().timeout(Duration::from_secs(900)),

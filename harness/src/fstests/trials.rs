@@ -17,6 +17,7 @@
 //! back from each attempt.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use libtest_mimic::Trial;
@@ -43,7 +44,14 @@ impl Shared {
     fn outcome(&self, ctx: &TestContext) -> std::result::Result<Arc<RunOutcome>, String> {
         self.outcome
             .get_or_init(|| {
-                let run_ctx = TestContext::new(RUN_FOLDER_TEST, ctx.settings().clone())
+                // Several fstests configs in one process get one folder each.
+                static RUNS: AtomicUsize = AtomicUsize::new(0);
+                let n = RUNS.fetch_add(1, Ordering::Relaxed);
+                let name = match n {
+                    0 => RUN_FOLDER_TEST.to_string(),
+                    n => format!("{RUN_FOLDER_TEST}-{}", n + 1),
+                };
+                let run_ctx = TestContext::new(&name, ctx.settings().clone())
                     .map_err(|e| format!("could not set up the fstests run: {e}"))?;
                 let result = runner::run(&run_ctx, &self.cfg, &self.plan);
                 let folder = run_ctx.artifacts_dir().display().to_string();
