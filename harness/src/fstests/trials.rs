@@ -270,3 +270,97 @@ impl Suite {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fstests::FstestsTree;
+    use std::fs;
+
+    /// A tree that passes the "built" check, with tests generic/001, 002.
+    fn fake_tree(dir: &std::path::Path) -> FstestsTree {
+        fs::write(dir.join("check"), "#!/bin/sh\n").unwrap();
+        fs::create_dir_all(dir.join("tests/generic")).unwrap();
+        fs::write(
+            dir.join("tests/generic/group.list"),
+            "001 auto quick\n002 auto\n",
+        )
+        .unwrap();
+        for t in ["001", "002"] {
+            fs::write(dir.join("tests/generic").join(t), "#!/bin/bash\n").unwrap();
+        }
+        fs::create_dir_all(dir.join("ltp")).unwrap();
+        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::copy("/bin/true", dir.join("ltp/fsstress")).unwrap();
+        fs::copy("/bin/true", dir.join("src/helper")).unwrap();
+        FstestsTree::open(dir).unwrap()
+    }
+
+    #[test]
+    fn trials_follow_the_plan_the_selection_and_the_baseline() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = fake_tree(d.path());
+        let baseline = d.path().join("known");
+        fs::write(&baseline, "# known failures\ngeneric/002 # bug 123\n").unwrap();
+        let cfg = FstestsConfig::new(tree, "ext4")
+            .with_sections(vec![
+                crate::fstests::Section::new("a", "ext4"),
+                crate::fstests::Section::new("b", "ext4"),
+            ])
+            .with_groups(["auto"])
+            .with_baseline(&baseline);
+        let trials = Trials::new(cfg, &|name, _| name.starts_with("fstests::b::")).unwrap();
+        let names: Vec<&str> = trials.tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "fstests::a::generic/001",
+                "fstests::a::generic/002",
+                "fstests::b::generic/001",
+                "fstests::b::generic/002"
+            ]
+        );
+        assert_eq!(trials.tests[1].marks.xfail_reason(), Some("bug 123"));
+        assert_eq!(trials.tests[0].marks.xfail_reason(), None);
+        // The run executes only what this process selected.
+        let run: Vec<_> = trials.shared.plan.pairs().collect();
+        assert_eq!(
+            run,
+            [(Some("b"), "generic/001"), (Some("b"), "generic/002")]
+        );
+        assert!(trials.outcome().is_none());
+    }
+
+    #[test]
+    fn a_verdict_per_fstests_outcome() {
+        let d = tempfile::tempdir().unwrap();
+        let entry = |files: &[(&str, &str)]| {
+            let dir = d.path().join(format!("{}", files.len()));
+            fs::create_dir_all(dir.join("generic")).unwrap();
+            for (suffix, text) in files {
+                fs::write(dir.join(format!("generic/001.{suffix}")), text).unwrap();
+            }
+            Entry {
+                result: Some(api::salvage(None, "generic/001", &dir)),
+                ..Entry::default()
+            }
+        };
+        assert!(verdict("generic/001", &entry(&[])).is_ok());
+        let skip = verdict("generic/001", &entry(&[("notrun", "no reflink\n")]));
+        assert!(matches!(skip, Err(Error::Skip(ref r)) if r == "no reflink"));
+        let fail = verdict(
+            "generic/001",
+            &entry(&[("out.bad", "QA output\n+y\n"), ("full", "")]),
+        );
+        let msg = fail.unwrap_err().to_string();
+        assert!(
+            msg.contains("output mismatch") && msg.contains("+y"),
+            "{msg}"
+        );
+        let never = Entry {
+            not_completed: Some("check never started this test".into()),
+            ..Entry::default()
+        };
+        assert!(verdict("generic/001", &never).is_err());
+    }
+}
