@@ -36,6 +36,8 @@ struct Shared {
     cfg: FstestsConfig,
     /// Only the selected tests.
     plan: Plan,
+    /// Whether some planned tests were not selected.
+    partial: bool,
     outcome: OnceLock<std::result::Result<Arc<RunOutcome>, String>>,
 }
 
@@ -47,10 +49,19 @@ impl Shared {
                 // Several fstests configs in one process get one folder each.
                 static RUNS: AtomicUsize = AtomicUsize::new(0);
                 let n = RUNS.fetch_add(1, Ordering::Relaxed);
-                let name = match n {
+                let mut name = match n {
                     0 => RUN_FOLDER_TEST.to_string(),
                     n => format!("{RUN_FOLDER_TEST}-{}", n + 1),
                 };
+                // Processes that run parts of the plan (nextest: one trial
+                // each) share the run folder: name theirs after their
+                // first test.
+                if self.partial {
+                    if let Some((section, test)) = self.plan.pairs().next() {
+                        let first = api::trial_name(section, test);
+                        name.push_str(first.trim_start_matches("fstests"));
+                    }
+                }
                 let run_ctx = TestContext::new(&name, ctx.settings().clone())
                     .map_err(|e| format!("could not set up the fstests run: {e}"))?;
                 let result = runner::run(&run_ctx, &self.cfg, &self.plan);
@@ -207,8 +218,10 @@ impl Trials {
                 .filter(|s| !s.tests.is_empty())
                 .collect(),
         };
+        let partial = chosen.len() < planned.len();
         let shared = Arc::new(Shared {
             cfg,
+            partial,
             plan: selected_plan,
             outcome: OnceLock::new(),
         });
