@@ -87,6 +87,10 @@ struct RunArgs {
     /// Run the named tests in the order given.
     #[arg(long)]
     exact_order: bool,
+    /// Rerun each failure N times; label it flaky (with its failure rate)
+    /// or consistent.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    rerun_failures: u32,
     /// Known failures: they become expected failures.
     #[arg(long)]
     baseline: Option<PathBuf>,
@@ -247,6 +251,7 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
     cfg.deadlines = d;
     cfg.history = a.history.clone();
     cfg.baseline = a.baseline.clone();
+    cfg.rerun_failures = a.rerun_failures;
     Ok(cfg)
 }
 

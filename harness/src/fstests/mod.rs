@@ -18,6 +18,7 @@ pub mod config;
 pub mod disk;
 pub mod driver;
 pub mod history;
+pub mod rerun;
 pub mod results_api;
 pub mod runner;
 pub mod tree;
@@ -57,6 +58,9 @@ pub struct FstestsConfig {
     pub memory_mib: u64,
     /// Guest CPUs.
     pub cpus: u32,
+    /// Rerun each failure this many times and label it flaky or
+    /// consistent.
+    pub rerun_failures: u32,
 }
 
 impl FstestsConfig {
@@ -77,6 +81,7 @@ impl FstestsConfig {
             baseline: None,
             memory_mib: 2048,
             cpus: 2,
+            rerun_failures: 0,
         }
     }
 
@@ -147,6 +152,12 @@ impl FstestsConfig {
     /// Turns the failures listed in this file into expected failures.
     pub fn with_baseline(mut self, path: impl Into<PathBuf>) -> FstestsConfig {
         self.baseline = Some(path.into());
+        self
+    }
+
+    /// Reruns each failure `n` times (`--rerun-failures`).
+    pub fn with_rerun_failures(mut self, n: u32) -> FstestsConfig {
+        self.rerun_failures = n;
         self
     }
 

@@ -94,6 +94,8 @@ pub struct Entry {
     pub deaths: Vec<Death>,
     /// Why it never completed, if it did not.
     pub not_completed: Option<String>,
+    /// Outcomes of `--rerun-failures` reruns of a failure.
+    pub reruns: Vec<api::FsOutcome>,
 }
 
 /// A finished run.
@@ -155,7 +157,11 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
         out.entries
             .insert((s.map(str::to_string), t.to_string()), Entry::default());
     }
-    let mut attempt = 0;
+    // Attempt folders continue the numbering of earlier runs in this
+    // folder (reruns of failures).
+    let mut attempt = (1..)
+        .take_while(|n| ctx.artifacts_dir().join(format!("attempt-{n}")).exists())
+        .count();
     // Attempts in a row that stopped with nothing done.
     let mut stalls = 0;
     while !queue.is_empty() {

@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 use libtest_mimic::Trial;
 
 use crate::fstests::config::{Plan, PlanSection};
+use crate::fstests::rerun;
 use crate::fstests::results_api::{self as api, Baseline, FsOutcome};
 use crate::fstests::runner::{self, DeathKind, Entry, RunOutcome};
 use crate::fstests::FstestsConfig;
@@ -64,7 +65,10 @@ impl Shared {
                 }
                 let run_ctx = TestContext::new(&name, ctx.settings().clone())
                     .map_err(|e| format!("could not set up the fstests run: {e}"))?;
-                let result = runner::run(&run_ctx, &self.cfg, &self.plan);
+                let result = runner::run(&run_ctx, &self.cfg, &self.plan).and_then(|mut o| {
+                    rerun::rerun_failures(&run_ctx, &self.cfg, &self.plan, &mut o)?;
+                    Ok(o)
+                });
                 let folder = run_ctx.artifacts_dir().display().to_string();
                 let status = result
                     .as_ref()
@@ -144,7 +148,10 @@ fn verdict(test: &str, entry: &Entry) -> Result<()> {
             FsOutcome::NotRun => Err(Error::Skip(
                 r.reason.clone().unwrap_or_else(|| "not run".into()),
             )),
-            FsOutcome::Failed => Err(Error::Check(r.failure_message())),
+            FsOutcome::Failed => Err(Error::Check(match rerun::label(entry) {
+                Some(label) => format!("{label}: {}", r.failure_message()),
+                None => r.failure_message(),
+            })),
         },
         (None, Some(why)) => Err(Error::Check(format!("{test}: {why}"))),
         (None, None) => Err(Error::Check(format!("{test}: no result recorded"))),
