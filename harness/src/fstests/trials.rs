@@ -70,6 +70,7 @@ impl Shared {
                     Ok(o)
                 });
                 let folder = run_ctx.artifacts_dir().display().to_string();
+                catalogue_run(&run_ctx);
                 let status = result
                     .as_ref()
                     .map(|_| ())
@@ -91,6 +92,39 @@ impl Shared {
         };
         catalogue(ctx, entry)?;
         verdict(test, entry)
+    }
+}
+
+/// Catalogues what the attempts read back (fstests' `results/` with
+/// `check.log`, `result.xml`, `check.time`; check's output in `logs/`;
+/// the inputs in `disk/`; death reports) in the run folder's
+/// `metadata.json`. Disk images are not kept.
+fn catalogue_run(ctx: &TestContext) {
+    let root = ctx.artifacts_dir().to_path_buf();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(rel) = p.strip_prefix(&root) else {
+                continue;
+            };
+            let top = rel
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
+            if !top.is_some_and(|t| t.starts_with("attempt-")) {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_none_or(|x| x != "ext4" && x != "raw") {
+                let name = rel.to_string_lossy().into_owned();
+                let _ = ctx.add_artifact(&name, p.clone(), Producer::harness("fstests"));
+            }
+        }
     }
 }
 
