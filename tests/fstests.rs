@@ -366,6 +366,8 @@ fn hang_and_crash(ctx: &TestContext) -> Result<()> {
         hang.outcome() == Outcome::Failed
             && m.contains("hung (no progress within 25s) in attempt 1")
             && m.contains("in attempt 2")
+            // The guest's diagnostics of the hang show the stuck test.
+            && m.contains("sleep 1000000")
             && m.contains("not retried again"),
         "generic/990: {:?}:\n{m}",
         hang.outcome()
