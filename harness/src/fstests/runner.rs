@@ -3,7 +3,7 @@
 //! Each attempt boots a fresh VM from the `fstests` image with the tree
 //! (read-only), a results disk holding the driver, and sparse test and
 //! scratch devices; starts the driver in the background and follows the
-//! kernel-log markers (see [`driver`](super::driver)). Every test gets a
+//! kernel-log markers (see [`driver`]). Every test gets a
 //! deadline when its `run fstests` line appears ([`Deadlines`]). A test
 //! that passes its deadline (hang) or takes the kernel down (crash) ends
 //! the attempt: it is recorded as a [`Death`] with the console and, for a
