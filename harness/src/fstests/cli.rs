@@ -106,6 +106,13 @@ struct RunArgs {
     /// A LOGWRITES_DEV too.
     #[arg(long)]
     logwrites: bool,
+    /// Existing files or block devices: test, scratch (each of the
+    /// pool), logwrites, in this order.
+    #[arg(long = "device", value_name = "PATH")]
+    device_paths: Vec<PathBuf>,
+    /// Allow block devices in --device (they are overwritten).
+    #[arg(long)]
+    allow_block_devices: bool,
     /// Where the device files go (e.g. /dev/shm for tmpfs).
     #[arg(long)]
     device_dir: Option<PathBuf>,
@@ -225,6 +232,10 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
         cfg.devices.scratch_pool = n;
     }
     cfg.devices.logwrites |= a.logwrites;
+    if !a.device_paths.is_empty() {
+        cfg.devices.paths = a.device_paths.clone();
+    }
+    cfg.devices.allow_block_devices |= a.allow_block_devices;
     if let Some(s) = &a.io_scheduler {
         cfg.devices.scheduler = Some(s.clone());
     }

@@ -80,6 +80,16 @@ pub struct Devices {
     /// them on tmpfs).
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// Existing host files or block devices instead of sparse files, in
+    /// order: test, scratch (or each of the pool), logwrites. Used as they
+    /// are, never deleted.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Allows block devices in `paths` (fstests overwrites them); even
+    /// then one that holds the host's root, is mounted or in use is
+    /// refused.
+    #[serde(default)]
+    pub allow_block_devices: bool,
     /// The guest's I/O scheduler for the test and scratch devices
     /// (`none`, `mq-deadline`, `bfq`, `kyber`); the kernel's default when
     /// unset.
@@ -107,6 +117,23 @@ impl Devices {
                 });
             }
         }
+        if !self.paths.is_empty() {
+            let needed = 1 + self.scratch_pool.max(1) + usize::from(self.logwrites);
+            if self.paths.len() != needed {
+                return Err(Error::Config {
+                    what: "devices.paths".into(),
+                    message: format!(
+                        "{} paths given, {needed} needed (test, {} scratch{})",
+                        self.paths.len(),
+                        self.scratch_pool.max(1),
+                        if self.logwrites { ", logwrites" } else { "" }
+                    ),
+                });
+            }
+            for p in &self.paths {
+                crate::fstests::hostdev::check(p, self.allow_block_devices)?;
+            }
+        }
         if self.size < (256 << 20) {
             return Err(Error::Config {
                 what: "devices.size".into(),
@@ -127,6 +154,8 @@ impl Default for Devices {
             scratch_pool: 0,
             logwrites: false,
             dir: None,
+            paths: Vec::new(),
+            allow_block_devices: false,
             scheduler: None,
         }
     }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod disk;
 pub mod driver;
 pub mod history;
+pub mod hostdev;
 pub mod rerun;
 pub mod results_api;
 pub mod runner;

@@ -371,8 +371,10 @@ impl Attempt<'_> {
         } else {
             vm.machine().kill();
         }
-        for (path, _) in &devices {
-            let _ = std::fs::remove_file(path);
+        if self.cfg.devices.paths.is_empty() {
+            for (path, _) in &devices {
+                let _ = std::fs::remove_file(path);
+            }
         }
         disk::read_back(&results_img, driver::LOGS_SUBDIR, self.dir)?;
         watched.results = disk::read_back(&results_img, driver::RESULTS_SUBDIR, self.dir)?;
@@ -391,6 +393,10 @@ impl Attempt<'_> {
         serials.extend((1..=d.scratch_pool.max(1)).map(|i| format!("{}{i}", serial::SCRATCH)));
         if d.logwrites {
             serials.push(serial::LOGWRITES.to_string());
+        }
+        if !d.paths.is_empty() {
+            // Existing files or block devices, checked by Devices::validate.
+            return Ok(d.paths.iter().cloned().zip(serials).collect());
         }
         serials
             .into_iter()
