@@ -23,8 +23,13 @@ SRC
 fi
 
 need=()
+# The second line: what building fstests on the host needs (bootrig fstests
+# --fstests-src, tests/fstests.rs); e2fsprogs also gives debugfs/e2fsck,
+# which read the results disk back.
 for p in ovmf mmdebstrap busybox-static grub-pc-bin grub-efi-amd64-bin grub-common \
-         xorriso mtools e2fsprogs cpio zstd python3-pexpect libxml2-utils chromium; do
+         xorriso mtools e2fsprogs cpio zstd python3-pexpect libxml2-utils chromium \
+         build-essential autoconf automake libtool pkg-config xfslibs-dev uuid-dev \
+         libattr1-dev libacl1-dev libaio-dev libgdbm-dev libcap-dev liburing-dev gawk; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ] || ! command -v qemu-system-x86_64 >/dev/null; then

@@ -41,6 +41,8 @@ enum Cmd {
     Compare(crate::cli_review::CompareArgs),
     /// Boot-phase timings across many runs.
     History(crate::cli_review::HistoryArgs),
+    /// Run fstests in VMs (each fstests test a test), or read its results.
+    Fstests(Box<crate::fstests::cli::FstestsArgs>),
 }
 
 /// `bootrig run`'s arguments.
@@ -116,6 +118,7 @@ pub fn main() -> ExitCode {
         Cmd::Report(args) => crate::cli_review::report(args),
         Cmd::Compare(args) => crate::cli_review::compare(args),
         Cmd::History(args) => crate::cli_review::history(args),
+        Cmd::Fstests(args) => crate::fstests::cli::main(*args),
     }
 }
 

@@ -74,6 +74,15 @@ pub fn run() -> ExitCode {
             println!("{:<11} MISSING  {file}", pkg);
         }
     }
+    let fstests = crate::fstests::tree::missing_build_packages();
+    if fstests.is_empty() {
+        println!("fstests     ok       build dependencies installed");
+    } else {
+        println!(
+            "fstests     MISSING  to build fstests (--fstests-src): apt-get install {}",
+            fstests.join(" ")
+        );
+    }
     let store = ImageStore::default();
     for n in BUILTIN {
         match store.cached(n) {

@@ -181,6 +181,10 @@ pub enum Error {
     /// The test exceeded its deadline.
     #[error("test exceeded its deadline of {}s", .0.as_secs())]
     TestTimeout(Duration),
+    /// The test decided at run time not to run (e.g. fstests' `notrun`):
+    /// it ends skipped with this reason, not failed.
+    #[error("skipped: {0}")]
+    Skip(String),
 }
 
 /// The name of a signal number, for messages.
@@ -258,7 +262,8 @@ impl Error {
             | Error::MissingTool { .. }
             | Error::Io { .. }
             | Error::Image { .. }
-            | Error::Scenario { .. } => FailureKind::HarnessError,
+            | Error::Scenario { .. }
+            | Error::Skip(_) => FailureKind::HarnessError,
         }
     }
 

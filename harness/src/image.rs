@@ -28,7 +28,7 @@ use crate::vm::config::{Firmware, MachineConfig};
 use crate::vm::process::OwnedChild;
 
 /// The built-in image names.
-pub const BUILTIN: &[&str] = &["busybox", "debian", "iso"];
+pub const BUILTIN: &[&str] = &["busybox", "debian", "iso", "fstests"];
 
 /// Credentials from an image manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -42,6 +42,14 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         include_bytes!("../../images/debian/recipe.sh"),
     ),
     (
+        "fstests/packages.txt",
+        include_bytes!("../../images/fstests/packages.txt"),
+    ),
+    (
+        "fstests/recipe.sh",
+        include_bytes!("../../images/fstests/recipe.sh"),
+    ),
+    (
         "iso/packages.txt",
         include_bytes!("../../images/iso/packages.txt"),
     ),

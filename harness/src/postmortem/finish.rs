@@ -62,7 +62,7 @@ impl Postmortem {
         let err = outcome.as_ref().err().or(late_crash.as_ref());
 
         let mut collected: Vec<(VmLayout, Collected)> = Vec::new();
-        if err.is_some() {
+        if err.is_some_and(|e| !matches!(e, Error::Skip(_))) {
             let collectors = self.collectors();
             for vm in vms {
                 for c in run_collectors(vm, &collectors, COLLECTOR_TIMEOUT) {

@@ -24,6 +24,13 @@ impl Verdict {
         xfail: Option<&str>,
         step: Option<&(usize, String)>,
     ) -> Verdict {
+        if let Some(Error::Skip(_)) = err {
+            return Verdict {
+                outcome: Outcome::Skipped,
+                failure: None,
+                reported: None,
+            };
+        }
         let failure = err.map(|e| {
             let message = match e.crash() {
                 Some(c) => format!("kernel crash: {}", c.title),
@@ -86,5 +93,10 @@ mod tests {
         assert!(v.reported.unwrap().message.starts_with("UNEXPECTED PASS"));
 
         assert_eq!(Verdict::of(None, None, None).outcome, Outcome::Passed);
+
+        let skip = Error::Skip("not supported".into());
+        let v = Verdict::of(Some(&skip), Some("known"), None);
+        assert_eq!(v.outcome, Outcome::Skipped);
+        assert!(v.failure.is_none() && v.reported.is_none());
     }
 }

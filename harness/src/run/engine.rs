@@ -249,6 +249,7 @@ impl Engine {
         let xfail = marks.xfail_reason();
         let ending = ctx.finish(&result, xfail);
         let message = match (&result, xfail) {
+            (Err(Error::Skip(why)), _) => Some(why.clone()),
             // A crash the postmortem found after the last step.
             (Ok(()), None) => ending.message,
             (Err(_), None) => ending.message,

@@ -166,6 +166,14 @@ impl Suite {
         self
     }
 
+    /// The libtest arguments the suite runs with (filters, `--exact`,
+    /// `--skip`, `--list`): a builder that shares work between trials
+    /// (e.g. one fstests run for all its trials) runs only what they
+    /// select.
+    pub fn arguments(&self) -> &Arguments {
+        &self.args
+    }
+
     /// The trial names, in order (what `--list` prints).
     pub fn names(&self) -> Vec<String> {
         self.tests.iter().map(|t| t.name.clone()).collect()

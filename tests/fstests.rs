@@ -1,0 +1,381 @@
+//! End to end: the real fstests (built from `shared/vendor/xfstests-*.tar.xz`,
+//! cached) run in the `fstests` image under TCG, each (section, test) a
+//! trial of an inner [`Suite`] whose records are checked here.
+//!
+//! - `fstests::e2e::two_sections`: two ext4 sections (4k and 1k blocks),
+//!   a handful of real quick tests, a real failure (`xfs/001` on ext4,
+//!   whose message must hold its diff) and a real notrun (`generic/110`,
+//!   reflink, skipped with fstests' reason); every fstests file catalogued.
+//! - `fstests::e2e::hang_and_crash`: a copy of the tree with two injected
+//!   tests, `generic/990` (sleeps forever) and `generic/991` (writes `c`
+//!   to `/proc/sysrq-trigger`); both are recorded as errors twice (then not
+//!   retried), and the tests around them still run and pass.
+//!
+//! The tarball is found from `BOOTRIG_FSTESTS_SRC` or a `shared/vendor`
+//! folder above the workspace; without it the tests skip (fail under CI).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bootrig::fstests::{
+    build_from_source, Deadlines, Devices, FstestsConfig, FstestsTree, Section,
+};
+use bootrig::{check, Error, Outcome, Result, RunSettings, Suite, TestContext, TestRecord};
+use bootrig_tests::{bootrig_bin, vm_marks};
+
+fn main() -> ExitCode {
+    let mut suite = Suite::from_args();
+    // Opt-in: the fstests trials themselves in this suite (for nextest
+    // partitions by hand, see docs/fstests.md); needs a built tree.
+    if let Some(tree) = std::env::var_os("BOOTRIG_FSTESTS_TREE") {
+        suite = match FstestsTree::open(tree) {
+            Ok(tree) => suite.fstests(
+                FstestsConfig::new(tree, "ext4")
+                    .with_tests(["generic/002", "generic/110", "xfs/001"])
+                    .with_devices(devices()),
+            ),
+            Err(e) => suite.test("fstests::direct", move |_| Err(Error::Check(e.to_string()))),
+        };
+    }
+    suite
+        .test_with(
+            "fstests::e2e::two_sections",
+            vm_marks().timeout(Duration::from_secs(900)),
+            two_sections,
+        )
+        .test_with(
+            "fstests::e2e::hang_and_crash",
+            vm_marks().timeout(Duration::from_secs(900)),
+            hang_and_crash,
+        )
+        .test(
+            "fstests::cli::unbuilt_tree_is_refused_before_booting",
+            unbuilt_tree,
+        )
+        .test("fstests::cli::results_and_compare", results_and_compare)
+        .run()
+}
+
+/// A shared folder above the workspace (`shared/<sub>`).
+fn shared(sub: &str) -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared").join(sub))
+        .find(|p| p.exists())
+}
+
+fn bootrig(args: &[&str]) -> Result<(i32, String, String)> {
+    let out = std::process::Command::new(bootrig_bin())
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("running bootrig", e))?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// An unpacked but unbuilt tree is refused with the reason, exit 2, and no
+/// VM; so is a folder that is no fstests tree.
+fn unbuilt_tree(ctx: &TestContext) -> Result<()> {
+    let src = tarball()?;
+    let dir = ctx.artifacts_dir().join("unbuilt");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let ok = std::process::Command::new("tar")
+        .arg("xf")
+        .arg(&src)
+        .arg("-C")
+        .arg(&dir)
+        .arg("--strip-components=1")
+        .status()
+        .map_err(|e| Error::io("tar", e))?;
+    check!(ok.success(), "tar xf {} failed", src.display());
+    let d = dir.display().to_string();
+    let (code, _, err) = bootrig(&["fstests", "--fstests", &d, "generic/001"])?;
+    check!(
+        code == 2 && err.contains("is not built: ltp/fsstress is missing"),
+        "exit {code}: {err}"
+    );
+    let (code, _, err) = bootrig(&["fstests", "--fstests", "/", "generic/001"])?;
+    check!(
+        code == 2 && err.contains("not an fstests tree"),
+        "exit {code}: {err}"
+    );
+    Ok(())
+}
+
+/// `results --json` on the real fixture, and `compare` on edited copies:
+/// a regression, a fix and a new notrun, exit 1.
+fn results_and_compare(ctx: &TestContext) -> Result<()> {
+    let Some(fixture) = shared("fixtures/fstests/ext4-15tests/results") else {
+        return Err(Error::Skip("no shared/fixtures/fstests".into()));
+    };
+    let (code, out, err) = bootrig(&[
+        "fstests",
+        "results",
+        "--json",
+        &fixture.display().to_string(),
+    ])?;
+    check!(code == 0, "results exit {code}: {err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| Error::Check(format!("not JSON ({e}): {out}")))?;
+    let tests = json.as_array().map_or(0, Vec::len);
+    check!(tests == 15, "{tests} tests in {out}");
+    let old = ctx.artifacts_dir().join("old");
+    let new = ctx.artifacts_dir().join("new");
+    for d in [&old, &new] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io("mkdir", e))?;
+    }
+    let xml = std::fs::read_to_string(fixture.join("result.xml"))
+        .map_err(|e| Error::io("reading result.xml", e))?;
+    std::fs::write(old.join("result.xml"), &xml).map_err(|e| Error::io("writing", e))?;
+    // btrfs/001 fixed, generic/002 regressed, generic/005 not run.
+    let edited = xml
+        .replacen(
+            r#"<failure message="- output mismatch (see /opt/fstests/results//btrfs/001.out.bad)" type="TestFail" />"#,
+            "",
+            1,
+        )
+        .replacen(
+            r#"name="generic/002" time="4">"#,
+            r#"name="generic/002" time="4"><failure message="- output mismatch" type="TestFail" />"#,
+            1,
+        )
+        .replacen(
+            r#"name="generic/005" time="3">"#,
+            r#"name="generic/005" time="3"><skipped message="not supported" />"#,
+            1,
+        );
+    std::fs::write(new.join("result.xml"), edited).map_err(|e| Error::io("writing", e))?;
+    let (code, out, err) = bootrig(&[
+        "fstests",
+        "compare",
+        &old.display().to_string(),
+        &new.display().to_string(),
+    ])?;
+    check!(code == 1, "compare exit {code} (expected 1): {out}{err}");
+    for want in ["generic/002", "btrfs/001", "generic/005"] {
+        check!(out.contains(want), "compare output lacks {want}:\n{out}");
+    }
+    Ok(())
+}
+
+/// The vendored fstests tarball.
+fn tarball() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BOOTRIG_FSTESTS_SRC") {
+        return Ok(PathBuf::from(p));
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in here.ancestors() {
+        let vendor = dir.join("shared/vendor");
+        if let Ok(rd) = std::fs::read_dir(&vendor) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with("xfstests-") && n.ends_with(".tar.xz") {
+                    return Ok(e.path());
+                }
+            }
+        }
+    }
+    let why =
+        "no fstests tarball: set BOOTRIG_FSTESTS_SRC or put xfstests-*.tar.xz in shared/vendor";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        return Err(Error::Check(why.into()));
+    }
+    Err(Error::Skip(why.into()))
+}
+
+/// The built tree (cached by the tarball's hash).
+fn built_tree(ctx: &TestContext) -> Result<FstestsTree> {
+    let src = tarball()?;
+    let cache = ctx.settings().images.cache.clone();
+    build_from_source(&src, &cache, &mut |l| ctx.output(l))
+}
+
+/// Runs `cfg` as an inner suite (all its trials in this process) and
+/// returns the records by trial name.
+fn run_inner(ctx: &TestContext, cfg: FstestsConfig) -> Vec<TestRecord> {
+    let mut settings = RunSettings::from_env(ctx.artifacts_dir().join("inner"));
+    settings.run_dir = ctx.artifacts_dir().join("inner");
+    settings.images = ctx.settings().images.clone();
+    settings.accel = ctx.settings().accel;
+    settings.events = ctx.settings().events.clone();
+    settings.strict_requirements = ctx.settings().strict_requirements;
+    let args = libtest_mimic::Arguments {
+        test_threads: Some(2),
+        ..Default::default()
+    };
+    let (records, _) = Suite::with_args(args)
+        .with_settings(settings)
+        .fstests(cfg)
+        .run_collect();
+    records
+}
+
+fn find<'a>(records: &'a [TestRecord], name: &str) -> Result<&'a TestRecord> {
+    records
+        .iter()
+        .find(|r| r.entry.test == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = records.iter().map(|r| r.entry.test.as_str()).collect();
+            Error::Check(format!("no trial {name} among {names:?}"))
+        })
+}
+
+fn message(r: &TestRecord) -> &str {
+    r.message.as_deref().unwrap_or("")
+}
+
+/// Small devices: mkfs and fsck are quicker under TCG.
+fn devices() -> Devices {
+    Devices {
+        size: 3 << 30,
+        ..Devices::default()
+    }
+}
+
+fn two_sections(ctx: &TestContext) -> Result<()> {
+    let tree = built_tree(ctx)?;
+    let cfg = FstestsConfig::new(tree, "ext4")
+        .with_sections(vec![
+            Section::new("ext4_4k", "ext4").var("MKFS_OPTIONS", "-b 4096"),
+            Section::new("ext4_1k", "ext4").var("MKFS_OPTIONS", "-b 1024"),
+        ])
+        .with_tests(["generic/002", "generic/110", "xfs/001"])
+        .with_devices(devices());
+    let records = run_inner(ctx, cfg);
+    check!(records.len() == 6, "{} trials, expected 6", records.len());
+    for section in ["ext4_4k", "ext4_1k"] {
+        let r = find(&records, &format!("fstests::{section}::generic/002"))?;
+        check!(
+            r.outcome() == Outcome::Passed,
+            "generic/002 in {section}: {:?}: {}",
+            r.outcome(),
+            message(r)
+        );
+        let r = find(&records, &format!("fstests::{section}::generic/110"))?;
+        check!(
+            r.outcome() == Outcome::Skipped && message(r).contains("Reflink not supported"),
+            "generic/110 in {section}: {:?}: {}",
+            r.outcome(),
+            message(r)
+        );
+        let r = find(&records, &format!("fstests::{section}::xfs/001"))?;
+        check!(
+            r.outcome() == Outcome::Failed,
+            "xfs/001 in {section}: {:?}",
+            r.outcome()
+        );
+        let m = message(r);
+        check!(
+            m.contains("--- tests/xfs/001.out") && m.contains("+++ "),
+            "xfs/001's message has no diff:\n{m}"
+        );
+        // Its files are in its folder and catalogued with their sha256.
+        let meta = std::fs::read_to_string(r.artifacts.join("metadata.json"))
+            .map_err(|e| Error::io("reading metadata.json", e))?;
+        check!(
+            meta.contains("fstests/001.out.bad") && meta.contains("fstests/001.full"),
+            "xfs/001's metadata.json does not catalogue its files:\n{meta}"
+        );
+        check!(
+            r.artifacts.join("fstests/001.out.bad").is_file(),
+            "no 001.out.bad copied"
+        );
+    }
+    Ok(())
+}
+
+/// An fstests test script that runs `body`.
+fn injected(num: &str, what: &str, body: &str) -> String {
+    format!(
+        "#!/bin/bash\n# SPDX-License-Identifier: GPL-2.0\n# FS QA Test {num}\n#\n# bootrig: {what}\n. ./common/preamble\n_begin_fstest auto quick\n{body}\necho Silence is golden\nstatus=0\nexit\n"
+    )
+}
+
+fn hang_and_crash(ctx: &TestContext) -> Result<()> {
+    let built = built_tree(ctx)?;
+    let copy = ctx.artifacts_dir().join("tree");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&built.dir)
+        .arg(&copy)
+        .status()
+        .map_err(|e| Error::io("copying the fstests tree", e))?;
+    check!(status.success(), "cp -a of the tree failed");
+    let tests = copy.join("tests/generic");
+    let w = |name: &str, text: &str| {
+        std::fs::write(tests.join(name), text).map_err(|e| Error::io(format!("writing {name}"), e))
+    };
+    w("990", &injected("990", "an injected hang", "sleep 1000000"))?;
+    w(
+        "991",
+        &injected(
+            "991",
+            "an injected kernel crash",
+            "echo c > /proc/sysrq-trigger",
+        ),
+    )?;
+    for n in ["990", "991"] {
+        w(
+            &format!("{n}.out"),
+            &format!("QA output created by {n}\nSilence is golden\n"),
+        )?;
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(tests.join(n))
+            .status()
+            .map_err(|e| Error::io("chmod", e))?;
+    }
+    // check runs only tests listed in group.list (the build generates it).
+    let list = tests.join("group.list");
+    let mut groups =
+        std::fs::read_to_string(&list).map_err(|e| Error::io("reading group.list", e))?;
+    groups.push_str("990 auto quick\n991 auto quick\n");
+    std::fs::write(&list, groups).map_err(|e| Error::io("writing group.list", e))?;
+    let history = ctx.artifacts_dir().join("check.time");
+    std::fs::write(&history, "generic/990 1\ngeneric/991 1\n")
+        .map_err(|e| Error::io("writing check.time", e))?;
+    let tree = FstestsTree::open(&copy)?;
+    let cfg = FstestsConfig::new(tree, "ext4")
+        .with_tests(["generic/002", "generic/990", "generic/991", "generic/005"])
+        .with_exact_order()
+        .with_devices(devices())
+        .with_history(&history)
+        .with_deadlines(Deadlines {
+            floor: Duration::from_secs(25),
+            ..Deadlines::default()
+        });
+    let records = run_inner(ctx, cfg);
+    for t in ["generic/002", "generic/005"] {
+        let r = find(&records, &format!("fstests::ext4::{t}"))?;
+        check!(
+            r.outcome() == Outcome::Passed,
+            "{t}: {:?}: {}",
+            r.outcome(),
+            message(r)
+        );
+    }
+    let hang = find(&records, "fstests::ext4::generic/990")?;
+    let m = message(hang);
+    check!(
+        hang.outcome() == Outcome::Failed
+            && m.contains("hung (no progress within 25s) in attempt 1")
+            && m.contains("in attempt 2")
+            // The guest's diagnostics of the hang show the stuck test.
+            && m.contains("sleep 1000000")
+            && m.contains("not retried again"),
+        "generic/990: {:?}:\n{m}",
+        hang.outcome()
+    );
+    let crash = find(&records, "fstests::ext4::generic/991")?;
+    let m = message(crash);
+    check!(
+        crash.outcome() == Outcome::Failed && m.contains("took the VM down") && m.contains("sysrq"),
+        "generic/991: {:?}:\n{m}",
+        crash.outcome()
+    );
+    Ok(())
+}
