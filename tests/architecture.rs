@@ -14,7 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Harness files allowed over the line limit, and the one job each does.
-const LONG_BUT_ONE_JOB: &[(&str, &str)] = &[];
+const LONG_BUT_ONE_JOB: &[(&str, &str)] = &[(
+    "run/steps.rs",
+    "the step kinds: each kind's fields, parse, description, shell need and \
+     execution in one table, so that a new kind touches this file only",
+)];
 
 /// Lines (without the `#[cfg(test)]` module) a harness file may have.
 const MAX_LINES: usize = 600;

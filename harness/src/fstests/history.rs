@@ -22,7 +22,12 @@ pub fn cached_path(cache: &Path, tree: &Path) -> PathBuf {
 
 fn read(path: &Path) -> BTreeMap<String, u64> {
     fs::read_to_string(path)
-        .map(|t| parse_check_time(&t).into_iter().collect())
+        .map(|t| {
+            parse_check_time(&t)
+                .into_iter()
+                .map(|(k, d)| (k, d.as_secs()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
