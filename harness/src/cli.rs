@@ -216,14 +216,7 @@ fn run(args: RunArgs) -> ExitCode {
         settings.accel = accel;
     }
     let junit = junit.map(|path| Arc::new(JunitReporter::new(path, "bootrig")));
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![
-        Box::new(ProgressReporter::stderr()),
-        Box::new(HumanReporter::stdout()),
-    ];
-    if let Some(j) = &junit {
-        reporters.push(Box::new(j.clone()));
-    }
-    settings.events = Events::new(Fanout(reporters));
+    settings.events = console_events(junit.as_ref());
     let jobs = jobs.unwrap_or_else(VmBudget::default_size).max(1);
     let engine = Engine::new(settings, VmBudget::new(jobs)).fail_fast(fail_fast);
     let report = engine.run(&tests, jobs);
@@ -239,6 +232,25 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    run_exit_code(&report)
+}
+
+/// The reporters of a run started from the command line: progress on
+/// stderr, the `PASS`/`FAIL` lines on stdout, and the JUnit file if asked.
+pub fn console_events(junit: Option<&Arc<JunitReporter>>) -> Events {
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![
+        Box::new(ProgressReporter::stderr()),
+        Box::new(HumanReporter::stdout()),
+    ];
+    if let Some(j) = junit {
+        reporters.push(Box::new(j.clone()));
+    }
+    Events::new(Fanout(reporters))
+}
+
+/// The exit status of a finished run: 128 + the signal that interrupted
+/// it, 1 when a test failed, else 0.
+pub fn run_exit_code(report: &crate::run::engine::RunReport) -> ExitCode {
     if let Some(sig) = report.interrupted {
         return ExitCode::from((128 + sig) as u8);
     }

@@ -106,6 +106,24 @@ fn show_tail(tail: &str) -> String {
     }
 }
 
+impl Match {
+    /// The match `caps` found in `hay`, the console text from absolute
+    /// position `cursor`.
+    fn of(caps: &regex::bytes::Captures<'_>, hay: &[u8], cursor: u64) -> Match {
+        let whole = caps.get(0).expect("group 0 always participates");
+        Match {
+            before: hay[..whole.start()].to_vec(),
+            matched: whole.as_bytes().to_vec(),
+            captures: caps
+                .iter()
+                .map(|g| g.map(|g| g.as_bytes().to_vec()))
+                .collect(),
+            start: cursor + whole.start() as u64,
+            end: cursor + whole.end() as u64,
+        }
+    }
+}
+
 impl Console {
     /// Waits until `re` matches the console text after the cursor and moves
     /// the cursor to the end of the match.
@@ -165,17 +183,7 @@ impl Console {
                     let caps = res[i]
                         .captures_at(hay, start)
                         .expect("find_at matched, so captures_at matches");
-                    let whole = caps.get(0).expect("group 0 always participates");
-                    let m = Match {
-                        before: hay[..whole.start()].to_vec(),
-                        matched: whole.as_bytes().to_vec(),
-                        captures: caps
-                            .iter()
-                            .map(|g| g.map(|g| g.as_bytes().to_vec()))
-                            .collect(),
-                        start: st.cursor + whole.start() as u64,
-                        end: st.cursor + whole.end() as u64,
-                    };
+                    let m = Match::of(&caps, hay, st.cursor);
                     st.cursor = m.end;
                     return Ok((i, m));
                 }
@@ -215,17 +223,7 @@ impl Console {
         let st = self.shared.state();
         let hay = &st.text[(st.cursor - st.base) as usize..];
         let caps = re.captures(hay)?;
-        let whole = caps.get(0)?;
-        Some(Match {
-            before: hay[..whole.start()].to_vec(),
-            matched: whole.as_bytes().to_vec(),
-            captures: caps
-                .iter()
-                .map(|g| g.map(|g| g.as_bytes().to_vec()))
-                .collect(),
-            start: st.cursor + whole.start() as u64,
-            end: st.cursor + whole.end() as u64,
-        })
+        Some(Match::of(&caps, hay, st.cursor))
     }
 
     /// Waits until more than `seen` queries have been answered, or until

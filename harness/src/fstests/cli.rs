@@ -8,16 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::events::{Events, Fanout, Reporter};
 use crate::fstests::config::{load_config, Section, Selection};
 use crate::fstests::results_api::{self as api};
 use crate::fstests::runner::Deadlines;
 use crate::fstests::tree::{build_from_source, FstestsTree};
 use crate::fstests::{FstestsConfig, Trials};
-use crate::{
-    Accel, Engine, HumanReporter, ImageStore, JunitReporter, ProgressReporter, RunSettings,
-    VmBudget,
-};
+use crate::{Accel, Engine, ImageStore, JunitReporter, RunSettings, VmBudget};
 
 /// `bootrig fstests`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -292,14 +288,7 @@ fn run(a: RunArgs) -> ExitCode {
         .junit
         .as_ref()
         .map(|path| Arc::new(JunitReporter::new(path.clone(), "bootrig-fstests")));
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![
-        Box::new(ProgressReporter::stderr()),
-        Box::new(HumanReporter::stdout()),
-    ];
-    if let Some(j) = &junit {
-        reporters.push(Box::new(j.clone()));
-    }
-    settings.events = Events::new(Fanout(reporters));
+    settings.events = crate::cli::console_events(junit.as_ref());
     // One VM runs at a time; the first trial runs them all, the others
     // report their slice.
     let engine = Engine::new(settings, VmBudget::new(1));
@@ -312,12 +301,5 @@ fn run(a: RunArgs) -> ExitCode {
     if let Some(e) = junit.as_ref().and_then(|j| j.error()) {
         return usage(format!("could not write the JUnit report: {e}"));
     }
-    if let Some(sig) = report.interrupted {
-        return ExitCode::from((128 + sig) as u8);
-    }
-    if report.totals.failed_any() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    crate::cli::run_exit_code(&report)
 }

@@ -24,6 +24,19 @@ impl Session {
     /// Runs `cmd` until it exits 0, up to `timeout` (and never past the
     /// test's deadline).
     pub fn wait_until_succeeds(&self, cmd: &str, timeout: Duration) -> Result<String> {
+        self.poll_command(cmd, timeout, |exit| exit == 0, "succeed")
+    }
+
+    /// Runs `cmd` until its exit status passes `done`, up to `timeout`;
+    /// returns its last output. A timeout says the command was awaited to
+    /// `what`.
+    fn poll_command(
+        &self,
+        cmd: &str,
+        timeout: Duration,
+        done: impl Fn(i32) -> bool,
+        what: &str,
+    ) -> Result<String> {
         let started = Instant::now();
         let deadline = self.deadline_within(timeout);
         let mut last = String::new();
@@ -32,7 +45,7 @@ impl Session {
             wait::POLL_INTERVAL,
             || -> Result<Option<String>> {
                 let out = self.run_until(cmd, self.attempt_deadline(deadline))?;
-                if out.exit == 0 {
+                if done(out.exit) {
                     return Ok(Some(out.output));
                 }
                 last = format!("exit {}\n{}", out.exit, out.output);
@@ -40,7 +53,7 @@ impl Session {
             },
         )?;
         found.ok_or_else(|| Error::WaitTimeout {
-            what: format!("`{cmd}` to succeed"),
+            what: format!("`{cmd}` to {what}"),
             waited: timeout.min(started.elapsed()),
             last,
         })
@@ -120,26 +133,7 @@ impl Session {
     /// Runs `cmd` until it exits non-zero, up to `timeout` (and never past
     /// the test's deadline). Returns its last output.
     pub fn wait_until_fails(&self, cmd: &str, timeout: Duration) -> Result<String> {
-        let started = Instant::now();
-        let deadline = self.deadline_within(timeout);
-        let mut last = String::new();
-        let found = wait::poll_until(
-            deadline,
-            wait::POLL_INTERVAL,
-            || -> Result<Option<String>> {
-                let out = self.run_until(cmd, self.attempt_deadline(deadline))?;
-                if out.exit != 0 {
-                    return Ok(Some(out.output));
-                }
-                last = format!("exit 0\n{}", out.output);
-                Ok(None)
-            },
-        )?;
-        found.ok_or_else(|| Error::WaitTimeout {
-            what: format!("`{cmd}` to fail"),
-            waited: timeout.min(started.elapsed()),
-            last,
-        })
+        self.poll_command(cmd, timeout, |exit| exit != 0, "fail")
     }
 
     /// Waits until `path` exists in the guest.
