@@ -227,14 +227,17 @@ impl Session {
                 }
             }
         };
-        // The console text of the command's time (its markers, kernel
-        // messages, what it wrote to /dev/console) stays for the test's
-        // console waits. A shell that asks for the cursor position after
-        // its prompt (busybox ash) is answered before the next command is
-        // typed: the end frame comes before the prompt, and a command typed
-        // while the query is on its way would be read as the answer.
-        // Waiting for the query's answer, not for the prompt, is immune to
-        // kernel lines landing inside the prompt.
+        // Take the command's console text (its markers, what it printed
+        // there) off the console when its end marker is already there, as
+        // the console path does: later console waits (a login after a
+        // logout, an escalation) must not match stale text. A shell that
+        // asks for the cursor position after its prompt (busybox ash) is
+        // answered before the next command is typed: the end frame comes
+        // before the prompt, and a command typed while the query is on its
+        // way would be read as the answer. Waiting for the query's answer,
+        // not for the prompt, is immune to kernel lines landing inside the
+        // prompt.
+        let _ = console.expect(&end, Deadline::after(Duration::ZERO));
         if self.state().asks_cursor {
             self.settle_prompt_within(queries, PROMPT_QUERY_TIMEOUT);
         }
