@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::events::{Events, Fanout, Reporter};
 use crate::image::{Image, ImageStore, BUILTIN};
 use crate::run::budget::VmBudget;
 use crate::run::engine::{Engine, Test};
-use crate::run::reporters::{HumanReporter, JunitReporter, ProgressReporter};
+use crate::run::reporters::JunitReporter;
 use crate::run::scenario::{self, Scenario};
 use crate::run::scenario_test::scenario_test;
 use crate::run::settings::RunSettings;
@@ -216,7 +215,7 @@ fn run(args: RunArgs) -> ExitCode {
         settings.accel = accel;
     }
     let junit = junit.map(|path| Arc::new(JunitReporter::new(path, "bootrig")));
-    settings.events = console_events(junit.as_ref());
+    settings.events = crate::run::reporters::console_events(junit.as_ref());
     let jobs = jobs.unwrap_or_else(VmBudget::default_size).max(1);
     let engine = Engine::new(settings, VmBudget::new(jobs)).fail_fast(fail_fast);
     let report = engine.run(&tests, jobs);
@@ -232,33 +231,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    run_exit_code(&report)
-}
-
-/// The reporters of a run started from the command line: progress on
-/// stderr, the `PASS`/`FAIL` lines on stdout, and the JUnit file if asked.
-pub fn console_events(junit: Option<&Arc<JunitReporter>>) -> Events {
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![
-        Box::new(ProgressReporter::stderr()),
-        Box::new(HumanReporter::stdout()),
-    ];
-    if let Some(j) = junit {
-        reporters.push(Box::new(j.clone()));
-    }
-    Events::new(Fanout(reporters))
-}
-
-/// The exit status of a finished run: 128 + the signal that interrupted
-/// it, 1 when a test failed, else 0.
-pub fn run_exit_code(report: &crate::run::engine::RunReport) -> ExitCode {
-    if let Some(sig) = report.interrupted {
-        return ExitCode::from((128 + sig) as u8);
-    }
-    if report.totals.failed_any() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    report.exit_code()
 }
 
 /// The most tests `-j` runs at once: each is a VM with its own threads.

@@ -288,7 +288,7 @@ fn run(a: RunArgs) -> ExitCode {
         .junit
         .as_ref()
         .map(|path| Arc::new(JunitReporter::new(path.clone(), "bootrig-fstests")));
-    settings.events = crate::cli::console_events(junit.as_ref());
+    settings.events = crate::run::reporters::console_events(junit.as_ref());
     // One VM runs at a time; the first trial runs them all, the others
     // report their slice.
     let engine = Engine::new(settings, VmBudget::new(1));
@@ -301,5 +301,5 @@ fn run(a: RunArgs) -> ExitCode {
     if let Some(e) = junit.as_ref().and_then(|j| j.error()) {
         return usage(format!("could not write the JUnit report: {e}"));
     }
-    crate::cli::run_exit_code(&report)
+    report.exit_code()
 }

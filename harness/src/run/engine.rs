@@ -82,6 +82,21 @@ pub struct RunReport {
     pub interrupted: Option<i32>,
 }
 
+impl RunReport {
+    /// The process exit status for this run: 128 + the signal that
+    /// interrupted it, 1 when a test failed, else 0.
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if let Some(sig) = self.interrupted {
+            return std::process::ExitCode::from((128 + sig) as u8);
+        }
+        if self.totals.failed_any() {
+            std::process::ExitCode::from(1)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}
+
 /// Runs tests; see the module documentation.
 #[derive(Debug)]
 pub struct Engine {

@@ -17,3 +17,20 @@ mod progress;
 pub use human::HumanReporter;
 pub use junit::JunitReporter;
 pub use progress::ProgressReporter;
+
+use std::sync::Arc;
+
+use crate::events::{Events, Fanout, Reporter};
+
+/// The reporters of a run started from the command line: progress on
+/// stderr, the `PASS`/`FAIL` lines on stdout, and the JUnit file if asked.
+pub fn console_events(junit: Option<&Arc<JunitReporter>>) -> Events {
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![
+        Box::new(ProgressReporter::stderr()),
+        Box::new(HumanReporter::stdout()),
+    ];
+    if let Some(j) = junit {
+        reporters.push(Box::new(j.clone()));
+    }
+    Events::new(Fanout(reporters))
+}
