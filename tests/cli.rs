@@ -2,25 +2,16 @@
 //! listing. (VM runs are covered by the `vm` target.)
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-use bootrig_tests::bootrig_bin;
+use std::process::Output;
 
 fn bootrig(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bootrig_bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("BOOTRIG_ARTIFACTS", cwd.join("artifacts"))
-        .output()
-        .expect("running bootrig")
+    let artifacts = cwd.join("artifacts");
+    let artifacts = artifacts.to_str().expect("utf-8 temp path");
+    bootrig_tests::run_bootrig(args, cwd, &[("BOOTRIG_ARTIFACTS", artifacts)])
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    bootrig_tests::output_text(o)
 }
 
 #[test]

@@ -25,11 +25,7 @@ fn bootrig(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    bootrig_tests::output_text(o)
 }
 
 /// A scenario whose test fails before booting (a step needs a shell and

@@ -1,7 +1,7 @@
 //! Helpers for bootrig's own end-to-end tests.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -61,4 +61,24 @@ pub fn qemu_pids_named(needle: &str) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Runs the workspace's `bootrig` in `cwd` with `args` and extra
+/// environment variables, and waits for it.
+pub fn run_bootrig(args: &[&str], cwd: &std::path::Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bootrig_bin());
+    cmd.args(args).current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running bootrig")
+}
+
+/// A finished process's stdout and stderr, as text, for messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

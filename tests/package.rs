@@ -91,11 +91,7 @@ fn offline_flag() -> Option<&'static str> {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    bootrig_tests::output_text(o)
 }
 
 fn cargo() -> Command {

@@ -103,19 +103,11 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn bootrig(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bootrig_bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("running bootrig")
+    bootrig_tests::run_bootrig(args, cwd, &[])
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    bootrig_tests::output_text(o)
 }
 
 /// A run with a pass, a command failure, a kernel crash, a skip, and a
