@@ -244,6 +244,15 @@ mod tests {
         (CommandChannel::start(a).unwrap(), b)
     }
 
+    /// Command `n`'s frame with token `t`, waiting up to `secs`.
+    fn frame(ch: &CommandChannel, n: u32, secs: u64) -> Result<Frame, ChannelError> {
+        ch.take_frame(
+            format!("\0BRQtB{n}\0").as_bytes(),
+            format!("\0BRQtE{n}_").as_bytes(),
+            Deadline::after(Duration::from_secs(secs)),
+        )
+    }
+
     #[test]
     fn frames_are_cut_exactly_and_stale_bytes_dropped() {
         let (ch, mut guest) = pair();
@@ -251,24 +260,12 @@ mod tests {
         guest
             .write_all(b"a\r\nb\x1b]unterminated\xff\0BRQtE1_7\0next")
             .unwrap();
-        let f = ch
-            .take_frame(
-                b"\0BRQtB1\0",
-                b"\0BRQtE1_",
-                Deadline::after(Duration::from_secs(5)),
-            )
-            .unwrap();
+        let f = frame(&ch, 1, 5).unwrap();
         assert_eq!(f.output, b"a\r\nb\x1b]unterminated\xff");
         assert_eq!(f.trailer, b"7");
         // What follows stays for the next frame.
         guest.write_all(b"\0BRQtB2\0\0BRQtE2_0\0").unwrap();
-        let f = ch
-            .take_frame(
-                b"\0BRQtB2\0",
-                b"\0BRQtE2_",
-                Deadline::after(Duration::from_secs(5)),
-            )
-            .unwrap();
+        let f = frame(&ch, 2, 5).unwrap();
         assert!(f.output.is_empty());
         assert_eq!(f.trailer, b"0");
     }
@@ -279,13 +276,7 @@ mod tests {
         guest
             .write_all(b"\0BRQtB1\0fake \0BRQxE1_0\0 done\0BRQtE1_3\0")
             .unwrap();
-        let f = ch
-            .take_frame(
-                b"\0BRQtB1\0",
-                b"\0BRQtE1_",
-                Deadline::after(Duration::from_secs(5)),
-            )
-            .unwrap();
+        let f = frame(&ch, 1, 5).unwrap();
         assert_eq!(f.output, b"fake \0BRQxE1_0\0 done");
         assert_eq!(f.trailer, b"3");
     }
@@ -293,7 +284,19 @@ mod tests {
     #[test]
     fn frames_split_over_many_writes_and_deadlines() {
         let (ch, mut guest) = pair();
-        let writer = std::thread::spawn(move || {
+        // Each piece reaches the reader on its own: the next is written
+        // once the channel has counted the bytes before it.
+        let received = |n: u64| {
+            crate::deadline::poll_until(
+                Deadline::after(Duration::from_secs(5)),
+                Duration::from_millis(1),
+                || Ok::<_, ()>((ch.bytes_received() >= n).then_some(())),
+            )
+        };
+        // The taker waits while the frame arrives piece by piece.
+        let f = std::thread::scope(|scope| {
+            let taker = scope.spawn(|| frame(&ch, 1, 5));
+            let mut sent = 0u64;
             for piece in [
                 &b"\0BR"[..],
                 b"QtB1",
@@ -304,22 +307,19 @@ mod tests {
                 b"\0",
             ] {
                 guest.write_all(piece).unwrap();
-                std::thread::sleep(Duration::from_millis(5));
+                sent += piece.len() as u64;
+                assert_eq!(
+                    received(sent),
+                    Ok(Some(())),
+                    "the reader never got the piece"
+                );
             }
-            guest
+            taker.join().unwrap().unwrap()
         });
-        let f = ch
-            .take_frame(
-                b"\0BRQtB1\0",
-                b"\0BRQtE1_",
-                Deadline::after(Duration::from_secs(5)),
-            )
-            .unwrap();
         assert_eq!(
             (f.output.as_slice(), f.trailer.as_slice()),
             (&b"xyz"[..], &b"12"[..])
         );
-        let guest = writer.join().unwrap();
         let r = ch.take_frame(
             b"\0BRQtB2\0",
             b"\0BRQtE2_",
@@ -327,11 +327,7 @@ mod tests {
         );
         assert_eq!(r, Err(ChannelError::Timeout));
         drop(guest);
-        let r = ch.take_frame(
-            b"\0BRQtB2\0",
-            b"\0BRQtE2_",
-            Deadline::after(Duration::from_secs(5)),
-        );
+        let r = frame(&ch, 2, 5);
         assert_eq!(r, Err(ChannelError::Closed));
     }
 
@@ -346,13 +342,7 @@ mod tests {
             guest.write_all(b"\0BRQtE1_0\0").unwrap();
             guest
         });
-        let f = ch
-            .take_frame(
-                b"\0BRQtB1\0",
-                b"\0BRQtE1_",
-                Deadline::after(Duration::from_secs(30)),
-            )
-            .unwrap();
+        let f = frame(&ch, 1, 30).unwrap();
         let _guest = writer.join().unwrap();
         assert_eq!(f.output.len(), big.len());
         assert!(f.output == big);
