@@ -35,10 +35,8 @@ impl Session {
         let sha = digest_bytes(&bytes).sha256;
         let dest = shell_quote(to);
         let deadline = self.deadline_within(self.timeouts.step);
-        // (The state lock is released before the commands below take it.)
-        let quiet = self.state().port.is_some();
-        match (quiet, self.machine.channel()) {
-            (true, Some(ch)) => {
+        match self.machine.channel().filter(|_| self.on_channel()) {
+            Some(ch) => {
                 let n = bytes.len();
                 let writer = ch
                     .send(bytes, deadline)
@@ -57,7 +55,7 @@ impl Session {
                 }
                 sent.map_err(|e| Error::io("sending a file on the command channel", e))?;
             }
-            _ => {
+            None => {
                 let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
                 self.succeed(&format!(": > {dest}"))?;
                 for piece in text.as_bytes().chunks(BASE64_PIECE) {
@@ -75,8 +73,7 @@ impl Session {
     /// the sha256.
     pub fn copy_from_guest(&self, from: &str, to: &Path) -> Result<String> {
         let src = shell_quote(from);
-        let quiet = self.state().port.is_some() && self.machine.channel().is_some();
-        let bytes = if quiet {
+        let bytes = if self.on_channel() {
             let out = self.run(&format!("cat {src}"))?;
             if out.exit != 0 || !out.quiet {
                 return Err(copy_failed(

@@ -204,6 +204,12 @@ impl Session {
         *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = hooks;
     }
 
+    /// Whether commands run on the command channel: the machine has one
+    /// and this shell holds it open.
+    pub(super) fn on_channel(&self) -> bool {
+        self.machine.channel().is_some() && self.state().port.is_some()
+    }
+
     /// The hooks set with [`Session::set_hooks`].
     pub(super) fn hooks(&self) -> Option<Arc<dyn SessionHooks>> {
         self.hooks.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -333,7 +339,7 @@ impl Session {
             n
         };
         let started = Instant::now();
-        if self.state().port.is_some() && self.machine.channel().is_some() {
+        if self.on_channel() {
             return self.run_quiet(n, cmd, deadline, started);
         }
         let line = self.markers.wrap(n, cmd);
