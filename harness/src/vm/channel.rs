@@ -63,6 +63,9 @@ struct Shared {
     dropped: u64,
     closed: bool,
     received: u64,
+    /// How far the search for the end of the frame at the front of `buf`
+    /// got (0: not started).
+    scanned: usize,
 }
 
 /// The host end of the command channel. See the module documentation.
@@ -129,48 +132,41 @@ impl CommandChannel {
     ) -> Result<Frame, ChannelError> {
         let (lock, cv) = &*self.shared;
         let mut sh = lock.lock().unwrap_or_else(|p| p.into_inner());
-        // Where the search for each part resumes, so a big output is
-        // scanned once, not at every wake-up.
-        let mut begin_from = 0;
-        let mut start: Option<usize> = None;
-        let mut end_from = 0;
         loop {
-            if start.is_none() {
-                match memchr::memmem::find(&sh.buf[begin_from..], begin) {
-                    Some(i) => {
-                        let s = begin_from + i + begin.len();
-                        start = Some(s);
-                        end_from = s;
-                    }
-                    None => {
-                        // Nothing before a begin frame is wanted: keep only
-                        // what could be the start of one.
-                        let keep_from = sh.buf.len().saturating_sub(begin.len());
-                        sh.buf.drain(..keep_from);
-                        begin_from = 0;
-                    }
-                }
+            if !sh.buf.starts_with(begin) {
+                // Nothing before a begin frame is wanted: drop it, keeping
+                // only what could be the start of one.
+                let cut = match memchr::memmem::find(&sh.buf, begin) {
+                    Some(i) => i,
+                    None => sh.buf.len().saturating_sub(begin.len()),
+                };
+                sh.buf.drain(..cut);
+                sh.scanned = 0;
             }
-            if let Some(s) = start {
-                if let Some(i) = memchr::memmem::find(&sh.buf[end_from..], end_prefix) {
-                    let e = end_from + i;
-                    let t = e + end_prefix.len();
-                    if let Some(z) = memchr::memchr(0, &sh.buf[t..]) {
-                        let output = sh.buf[s..e].to_vec();
-                        let trailer = sh.buf[t..t + z].to_vec();
-                        let dropped = std::mem::take(&mut sh.dropped);
-                        sh.buf.drain(..t + z + 1);
-                        return Ok(Frame {
-                            output,
-                            trailer,
-                            dropped,
-                        });
+            if sh.buf.starts_with(begin) {
+                // The end search resumes where the last one stopped (also
+                // across calls), so a big output is scanned once.
+                let from = sh.scanned.max(begin.len());
+                match memchr::memmem::find(&sh.buf[from..], end_prefix) {
+                    Some(i) => {
+                        let e = from + i;
+                        let t = e + end_prefix.len();
+                        if let Some(z) = memchr::memchr(0, &sh.buf[t..]) {
+                            let output = sh.buf[begin.len()..e].to_vec();
+                            let trailer = sh.buf[t..t + z].to_vec();
+                            let dropped = std::mem::take(&mut sh.dropped);
+                            sh.buf.drain(..t + z + 1);
+                            sh.scanned = 0;
+                            return Ok(Frame {
+                                output,
+                                trailer,
+                                dropped,
+                            });
+                        }
+                        // The prefix is there but not its end yet.
+                        sh.scanned = e;
                     }
-                    // The prefix is there but not its end yet: look again
-                    // from the same place.
-                    end_from = e;
-                } else {
-                    end_from = sh.buf.len().saturating_sub(end_prefix.len()).max(s);
+                    None => sh.scanned = sh.buf.len().saturating_sub(end_prefix.len()).max(from),
                 }
             }
             if sh.closed {
@@ -221,6 +217,7 @@ impl CommandChannel {
         let mut sh = self.lock();
         sh.buf.clear();
         sh.dropped = 0;
+        sh.scanned = 0;
     }
 }
 
