@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# busybox: Debian's cloud kernel + a busybox initramfs that loads the
+# busybox: Debian's generic kernel + a busybox initramfs that loads the
 # virtio modules and drops to a coloured root shell on ttyS0 (no login).
 # Usage: recipe.sh OUTDIR
 set -euo pipefail
@@ -13,11 +13,11 @@ trap 'rm -rf "$work"' EXIT
 
 # Modules for the devices the harness attaches (virtio disk/net/rng/console,
 # virtio-scsi) and for ext4 on scratch disks. Dependencies are added; the
-# ones built into the cloud kernel (ext4, crc32c today) are skipped.
-MODULES="virtio_pci virtio_blk virtio_net virtio_rng virtio_console virtio_scsi ext4 crc32c_generic"
+# ones built into the kernel are skipped. 9p: host folders shared into the guest.
+MODULES="virtio_pci virtio_blk virtio_net virtio_rng virtio_console virtio_scsi ext4 crc32c_generic 9pnet_virtio 9p"
 
-step "downloading linux-image-cloud-amd64 and busybox-static"
-release=$(fetch_kernel "$work/k" cloud-amd64)
+step "downloading linux-image-amd64 and busybox-static"
+release=$(fetch_kernel "$work/k" amd64)
 fetch_debs "$work/bb" busybox-static
 dpkg-deb -x "$(ls "$work"/bb/busybox-static_*.deb | head -n1)" "$work/bb/root"
 

@@ -39,14 +39,16 @@ nodocs=(
 
 step "mmdebstrap bookworm (about a minute)"
 # The initramfs-tools config goes in before the kernel is installed, so the
-# initrd built by its postinst has the virtio drivers (MODULES=most).
+# initrd built by its postinst has the virtio drivers: MODULES=list with the
+# list in modules.d (not the /etc/initramfs-tools/modules conffile), so the
+# generic kernel's initrd stays small.
 # /etc/resolv.conf: QEMU user networking's DNS (no systemd-resolved).
 # --mode=unshare: mmdebstrap's /proc, /dev mounts live in a private mount
 # namespace, never in the host's (BOOTRIG_MMDEBSTRAP_MODE=root if user
 # namespaces are unavailable).
 mmdebstrap --mode="${BOOTRIG_MMDEBSTRAP_MODE:-unshare}" --variant=apt --quiet "${nodocs[@]}" \
-    --include=systemd-sysv,udev,dbus,kmod,linux-image-cloud-amd64,initramfs-tools,sudo,iproute2,procps,util-linux,e2fsprogs,less \
-    --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; printf "MODULES=most\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/bootrig.conf"' \
+    --include=systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,sudo,iproute2,procps,util-linux,e2fsprogs,less \
+    --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; printf "MODULES=list\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/bootrig.conf"; mkdir -p "$1/usr/share/initramfs-tools/modules.d"; printf "virtio_pci\nvirtio_blk\nvirtio_scsi\nvirtio_console\next4\n" > "$1/usr/share/initramfs-tools/modules.d/bootrig"' \
     --customize-hook='echo bootrig-guest > "$1/etc/hostname"' \
     --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 bootrig-guest\n::1 localhost ip6-localhost ip6-loopback\n" > "$1/etc/hosts"' \
     --customize-hook='echo LANG=C.UTF-8 > "$1/etc/default/locale"' \
@@ -68,7 +70,7 @@ initrd=$(ls "$root"/boot/initrd.img-* | sort -V | tail -n1)
 release=${kernel##*/vmlinuz-}
 # The disk must be reachable from the initrd.
 gzip -dc "$initrd" | cpio -t --quiet 2>/dev/null | grep '/virtio_blk\.ko' >/dev/null ||
-    die "the initrd has no virtio_blk module (MODULES=most not applied?)"
+    die "the initrd has no virtio_blk module (MODULES=list not applied?)"
 cp "$kernel" "$out/vmlinuz"
 cp "$initrd" "$out/initrd.img"
 

@@ -42,7 +42,7 @@ include=$(grep -v '^#' "$here/packages.txt" | grep . | paste -sd, -)
 step "mmdebstrap bookworm with fstests' runtime packages (a few minutes)"
 mmdebstrap --mode="${BOOTRIG_MMDEBSTRAP_MODE:-unshare}" --variant=apt --quiet "${nodocs[@]}" \
     --include="$include,less" \
-    --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; printf "MODULES=most\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/bootrig.conf"' \
+    --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; printf "MODULES=list\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/bootrig.conf"; mkdir -p "$1/usr/share/initramfs-tools/modules.d"; printf "virtio_pci\nvirtio_blk\nvirtio_scsi\nvirtio_console\next4\n" > "$1/usr/share/initramfs-tools/modules.d/bootrig"' \
     --customize-hook='echo bootrig-fstests > "$1/etc/hostname"' \
     --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 bootrig-fstests\n::1 localhost ip6-localhost ip6-loopback\n" > "$1/etc/hosts"' \
     --customize-hook='echo LANG=C.UTF-8 > "$1/etc/default/locale"' \
@@ -71,7 +71,7 @@ initrd=$(ls "$root"/boot/initrd.img-* | sort -V | tail -n1)
 [ -f "$kernel" ] && [ -f "$initrd" ] || die "no kernel/initrd in the rootfs"
 release=${kernel##*/vmlinuz-}
 gzip -dc "$initrd" | cpio -t --quiet 2>/dev/null | grep '/virtio_blk\.ko' >/dev/null ||
-    die "the initrd has no virtio_blk module (MODULES=most not applied?)"
+    die "the initrd has no virtio_blk module (MODULES=list not applied?)"
 cp "$kernel" "$out/vmlinuz"
 cp "$initrd" "$out/initrd.img"
 
