@@ -123,6 +123,26 @@ fn results_and_compare(ctx: &TestContext) -> Result<()> {
         serde_json::from_str(&out).map_err(|e| Error::Check(format!("not JSON ({e}): {out}")))?;
     let tests = json.as_array().map_or(0, Vec::len);
     check!(tests == 15, "{tests} tests in {out}");
+    // Several folders are merged: the two-section run's tests are added.
+    if let Some(sections) = shared("fixtures/fstests/sections-ext4-xfs/results") {
+        let count = |args: &[&str]| -> Result<usize> {
+            let (code, out, err) = bootrig(args)?;
+            check!(code == 0, "results exit {code}: {err}");
+            let json: serde_json::Value = serde_json::from_str(&out)
+                .map_err(|e| Error::Check(format!("not JSON ({e}): {out}")))?;
+            Ok(json.as_array().map_or(0, Vec::len))
+        };
+        let (a, b) = (
+            fixture.display().to_string(),
+            sections.display().to_string(),
+        );
+        let alone = count(&["fstests", "results", "--json", &b])?;
+        let both = count(&["fstests", "results", "--json", &a, &b])?;
+        check!(
+            alone > 0 && both == 15 + alone,
+            "merged {both} tests, expected 15 + {alone}"
+        );
+    }
     let old = ctx.artifacts_dir().join("old");
     let new = ctx.artifacts_dir().join("new");
     for d in [&old, &new] {
@@ -159,6 +179,43 @@ fn results_and_compare(ctx: &TestContext) -> Result<()> {
     for want in ["generic/002", "btrfs/001", "generic/005"] {
         check!(out.contains(want), "compare output lacks {want}:\n{out}");
     }
+    // The same with the new side split in two shards (`--new`): the
+    // unchanged tests in one, the edited ones in the other.
+    let (shard_a, shard_b) = (ctx.artifacts_dir().join("a"), ctx.artifacts_dir().join("b"));
+    let edited =
+        std::fs::read_to_string(new.join("result.xml")).map_err(|e| Error::io("reading", e))?;
+    let body = edited
+        .trim_end()
+        .strip_suffix("</testsuite>")
+        .ok_or_else(|| Error::Check("result.xml does not end with </testsuite>".into()))?;
+    let (head, rest) = body
+        .split_once("<testcase")
+        .ok_or_else(|| Error::Check("no testcase in result.xml".into()))?;
+    let cases: Vec<String> = rest
+        .split("<testcase")
+        .map(|c| format!("<testcase{c}"))
+        .collect();
+    for (dir, keep) in [(&shard_a, 0), (&shard_b, 1)] {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("mkdir", e))?;
+        let mut xml = head.to_string();
+        for c in cases.iter().skip(keep).step_by(2) {
+            xml.push_str(c);
+        }
+        xml.push_str("</testsuite>\n");
+        std::fs::write(dir.join("result.xml"), xml).map_err(|e| Error::io("writing", e))?;
+    }
+    let (code, sharded, err) = bootrig(&[
+        "fstests",
+        "compare",
+        &old.display().to_string(),
+        &shard_a.display().to_string(),
+        "--new",
+        &shard_b.display().to_string(),
+    ])?;
+    check!(
+        code == 1 && sharded == out,
+        "sharded compare exit {code}, output differs from the whole:\n{sharded}{err}\n---\n{out}"
+    );
     Ok(())
 }
 

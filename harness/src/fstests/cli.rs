@@ -27,10 +27,13 @@ pub struct FstestsArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum FstestsCmd {
-    /// Print the parsed outcome of an existing results folder.
+    /// Print the parsed outcome of existing results (several are merged:
+    /// shards of one run, or reruns).
     Results {
-        /// A results folder (fstests' `RESULT_BASE`).
-        dir: PathBuf,
+        /// Results folders (fstests' `RESULT_BASE`), bootrig run folders or
+        /// `run.json` files, or folders holding several of them.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
         /// Print a JSON array of {section, test, outcome, reason, duration_s}.
         #[arg(long)]
         json: bool,
@@ -42,6 +45,13 @@ enum FstestsCmd {
         old: PathBuf,
         /// The new results.
         new: PathBuf,
+        /// More old results merged into OLD (e.g. the other shards of a
+        /// partitioned run); repeatable.
+        #[arg(long = "old", value_name = "PATH")]
+        more_old: Vec<PathBuf>,
+        /// More new results merged into NEW; repeatable.
+        #[arg(long = "new", value_name = "PATH")]
+        more_new: Vec<PathBuf>,
     },
 }
 
@@ -141,8 +151,16 @@ struct RunArgs {
 /// Runs `bootrig fstests`.
 pub fn main(args: FstestsArgs) -> ExitCode {
     match args.action {
-        Some(FstestsCmd::Results { dir, json }) => results(&dir, json),
-        Some(FstestsCmd::Compare { old, new }) => compare(&old, &new),
+        Some(FstestsCmd::Results { dirs, json }) => results(&dirs, json),
+        Some(FstestsCmd::Compare {
+            old,
+            new,
+            more_old,
+            more_new,
+        }) => compare(
+            &[vec![old], more_old].concat(),
+            &[vec![new], more_new].concat(),
+        ),
         None => run(args.run),
     }
 }
@@ -152,8 +170,8 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn results(dir: &std::path::Path, json: bool) -> ExitCode {
-    let parsed = match api::load_any(dir) {
+fn results(dirs: &[PathBuf], json: bool) -> ExitCode {
+    let parsed = match api::load_all(dirs) {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
@@ -178,8 +196,8 @@ fn results(dir: &std::path::Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn compare(old: &std::path::Path, new: &std::path::Path) -> ExitCode {
-    let (old, new) = match (api::load_any(old), api::load_any(new)) {
+fn compare(old: &[PathBuf], new: &[PathBuf]) -> ExitCode {
+    let (old, new) = match (api::load_all(old), api::load_all(new)) {
         (Ok(o), Ok(n)) => (o, n),
         (Err(e), _) | (_, Err(e)) => return usage(e),
     };
