@@ -722,12 +722,24 @@ impl Default for CrashDetector {
     }
 }
 
-/// The kernel message of a console line: without `[   12.345678]`
-/// timestamp and `[    T1]`/`[  C0]` caller id.
 /// Whether `line` starts with a kernel timestamp (`[   12.345678] `), as
 /// a kernel built with `CONFIG_PRINTK_TIME` puts on every console line.
 pub fn has_kernel_timestamp(line: &str) -> bool {
     bracketed(line, is_timestamp).is_some()
+}
+
+/// The kernel timestamp a console line starts with (`[   12.345678] ...`),
+/// as the time since boot. `None` when the line has none, or when its
+/// number is no possible duration (a guest may print
+/// `[99999999999999999999.0]`): [`has_kernel_timestamp`] still says the
+/// line looks like the kernel's.
+pub fn kernel_timestamp(line: &str) -> Option<std::time::Duration> {
+    let rest = line.strip_prefix('[')?;
+    let inner = rest[..rest.find(']')?].trim_start();
+    if !is_timestamp(inner) {
+        return None;
+    }
+    std::time::Duration::try_from_secs_f64(inner.parse().ok()?).ok()
 }
 
 fn is_timestamp(inner: &str) -> bool {
@@ -735,6 +747,8 @@ fn is_timestamp(inner: &str) -> bool {
     !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
 }
 
+/// The kernel message of a console line: without `[   12.345678]`
+/// timestamp and `[    T1]`/`[  C0]` caller id.
 fn kernel_message(line: &str) -> &str {
     let mut s = line;
     if let Some(rest) = bracketed(s, is_timestamp) {

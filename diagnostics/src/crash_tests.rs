@@ -928,3 +928,31 @@ fn symbols_lose_compiler_suffixes() {
     assert!(skipped("dump_stack_lvl", Skip::Common));
     assert!(!skipped("download_firmware", Skip::Sched));
 }
+
+#[test]
+fn kernel_timestamp_reads_the_time_since_boot() {
+    use std::time::Duration;
+    assert_eq!(
+        kernel_timestamp("[   12.500000] virtio_blk virtio1: [vda]"),
+        Some(Duration::from_millis(12_500))
+    );
+    assert_eq!(
+        kernel_timestamp("[0.000001] x"),
+        Some(Duration::from_micros(1))
+    );
+    // Looks like the kernel's, but is no duration.
+    let absurd = "[99999999999999999999999999.0] forged";
+    assert!(has_kernel_timestamp(absurd));
+    assert_eq!(kernel_timestamp(absurd), None);
+    for not in [
+        "[    T1] x",
+        "[1.] x",
+        "[.5] x",
+        "12.5 x",
+        "[1.5",
+        "[1e3.0] x",
+        "",
+    ] {
+        assert_eq!(kernel_timestamp(not), None, "{not:?}");
+    }
+}

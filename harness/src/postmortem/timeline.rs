@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use bootrig_diagnostics::crash::{has_kernel_timestamp, kernel_timestamp};
 use bootrig_diagnostics::metadata::Phase;
 
 /// Boot milestones seen on the console, as instants.
@@ -26,21 +27,10 @@ pub(crate) struct Timeline {
 /// How many non-kernel line arrivals are kept to find userspace's start.
 const TIMELINE_LINES: usize = 256;
 
-/// The kernel timestamp of a console line (`[    1.234567] ...`), in
-/// seconds, if it is a kernel message.
-fn kernel_timestamp(line: &str) -> Option<f64> {
-    let rest = line.strip_prefix('[')?;
-    let t = rest.split(']').next()?.trim();
-    if t.is_empty() || !t.contains('.') || !t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return None;
-    }
-    t.parse().ok()
-}
-
 /// Whether a console line is a kernel message.
 #[cfg(test)]
 fn is_kernel_line(line: &str) -> bool {
-    kernel_timestamp(line).is_some() || line.starts_with("Linux version")
+    has_kernel_timestamp(line) || line.starts_with("Linux version")
 }
 
 /// A boot phase worked out from the timeline: its name and when it started
@@ -54,13 +44,12 @@ impl Timeline {
             return;
         }
         self.first_output.get_or_insert(now);
-        if let Some(ts) = kernel_timestamp(line) {
+        if has_kernel_timestamp(line) {
             if self.kernel.is_none() {
                 // A timestamp no kernel could have (a guest printing
                 // `[99999999999999999999.0]`) is not a duration: the line
                 // then only says the kernel has started by now.
-                let started = Duration::try_from_secs_f64(ts)
-                    .ok()
+                let started = kernel_timestamp(line)
                     .and_then(|d| now.checked_sub(d))
                     .unwrap_or(now);
                 self.kernel = Some(started);
