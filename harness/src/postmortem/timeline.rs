@@ -1,7 +1,7 @@
 //! Boot milestones seen on the console, turned into the boot phases of
 //! `metadata.json` (`firmware`, `kernel`, `userspace`, `login prompt`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bootrig_diagnostics::crash::{has_kernel_timestamp, kernel_timestamp};
 use bootrig_diagnostics::metadata::Phase;
@@ -105,6 +105,7 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn kernel_lines_are_recognised() {

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of bootrig's parsers with AFL++ (cargo-afl, stable
+# Rust). Builds the targets in fuzz/, seeds each corpus from the real serial
+# logs in ../shared/fixtures (when present), the scenarios and fuzz/seeds,
+# runs every target for SECONDS (default 60) and fails if any crashed.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#
+# Targets: ansi_split scenario crash timestamp (see fuzz/src/lib.rs).
+# Findings and queues stay in target/fuzz/<target>/ between runs (each run
+# resumes them); `fuzzer_stats` there holds execs_done.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(ansi_split scenario crash timestamp)
+case $seconds in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a number, not '$seconds'" >&2; exit 2 ;; esac
+
+if ! cargo afl --version >/dev/null 2>&1; then
+    echo "fuzz.sh: installing cargo-afl (builds AFL++ too, about a minute)" >&2
+    cargo install --locked cargo-afl@0.18.2 >&2
+fi
+# The AFL++ runtime for this rustc (cargo-afl builds it on first use).
+cargo afl config --build >/dev/null 2>&1 || true
+
+cd "$here/fuzz"
+echo "fuzz.sh: building the targets (instrumented, release)" >&2
+cargo afl build --release --quiet
+
+out="$here/target/fuzz"
+mkdir -p "$out"
+fixtures="$here/../shared/fixtures/serial"
+
+# seed DIR TARGET : writes the starting corpus of TARGET into DIR.
+seed() {
+    local dir=$1 target=$2 n=0 f
+    mkdir -p "$dir"
+    case $target in
+        scenario)
+            for f in $(find "$here/scenarios" "$here/tests" -name '*.json' -size -16k); do
+                cp "$f" "$dir/$(basename "$f")"
+            done ;;
+        *)
+            cp "$here"/fuzz/seeds/crash/* "$dir/" 2>/dev/null || true
+            # 4 KB slices of the real serial logs (ansi_split: the first two
+            # bytes are the cut lengths).
+            for f in "$fixtures"/*.log; do
+                [ -f "$f" ] || continue
+                split -b 4096 -d -a 3 "$f" "$dir/$(basename "$f" .log)-"
+            done
+            if [ "$target" = ansi_split ]; then
+                for f in "$dir"/*; do
+                    { printf '\x07\x3f'; cat "$f"; } > "$f.cut" && mv "$f.cut" "$f"
+                done
+            fi ;;
+    esac
+    for f in "$dir"/*; do n=$((n + 1)); done
+    [ "$n" -gt 0 ] || printf 'x' > "$dir/empty"
+}
+
+export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
+failed=0
+for t in "${targets[@]}"; do
+    [ -f "$here/fuzz/targets/$t.rs" ] || { echo "fuzz.sh: no target '$t' (fuzz/targets/)" >&2; exit 2; }
+    dir="$out/$t"
+    if [ -d "$dir/default/queue" ]; then
+        input=-   # resume the previous queue
+    else
+        input="$dir/seeds"
+        seed "$input" "$t"
+    fi
+    echo "fuzz.sh: $t for ${seconds}s" >&2
+    cargo afl fuzz -V "$seconds" -i "$input" -o "$dir" -- "$here/fuzz/target/release/$t" >"$dir.log" 2>&1 || {
+        echo "fuzz.sh: afl-fuzz failed for $t (last lines of $dir.log):" >&2
+        tail -n 20 "$dir.log" >&2
+        exit 1
+    }
+    stats="$dir/default/fuzzer_stats"
+    execs=$(sed -n 's/^execs_done *: *//p' "$stats")
+    speed=$(sed -n 's/^execs_per_sec *: *//p' "$stats")
+    crashes=$(find "$dir/default/crashes" -type f ! -name README.txt 2>/dev/null | wc -l)
+    echo "fuzz.sh: $t: $execs executions in this run, $speed/s, $crashes crash(es)"
+    if [ "$crashes" -gt 0 ]; then
+        failed=1
+        find "$dir/default/crashes" -type f ! -name README.txt | head -n 5 | sed 's/^/  crash: /'
+        echo "  replay: $here/fuzz/target/release/$t < FILE" >&2
+    fi
+done
+exit $failed
