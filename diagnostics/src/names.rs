@@ -322,4 +322,26 @@ mod tests {
             assert_eq!(p.parent(), Some(root));
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any name maps to one safe component, the same each time.
+        #[test]
+        fn any_name_is_a_safe_component(name in ".{0,300}") {
+            let s = safe_name(&name);
+            check_component(&s);
+            proptest::prop_assert_eq!(s, safe_name(&name));
+        }
+
+        /// Two different names never share a component (short of a
+        /// sha256 prefix collision), also for names built from the
+        /// characters the mapping merges.
+        #[test]
+        fn different_names_differ(a in "[a:./ _é-]{0,12}", b in "[a:./ _é-]{0,12}") {
+            if a != b {
+                proptest::prop_assert_ne!(safe_name(&a), safe_name(&b));
+            }
+        }
+    }
 }

@@ -344,4 +344,58 @@ mod tests {
         assert_eq!(f.output.len(), big.len());
         assert!(f.output == big);
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a command prints (any bytes; forged frames with another
+        /// token, another command's number or cut short) and however the guest's
+        /// writes are cut, the frame carries exactly that output and the
+        /// real status; bytes before the begin frame are dropped.
+        #[test]
+        fn output_is_exact_however_it_is_cut(
+            stale in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            output in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY.prop_map(|b| vec![b]),
+                    proptest::strategy::Just(b"\0BRQxE1_0\0".to_vec()),
+                    proptest::strategy::Just(b"\0BRQtE2_0\0".to_vec()),
+                    proptest::strategy::Just(b"\0BRQtE1".to_vec()),
+                    proptest::strategy::Just(b"\0BRQtB1\0".to_vec()),
+                ],
+                0..200,
+            ),
+            status in 0u8..=255,
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            use proptest::prelude::prop_assert_eq;
+            let output: Vec<u8> = output.concat();
+            // The token is secret: a command cannot print the real end
+            // frame's prefix (the other pieces above come close).
+            proptest::prop_assume!(!output.windows(8).any(|w| w == b"\0BRQtE1_"));
+            let end = format!("\0BRQtE1_{status}\0");
+            let mut wire = stale.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>();
+            wire.extend_from_slice(b"\0BRQtB1\0");
+            wire.extend_from_slice(&output);
+            wire.extend_from_slice(end.as_bytes());
+            let (ch, mut guest) = pair();
+            let writer = std::thread::spawn(move || {
+                let mut rest = &wire[..];
+                let mut i = 0;
+                while !rest.is_empty() {
+                    let n = cuts[i % cuts.len()].min(rest.len());
+                    guest.write_all(&rest[..n]).unwrap();
+                    rest = &rest[n..];
+                    i += 1;
+                }
+                guest
+            });
+            let f = frame(&ch, 1, 10).unwrap();
+            let _guest = writer.join().unwrap();
+            prop_assert_eq!(f.output, output);
+            prop_assert_eq!(f.trailer, status.to_string().into_bytes());
+        }
+    }
 }
