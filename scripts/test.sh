@@ -12,3 +12,7 @@ cargo build --workspace --all-targets
 ./target/debug/bootrig image build all
 ./target/debug/bootrig doctor
 cargo test --workspace --no-fail-fast "$@"
+# Every fuzz target briefly, resuming the queues of earlier runs (a crash
+# fails the suite). BOOTRIG_FUZZ_SECONDS=0 skips this.
+fuzz_seconds=${BOOTRIG_FUZZ_SECONDS:-15}
+[ "$fuzz_seconds" = 0 ] || ./scripts/fuzz.sh "$fuzz_seconds"
