@@ -104,7 +104,7 @@ fn outcomes_follow_the_markers() {
     assert!(panicked.contains("(at tests/runner.rs:"), "{panicked}");
     assert_eq!(
         rec("plain::panics").entry.failure_kind,
-        Some(bootrig::FailureKind::Command)
+        Some(bootrig::FailureKind::Check)
     );
     assert!(rec("plain::fails")
         .message
@@ -217,7 +217,8 @@ fn a_reporter_sees_the_run_in_order_with_typed_totals() {
             skipped: 1,
             xfail: 1,
             xpass: 1,
-            running: 0
+            running: 0,
+            infra: 0
         }
     );
     assert!(totals.failed_any());

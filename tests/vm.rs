@@ -323,7 +323,111 @@ fn main() -> ExitCode {
             vm_marks(),
             end_of_test_crash_verdicts,
         )
+        .test_with(
+            "faults::busybox::qemu_killed_from_outside_is_infra",
+            vm_marks(),
+            qemu_killed_from_outside,
+        )
         .run()
+}
+
+/// Fault injection: another process SIGKILLs the QEMU of a running test.
+/// The test fails as the infrastructure's (`qemu-killed`, a JUnit
+/// `<error>`, counted as infra in the summary) with its postmortem.
+fn qemu_killed_from_outside(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    ctx.image(&Image::builtin("busybox"))?;
+    let dir = ctx.artifacts_dir().join("qemu-killed");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let unique = format!("victim{}", std::process::id());
+    let scenario = dir.join("victim.json");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"{{"name": "{unique}", "machine": {{"image": "busybox"}},
+               "tests": [{{"name": "t", "steps": [{{"succeed": "echo started; sleep 600"}}]}}],
+               "timeouts": {{"boot": 600, "step": 900}} }}"#
+        ),
+    )
+    .map_err(|e| Error::io("writing the scenario", e))?;
+    let artifacts = dir.join("artifacts");
+    let child = std::process::Command::new(bootrig_bin())
+        .args(["run", "--junit"])
+        .arg(dir.join("junit.xml"))
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .arg(&scenario)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("starting bootrig run", e))?;
+    // Mid-test: the session is up (its set-up commands are in the
+    // transcript; the step's own line is written when it ends).
+    let transcript = || {
+        find_test_folder(&artifacts, &format!("{unique}.t"))
+            .ok()
+            .and_then(|d| std::fs::read_to_string(d.join("transcript.log")).ok())
+            .is_some_and(|t| t.contains("$ id -u"))
+    };
+    let running = poll_until(
+        Instant::now() + Duration::from_secs(300),
+        Duration::from_millis(100),
+        || Ok::<_, ()>(transcript().then_some(())),
+    );
+    let pids = qemu_pids_named(&unique);
+    if running != Ok(Some(())) || pids.len() != 1 {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait_with_output();
+        return check_failed!("the session never started (QEMU pids {pids:?})");
+    }
+    // SAFETY: the QEMU our child started, found by its unique name.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("waiting for bootrig", e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    check!(
+        out.status.code() == Some(1),
+        "bootrig exited {:?}: {stdout}",
+        out.status
+    );
+    check!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("1 failed (1 infra)"),
+        "summary line: {stdout}"
+    );
+    let folder = find_test_folder(&artifacts, &format!("{unique}.t"))?;
+    let md =
+        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let failure = md.failure.clone().unwrap_or_else(|| {
+        bootrig_diagnostics::metadata::Failure::new(FailureKind::Command, "no failure recorded")
+    });
+    check!(
+        failure.kind == FailureKind::QemuKilled
+            && failure.class == bootrig_diagnostics::metadata::FailureClass::Infra
+            && failure.message.contains("SIGKILL"),
+        "failure {failure:?}"
+    );
+    // The postmortem is complete: the console log and the transcript are
+    // catalogued, with their hashes.
+    for name in ["serial.log", "transcript.log"] {
+        let a = md.artifacts.iter().find(|a| a.path.ends_with(name));
+        check!(
+            a.is_some_and(|a| a.sha256.len() == 64),
+            "{name} not catalogued: {:?}",
+            md.artifacts.iter().map(|a| &a.path).collect::<Vec<_>>()
+        );
+    }
+    let junit =
+        std::fs::read_to_string(dir.join("junit.xml")).map_err(|e| Error::io("junit", e))?;
+    check!(
+        junit.contains("<error") && junit.contains(r#"type="qemu-killed""#),
+        "junit: {junit}"
+    );
+    Ok(())
 }
 
 /// Starts `bootrig run` on a scenario whose VM stays up, SIGKILLs bootrig

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_json_atomic;
 use crate::errors::{Error, Result};
-use crate::metadata::Outcome;
+use crate::metadata::{FailureClass, Outcome};
 use crate::results::TestRecord;
 
 /// Writes a JUnit XML report to `path`: one test case per record. A failed
@@ -121,9 +121,22 @@ fn suite(suite_name: &str, records: &[TestRecord]) -> TestSuite {
                 s
             }
             Outcome::Failed | Outcome::Xpass | Outcome::Running => {
-                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                // The infrastructure's failures are JUnit errors (the test
+                // could not run to a verdict), the test's are failures.
+                let infra = r
+                    .entry
+                    .failure_kind
+                    .filter(|k| outcome == Outcome::Failed && k.class() == FailureClass::Infra);
+                let kind = match infra {
+                    Some(_) => NonSuccessKind::Error,
+                    None => NonSuccessKind::Failure,
+                };
+                let mut s = TestCaseStatus::non_success(kind);
                 s.set_message(r.headline().unwrap_or("failed"));
-                s.set_type(outcome.as_str());
+                match infra {
+                    Some(k) => s.set_type(k.as_str()),
+                    None => s.set_type(outcome.as_str()),
+                };
                 s.set_description(r.message.as_deref().unwrap_or_default());
                 s
             }
@@ -325,5 +338,23 @@ mod tests {
         assert!(rec("a::b", Outcome::Failed)
             .summary_line()
             .ends_with("artifacts: /tmp/run/x"));
+    }
+
+    #[test]
+    fn infrastructure_failures_are_errors() {
+        let mut killed = rec("a::killed", Outcome::Failed);
+        killed.entry.failure_kind = Some(crate::metadata::FailureKind::QemuKilled);
+        let mut failed = rec("a::failed", Outcome::Failed);
+        failed.entry.failure_kind = Some(crate::metadata::FailureKind::Command);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        write_junit(&path, "s", &[killed, failed]).unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            xml.contains(r#"<error message="#) && xml.contains(r#"type="qemu-killed""#),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+        assert_eq!(xml.matches("<error ").count(), 1, "{xml}");
     }
 }

@@ -84,7 +84,10 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// What kind of failure ended a test.
+/// What kind of failure ended a test. Each kind is either the test's
+/// (the image, the kernel or the test's own expectations failed) or the
+/// infrastructure's (the host, QEMU or bootrig failed): see
+/// [`FailureKind::class`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
@@ -96,16 +99,55 @@ pub enum FailureKind {
     Escalation,
     /// A command's exit code or output was not what the test expected.
     Command,
+    /// A Rust test's own check (`check!`, an assertion, a panic in its
+    /// code) failed.
+    Check,
     /// A systemd unit entered the `failed` state.
     UnitFailed,
     /// The kernel crashed (panic, BUG, Oops, KASAN, ...).
     KernelCrash,
-    /// QEMU exited or failed to start.
+    /// QEMU exited while the test ran (the guest powered off, reset or
+    /// triple-faulted: machines run with `-no-reboot`).
     QemuExit,
-    /// A command or wait condition did not finish in time.
+    /// A command or wait condition did not finish in time (the guest hung
+    /// or was too slow).
     Timeout,
-    /// bootrig itself failed (configuration, host I/O, a bug).
+    /// Infrastructure: QEMU could not start (bad arguments, a missing
+    /// firmware or device, its sockets never connected).
+    QemuStart,
+    /// Infrastructure: QEMU was killed by a signal bootrig did not send
+    /// (another process, the OOM killer) or crashed.
+    QemuKilled,
+    /// Infrastructure: the host ran out of disk space, memory or file
+    /// descriptors.
+    HostResources,
+    /// Infrastructure: building a guest image failed.
+    ImageBuild,
+    /// Infrastructure: bootrig itself failed (configuration, host I/O, a
+    /// bug).
     HarnessError,
+}
+
+/// Whose failure a [`FailureKind`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// The test failed: the image, the kernel or the test's expectations.
+    #[default]
+    Test,
+    /// The infrastructure failed: host, QEMU or bootrig. JUnit reports it
+    /// as an `<error>`, not a `<failure>`; rerunning may pass.
+    Infra,
+}
+
+impl FailureClass {
+    /// The JSON spelling (`test`, `infra`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Test => "test",
+            FailureClass::Infra => "infra",
+        }
+    }
 }
 
 impl FailureKind {
@@ -116,11 +158,36 @@ impl FailureKind {
             FailureKind::Login => "login",
             FailureKind::Escalation => "escalation",
             FailureKind::Command => "command",
+            FailureKind::Check => "check",
             FailureKind::UnitFailed => "unit-failed",
             FailureKind::KernelCrash => "kernel-crash",
             FailureKind::QemuExit => "qemu-exit",
             FailureKind::Timeout => "timeout",
+            FailureKind::QemuStart => "qemu-start",
+            FailureKind::QemuKilled => "qemu-killed",
+            FailureKind::HostResources => "host-resources",
+            FailureKind::ImageBuild => "image-build",
             FailureKind::HarnessError => "harness-error",
+        }
+    }
+
+    /// Whether this kind of failure is the test's or the infrastructure's.
+    pub fn class(self) -> FailureClass {
+        match self {
+            FailureKind::BootTimeout
+            | FailureKind::Login
+            | FailureKind::Escalation
+            | FailureKind::Command
+            | FailureKind::Check
+            | FailureKind::UnitFailed
+            | FailureKind::KernelCrash
+            | FailureKind::QemuExit
+            | FailureKind::Timeout => FailureClass::Test,
+            FailureKind::QemuStart
+            | FailureKind::QemuKilled
+            | FailureKind::HostResources
+            | FailureKind::ImageBuild
+            | FailureKind::HarnessError => FailureClass::Infra,
         }
     }
 }
@@ -174,6 +241,10 @@ impl From<&CrashReport> for CrashInfo {
 pub struct Failure {
     /// The kind of failure.
     pub kind: FailureKind,
+    /// Whose failure it is: `kind`'s class, written for readers of the
+    /// file ([`FailureKind::class`]; files without it are read as `test`).
+    #[serde(default)]
+    pub class: FailureClass,
     /// The one-paragraph failure message.
     pub message: String,
     /// The step that failed, if the failure happened in a step.
@@ -189,6 +260,7 @@ impl Failure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
         Failure {
             kind,
+            class: kind.class(),
             message: message.into(),
             step: None,
             crash: None,

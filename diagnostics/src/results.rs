@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::Outcome;
+use crate::metadata::{FailureClass, Outcome};
 use crate::run::RunEntry;
 
 /// One finished (or skipped) test, as the engine and every report see it.
@@ -94,6 +94,9 @@ pub struct Totals {
     pub xpass: usize,
     /// Never finished.
     pub running: usize,
+    /// Of the failed tests, those whose failure is the infrastructure's
+    /// (`FailureClass::Infra`), not the test's.
+    pub infra: usize,
 }
 
 impl Totals {
@@ -102,6 +105,22 @@ impl Totals {
         let mut t = Totals::default();
         for o in outcomes {
             t.add(o);
+        }
+        t
+    }
+
+    /// Counts `entries` (of `run.json` or records), with their failures'
+    /// classes.
+    pub fn of_entries<'a>(entries: impl IntoIterator<Item = &'a RunEntry>) -> Totals {
+        let mut t = Totals::default();
+        for e in entries {
+            t.add(e.outcome);
+            if e.outcome == Outcome::Failed
+                && e.failure_kind
+                    .is_some_and(|k| k.class() == FailureClass::Infra)
+            {
+                t.infra += 1;
+            }
         }
         t
     }
@@ -132,13 +151,18 @@ impl Totals {
 }
 
 impl fmt::Display for Totals {
-    /// `3 passed, 1 failed, 0 skipped, 0 xfail, 0 xpass` (and `, N did not
-    /// finish` when some never did).
+    /// `3 passed, 1 failed, 0 skipped, 0 xfail, 0 xpass` (`2 failed (1
+    /// infra)` when some failures are the infrastructure's, and `, N did
+    /// not finish` when some never did).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} passed, {} failed", self.passed, self.failed)?;
+        if self.infra > 0 {
+            write!(f, " ({} infra)", self.infra)?;
+        }
         write!(
             f,
-            "{} passed, {} failed, {} skipped, {} xfail, {} xpass",
-            self.passed, self.failed, self.skipped, self.xfail, self.xpass
+            ", {} skipped, {} xfail, {} xpass",
+            self.skipped, self.xfail, self.xpass
         )?;
         if self.running > 0 {
             write!(f, ", {} did not finish", self.running)?;

@@ -190,7 +190,16 @@ pub enum Error {
 /// The name of a signal number, for messages.
 pub fn signal_name(signal: i32) -> &'static str {
     match signal {
+        libc::SIGHUP => "SIGHUP",
         libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
         libc::SIGTERM => "SIGTERM",
         _ => "a signal",
     }
@@ -235,20 +244,24 @@ impl Error {
     }
 
     /// The failure kind recorded in `metadata.json`. A failed check or a
-    /// panic in a Rust test's own code counts as a `command` failure (the
-    /// test's own expectation was not met); a panic of bootrig's is a
+    /// panic in a Rust test's own code is a `check` failure (the test's own
+    /// expectation was not met); a panic of bootrig's is a
     /// `harness-error`; a command or wait that ran out of time is a
-    /// `timeout`.
+    /// `timeout`; QEMU failing to start is `qemu-start`; host I/O that ran
+    /// out of space, memory or descriptors is `host-resources`; a failed
+    /// image build is `image-build`. (QEMU killed from outside is decided
+    /// by the postmortem, which sees how QEMU ended.)
     pub fn failure_kind(&self) -> FailureKind {
         match self {
             Error::BootTimeout { .. } => FailureKind::BootTimeout,
             Error::Login { .. } => FailureKind::Login,
             Error::Escalation { .. } => FailureKind::Escalation,
-            Error::Command { .. } | Error::Check(_) | Error::Panic(_) => FailureKind::Command,
+            Error::Command { .. } => FailureKind::Command,
+            Error::Check(_) | Error::Panic(_) => FailureKind::Check,
             Error::CommandTimeout { .. } => FailureKind::Timeout,
             Error::UnitFailed { .. } => FailureKind::UnitFailed,
             Error::KernelCrash(_) => FailureKind::KernelCrash,
-            Error::Qemu { .. } => FailureKind::QemuExit,
+            Error::Qemu { .. } => FailureKind::QemuStart,
             Error::Console { source, .. } => match source {
                 ExpectError::Closed { .. } => FailureKind::QemuExit,
                 ExpectError::Fault(_) => FailureKind::KernelCrash,
@@ -256,12 +269,13 @@ impl Error {
                 _ => FailureKind::HarnessError,
             },
             Error::WaitTimeout { .. } | Error::TestTimeout(_) => FailureKind::Timeout,
+            Error::Io { source, .. } if is_out_of_resources(source) => FailureKind::HostResources,
+            Error::Image { .. } => FailureKind::ImageBuild,
             Error::Interrupted(_)
             | Error::HarnessPanic { .. }
             | Error::Config { .. }
             | Error::MissingTool { .. }
             | Error::Io { .. }
-            | Error::Image { .. }
             | Error::Scenario { .. }
             | Error::Skip(_) => FailureKind::HarnessError,
         }
@@ -278,4 +292,14 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Whether `e` says the host ran out of something (disk space, quota,
+/// memory, file descriptors) rather than that bootrig did something wrong.
+pub fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::ENOMEM | libc::EMFILE | libc::ENFILE)
+    ) || e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::OutOfMemory
 }

@@ -162,7 +162,7 @@ impl Run {
 
     /// How many tests ended each way.
     pub fn totals(&self) -> Totals {
-        Totals::of(self.tests.iter().map(RunTest::outcome))
+        Totals::of_entries(self.tests.iter().map(|t| &t.entry))
     }
 
     /// How many tests passed only after a retry.

@@ -40,6 +40,13 @@ impl Postmortem {
             .iter()
             .map(|vm| vm.machine().console().fault_delivered())
             .collect();
+        // Before anything else talks to the VMs: did one die of a signal
+        // bootrig did not send?
+        let killed = vms.iter().find_map(|vm| {
+            let m = vm.machine();
+            m.killed_from_outside()
+                .map(|sig| (m.name().to_string(), sig))
+        });
         let snapshot = Snapshot::take(vms);
         // The identity query went through every console, so what the guest
         // printed before the end is read; a report still held by a crash
@@ -94,7 +101,8 @@ impl Postmortem {
         let live = inner.live_files.clone();
         catalog::live_files(&mut inner.dir, &live);
 
-        let verdict = Verdict::of(err, xfail, inner.step.as_ref());
+        let killed = killed.as_ref().map(|(vm, sig)| (vm.as_str(), *sig));
+        let verdict = Verdict::of(err, xfail, inner.step.as_ref(), killed);
         if let Some(reason) = xfail {
             inner
                 .dir

@@ -19,10 +19,14 @@ pub(crate) struct Verdict {
 impl Verdict {
     /// The verdict of a body that ended with `err` (if it failed), marked
     /// `xfail` or not, failing in `step` (index, description) if in one.
+    /// `killed`: a VM whose QEMU a signal bootrig did not send ended (its
+    /// name and the signal); a failure then is the infrastructure's
+    /// (`qemu-killed`), whatever the test saw of it.
     pub(crate) fn of(
         err: Option<&Error>,
         xfail: Option<&str>,
         step: Option<&(usize, String)>,
+        killed: Option<(&str, i32)>,
     ) -> Verdict {
         if let Some(Error::Skip(_)) = err {
             return Verdict {
@@ -36,7 +40,17 @@ impl Verdict {
                 Some(c) => format!("kernel crash: {}", c.title),
                 None => e.to_string(),
             };
-            let mut f = Failure::new(e.failure_kind(), message);
+            let mut f = match killed {
+                Some((vm, signal)) => Failure::new(
+                    FailureKind::QemuKilled,
+                    format!(
+                        "QEMU of VM {vm} was killed by {} (not sent by bootrig: another \
+                         process, the OOM killer, or QEMU crashed): {message}",
+                        crate::errors::signal_name(signal)
+                    ),
+                ),
+                None => Failure::new(e.failure_kind(), message),
+            };
             if let Some((i, what)) = step {
                 f = f.with_step(*i, what.clone());
             }
@@ -78,25 +92,47 @@ mod tests {
     fn outcomes() {
         let err = Error::Check("x is 2".into());
         let step = (1, "run: true".to_string());
-        let v = Verdict::of(Some(&err), None, Some(&step));
+        let v = Verdict::of(Some(&err), None, Some(&step), None);
         assert_eq!(v.outcome, Outcome::Failed);
         let f = v.reported.unwrap();
         assert_eq!(f.step.unwrap().index, 1);
         assert!(f.message.contains("x is 2"));
 
-        let v = Verdict::of(Some(&err), Some("known"), None);
+        let v = Verdict::of(Some(&err), Some("known"), None, None);
         assert_eq!(v.outcome, Outcome::Xfail);
         assert!(v.failure.is_some() && v.reported.is_none());
 
-        let v = Verdict::of(None, Some("known"), None);
+        let v = Verdict::of(None, Some("known"), None, None);
         assert_eq!(v.outcome, Outcome::Xpass);
         assert!(v.reported.unwrap().message.starts_with("UNEXPECTED PASS"));
 
-        assert_eq!(Verdict::of(None, None, None).outcome, Outcome::Passed);
+        assert_eq!(Verdict::of(None, None, None, None).outcome, Outcome::Passed);
 
         let skip = Error::Skip("not supported".into());
-        let v = Verdict::of(Some(&skip), Some("known"), None);
+        let v = Verdict::of(Some(&skip), Some("known"), None, None);
         assert_eq!(v.outcome, Outcome::Skipped);
         assert!(v.failure.is_none() && v.reported.is_none());
+    }
+
+    #[test]
+    fn a_qemu_killed_from_outside_is_the_infrastructures_failure() {
+        let err = Error::Command {
+            command: "true".into(),
+            expected: "was expected to succeed".into(),
+            exit: 1,
+            output: String::new(),
+        };
+        let v = Verdict::of(Some(&err), None, None, Some(("vm1", libc::SIGKILL)));
+        let f = v.reported.unwrap();
+        assert_eq!(f.kind, FailureKind::QemuKilled);
+        assert_eq!(f.class, bootrig_diagnostics::metadata::FailureClass::Infra);
+        assert!(
+            f.message.contains("SIGKILL") && f.message.contains("vm1"),
+            "{}",
+            f.message
+        );
+        // No failure, no blame.
+        let v = Verdict::of(None, None, None, Some(("vm1", libc::SIGKILL)));
+        assert_eq!(v.outcome, Outcome::Passed);
     }
 }

@@ -183,7 +183,7 @@ impl Engine {
     /// ended (each test already recorded itself there) and sends
     /// `RunFinished` with the totals, which it returns.
     pub fn finish_run(&self, records: &[TestRecord]) -> Totals {
-        let totals = Totals::of(records.iter().map(TestRecord::outcome));
+        let totals = Totals::of_entries(records.iter().map(|r| &r.entry));
         if let Err(e) = RunSummary::mark_ended(&self.settings.run_dir, chrono::Utc::now()) {
             self.settings.events.send(Event::Output {
                 test: String::new(),

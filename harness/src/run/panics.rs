@@ -89,7 +89,7 @@ mod tests {
         let e = catch(false, || panic!("boom")).unwrap_err();
         assert_eq!(e.failure_kind(), FailureKind::HarnessError, "{e}");
         let e = classify(false, "boom".into(), Some(("tests/runner.rs".into(), 3, 4)));
-        assert_eq!(e.failure_kind(), FailureKind::Command);
+        assert_eq!(e.failure_kind(), FailureKind::Check);
         assert_eq!(
             e.to_string(),
             "test panicked: boom (at tests/runner.rs:3:4)"
@@ -102,7 +102,7 @@ mod tests {
         );
         assert_eq!(
             classify(false, "x".into(), at).failure_kind(),
-            FailureKind::Command
+            FailureKind::Check
         );
         let registry = "/home/u/.cargo/registry/src/x/bootrig-0.1.0/src/run/steps.rs";
         assert!(in_bootrig(registry));

@@ -105,6 +105,9 @@ pub struct Machine {
     display: bool,
     out_dir: PathBuf,
     started: Instant,
+    /// Set when bootrig itself takes QEMU down ([`Machine::kill`]), so a
+    /// signal death is then not someone else's doing.
+    stopping: std::sync::atomic::AtomicBool,
     // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
     _workdir: tempfile::TempDir,
 }
@@ -280,6 +283,7 @@ impl Machine {
             display: config.display,
             out_dir: options.out_dir,
             started,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             _workdir: workdir,
         })
     }
@@ -359,6 +363,22 @@ impl Machine {
             .flatten()
     }
 
+    /// The signal that killed QEMU, if one did that bootrig did not send
+    /// (another process, the OOM killer, QEMU crashing): a failure of the
+    /// infrastructure, not of the test.
+    pub fn killed_from_outside(&self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        // The console ends as QEMU exits; the exit status follows at once.
+        let status = match self.console.is_closed() {
+            true => self.wait_exit(Duration::from_millis(500)),
+            false => self.exit_status(),
+        };
+        status?.signal()
+    }
+
     /// Waits up to `timeout` for QEMU to exit on its own.
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
         self.child
@@ -382,6 +402,8 @@ impl Machine {
 
     /// Takes QEMU down now: QMP `quit`, then signals to the process group.
     pub fn kill(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(mut qmp) = self.qmp_lock().take() {
             let _ = qmp.set_timeout(QMP_QUIT_TIMEOUT);
             let _ = qmp.quit();
