@@ -160,3 +160,67 @@ fn bootrig_junit_under_nextest_holds_every_test() {
         "{xml}"
     );
 }
+
+/// Under retries (the nightly profile's `retries = 1`) a test that failed
+/// and then passed keeps both folders: the failed attempt's postmortem is
+/// the evidence for a flaky test, and `run.json` says `flaky`.
+#[test]
+fn a_retried_test_keeps_every_attempt_and_is_flaky() {
+    if !nextest_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("artifacts");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "nextest",
+            "run",
+            "-p",
+            "bootrig-tests",
+            "--test",
+            "vm",
+            "--retries",
+            "1",
+            "-E",
+        ])
+        .arg("test(=runner::flaky_on_first_attempt)")
+        .current_dir(workspace())
+        .env("BOOTRIG_CACHE", "/proc/bootrig-must-not-build-images")
+        .env("BOOTRIG_ARTIFACTS", &artifacts)
+        .env("BOOTRIG_FLAKY_PROBE", dir.path().join("probe"))
+        .output()
+        .expect("running cargo nextest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let run = std::fs::canonicalize(artifacts.join("latest")).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let tests = summary["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 1, "{summary:#}");
+    let t = &tests[0];
+    assert_eq!(t["outcome"], "passed", "{t:#}");
+    assert_eq!(t["flaky"], true, "{t:#}");
+    let attempts = t["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{t:#}");
+    assert_eq!(attempts[0]["outcome"], "failed", "{t:#}");
+    // The failed attempt's folder is whole: its metadata says why.
+    let earlier = run.join(attempts[0]["folder"].as_str().unwrap());
+    let md: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(earlier.join("metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(md["outcome"], "failed");
+    let message = md["failure"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("first attempt fails on purpose"), "{md:#}");
+    // `bootrig report` counts it as flaky.
+    let report = Command::new(bootrig_tests::bootrig_bin())
+        .arg("report")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(report.contains("1 flaky"), "{report}");
+}

@@ -312,6 +312,22 @@ fn main() -> ExitCode {
             Marks::new().xfail("demonstrates xfail: the check below fails"),
             |_ctx| check_failed!("this failure is expected"),
         )
+        // Fails on its first attempt and passes on the next when
+        // BOOTRIG_FLAKY_PROBE names a file to create (tests/nextest.rs
+        // retries it); passes at once otherwise. Boots nothing.
+        .test("runner::flaky_on_first_attempt", |_ctx| {
+            let Some(probe) = std::env::var_os("BOOTRIG_FLAKY_PROBE") else {
+                return Ok(());
+            };
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+            {
+                Ok(_) => check_failed!("first attempt fails on purpose"),
+                Err(_) => Ok(()),
+            }
+        })
         // --- hardening (issue 12) ---
         .test_with(
             "hardening::debian::password_is_in_no_artifact",

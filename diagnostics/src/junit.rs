@@ -177,6 +177,8 @@ mod tests {
                 folder: "x".into(),
                 failure_kind: None,
                 summary: None,
+                attempts: Vec::new(),
+                flaky: false,
             },
             artifacts: "/tmp/run/x".into(),
             message: (outcome != Outcome::Passed).then(|| format!("{outcome}: details\nmore")),

@@ -184,6 +184,8 @@ mod tests {
                 folder: "sc__t".into(),
                 failure_kind: None,
                 summary: summary.map(str::to_string),
+                attempts: Vec::new(),
+                flaky: false,
             },
             artifacts: "/tmp/run/sc__t".into(),
             message: Some("first line\nsecond".into()),

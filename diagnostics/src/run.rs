@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_json_atomic;
-use crate::errors::{Error, Result};
+use crate::errors::{Error, ErrorKind, Result};
 use crate::json::load_versioned;
 use crate::layout;
 use crate::metadata::{FailureKind, Metadata, Outcome};
@@ -36,6 +36,45 @@ pub struct RunEntry {
     /// optional field: older files simply lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Earlier attempts of the same test in this run (a runner such as
+    /// nextest retried it), oldest first; each kept its own folder
+    /// ([`attempt_folder`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// Passed after an earlier attempt failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+}
+
+/// An earlier attempt of a test, as `run.json` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Its folder, relative to the run folder.
+    pub folder: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The kind of failure, if it failed.
+    #[serde(default)]
+    pub failure_kind: Option<FailureKind>,
+    /// Its one-line summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// The folder the `n`-th (1-based) earlier attempt of the test in
+/// `folder` is moved to when the test runs again: `<folder>~attempt-N`
+/// (`~` is never in a test's own folder name, see
+/// [`crate::names::safe_name`]).
+pub fn attempt_folder(folder: &str, n: usize) -> String {
+    format!("{folder}{ATTEMPT_MARK}{n}")
+}
+
+const ATTEMPT_MARK: &str = "~attempt-";
+
+/// The test folder and attempt number of an attempt folder.
+pub fn parse_attempt_folder(name: &str) -> Option<(&str, usize)> {
+    let (folder, n) = name.rsplit_once(ATTEMPT_MARK)?;
+    Some((folder, n.parse().ok()?))
 }
 
 impl RunEntry {
@@ -52,6 +91,8 @@ impl RunEntry {
                 .as_ref()
                 .and_then(|f| f.message.lines().next())
                 .map(str::to_string),
+            attempts: Vec::new(),
+            flaky: false,
         }
     }
 }
@@ -89,12 +130,55 @@ impl RunSummary {
         }
     }
 
-    /// Records `entry`, replacing an earlier entry for the same folder.
-    pub fn record(&mut self, entry: RunEntry) {
+    /// Records `entry`, replacing an earlier entry for the same folder and
+    /// keeping its earlier attempts; `flaky` when it passed after a failed
+    /// attempt.
+    pub fn record(&mut self, mut entry: RunEntry) {
         match self.tests.iter_mut().find(|e| e.folder == entry.folder) {
-            Some(e) => *e = entry,
+            Some(e) => {
+                if entry.attempts.is_empty() {
+                    entry.attempts = std::mem::take(&mut e.attempts);
+                }
+                entry.flaky = entry.outcome == Outcome::Passed
+                    && entry.attempts.iter().any(|a| a.outcome.is_failure());
+                *e = entry;
+            }
             None => self.tests.push(entry),
         }
+    }
+
+    /// A test in `folder` starts again in this run: its finished entry
+    /// becomes an earlier attempt in `moved_to` (where its folder was
+    /// moved), and the test is `running` again.
+    pub fn retire_attempt(&mut self, folder: &str, moved_to: &str) {
+        let Some(e) = self.tests.iter_mut().find(|e| e.folder == folder) else {
+            return;
+        };
+        let earlier = Attempt {
+            folder: moved_to.to_string(),
+            outcome: e.outcome,
+            failure_kind: e.failure_kind,
+            summary: e.summary.take(),
+        };
+        e.attempts.push(earlier);
+        e.outcome = Outcome::Running;
+        e.duration_ms = None;
+        e.failure_kind = None;
+        e.flaky = false;
+    }
+
+    /// [`RunSummary::retire_attempt`] in `run_dir/run.json`, under the run
+    /// lock (nothing to do without a `run.json`).
+    pub fn retire_attempt_in(run_dir: &Path, folder: &str, moved_to: &str) -> Result<()> {
+        if !run_dir.join(RunSummary::FILE).is_file() {
+            return Ok(());
+        }
+        RunSummary::locked(run_dir, |summary| {
+            let mut summary = summary?;
+            summary.retire_attempt(folder, moved_to);
+            Some(summary)
+        })
+        .map(|_| ())
     }
 
     /// Number of tests with `outcome`.
@@ -109,6 +193,7 @@ impl RunSummary {
     pub fn scan(run_dir: &Path, run_id: impl Into<String>) -> Result<RunSummary> {
         let err = |e| Error::io("listing the run folder", run_dir, e);
         let mut entries = Vec::new();
+        let mut attempts = Vec::new();
         for d in std::fs::read_dir(run_dir).map_err(err)? {
             let d = d.map_err(err)?;
             if !d.file_type().map_err(err)?.is_dir() {
@@ -116,19 +201,70 @@ impl RunSummary {
             }
             let folder = d.file_name().to_string_lossy().into_owned();
             if let Ok(m) = Metadata::load(&d.path().join(layout::METADATA.path)) {
-                entries.push((m.started_at, RunEntry::from_metadata(&m, &folder)));
+                match parse_attempt_folder(&folder) {
+                    Some((test_folder, n)) => attempts.push((
+                        test_folder.to_string(),
+                        n,
+                        RunEntry::from_metadata(&m, &folder),
+                    )),
+                    None => entries.push((m.started_at, RunEntry::from_metadata(&m, &folder))),
+                }
             }
         }
         entries.sort_by(|a, b| a.1.folder.cmp(&b.1.folder));
+        attempts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let started_at = entries.iter().map(|e| e.0).min().unwrap_or_else(Utc::now);
         let mut s = RunSummary::new(run_id, started_at);
         s.tests = entries.into_iter().map(|e| e.1).collect();
+        for (test_folder, _, a) in attempts {
+            if let Some(e) = s.tests.iter_mut().find(|e| e.folder == test_folder) {
+                e.attempts.push(Attempt {
+                    folder: a.folder,
+                    outcome: a.outcome,
+                    failure_kind: a.failure_kind,
+                    summary: a.summary,
+                });
+            }
+        }
+        for e in &mut s.tests {
+            e.flaky =
+                e.outcome == Outcome::Passed && e.attempts.iter().any(|a| a.outcome.is_failure());
+        }
         Ok(s)
     }
 
     /// Reads `run.json` at `path`.
     pub fn load(path: &Path) -> Result<RunSummary> {
         load_versioned(path, "loading run summary", RUN_SCHEMA_VERSION)
+    }
+
+    /// The run's `run.json` (None when there is none yet). One that
+    /// exists but cannot be read (truncated by a full disk, damaged) is
+    /// never silently restarted: it is kept as `run.json.damaged` and the
+    /// summary is rebuilt from the tests' `metadata.json` files, so no
+    /// entry is lost. A version newer than this bootrig understands is an
+    /// error (rewriting it would lose what it holds).
+    pub fn load_or_recover(run_dir: &Path) -> Result<Option<RunSummary>> {
+        let path = run_dir.join(RunSummary::FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        match RunSummary::load(&path) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if matches!(e.kind, ErrorKind::UnsupportedSchema { .. }) => Err(e),
+            // A read that failed (permissions, I/O) is no damage: say so.
+            Err(e) if matches!(e.kind, ErrorKind::Io(_)) => Err(e),
+            Err(_) => {
+                let damaged = run_dir.join(format!("{}.damaged", RunSummary::FILE));
+                std::fs::rename(&path, &damaged)
+                    .map_err(|e| Error::io("keeping the damaged run.json", &damaged, e))?;
+                let run_id = run_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok(Some(RunSummary::scan(run_dir, run_id)?))
+            }
+        }
     }
 
     /// Writes it atomically to `path`.
@@ -184,7 +320,7 @@ impl RunSummary {
         lock.lock()
             .map_err(|e| Error::io("locking the run", &lock_path, e))?;
         let path = run_dir.join(RunSummary::FILE);
-        let summary = change(RunSummary::load(&path).ok());
+        let summary = change(RunSummary::load_or_recover(run_dir)?);
         if let Some(s) = &summary {
             s.save(&path)?;
         }

@@ -14,7 +14,7 @@ use crate::hash::{digest_bytes, digest_file};
 use crate::layout;
 use crate::metadata::{Failure, Metadata, Outcome};
 use crate::names::join_inside;
-use crate::run::{RunEntry, RunSummary};
+use crate::run::{attempt_folder, RunEntry, RunSummary};
 
 /// A test's folder under a run folder: `<run>/<safe_name(test)>/`, holding
 /// `metadata.json` and the artifacts it catalogs.
@@ -36,13 +36,25 @@ impl TestDir {
     /// Creates the folder of test `test_name` under `run_dir` (created if
     /// needed) and writes the initial `metadata.json` (outcome `running`).
     /// A folder left by an earlier attempt of the same test in the same run
-    /// is replaced, so no stale artifact can be mistaken for a new one.
+    /// is moved to `<folder>~attempt-N` (and recorded as an attempt in
+    /// `run.json`), so no stale artifact can be mistaken for a new one and
+    /// none is lost.
     pub fn create(run_dir: &Path, test_name: &str, started_at: DateTime<Utc>) -> Result<TestDir> {
         let folder = layout::test_folder(test_name);
         let dir = join_inside(run_dir, &folder)?;
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| Error::io("removing the old folder", &dir, e))?;
+            // An earlier attempt of the same test in this run (a runner
+            // such as nextest retried it): its folder is evidence (a flaky
+            // test's failure), so it is kept as `<folder>~attempt-N` and
+            // run.json lists it as an attempt.
+            let n = (1..)
+                .find(|n| !run_dir.join(attempt_folder(&folder, *n)).exists())
+                .unwrap_or(1);
+            let moved = attempt_folder(&folder, n);
+            let to = run_dir.join(&moved);
+            std::fs::rename(&dir, &to)
+                .map_err(|e| Error::io("keeping the earlier attempt's folder", &to, e))?;
+            RunSummary::retire_attempt_in(run_dir, &folder, &moved)?;
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("creating the test folder", &dir, e))?;

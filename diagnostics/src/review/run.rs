@@ -87,13 +87,14 @@ impl RunTest {
     /// the attempt number in `metadata.json`'s `extra.attempt` when a
     /// runner such as nextest retries a test).
     pub fn flaky(&self) -> bool {
-        self.outcome() == Outcome::Passed
-            && self
-                .metadata
-                .as_ref()
-                .and_then(|m| m.extra.get("attempt"))
-                .and_then(|a| a.as_u64())
-                .is_some_and(|a| a > 1)
+        self.entry.flaky
+            || (self.outcome() == Outcome::Passed
+                && self
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.extra.get("attempt"))
+                    .and_then(|a| a.as_u64())
+                    .is_some_and(|a| a > 1))
     }
 
     /// `rel` (a catalog path) relative to the run folder: what the report

@@ -315,6 +315,8 @@ fn record(
             .unwrap_or_default(),
         failure_kind: None,
         summary: None,
+        attempts: Vec::new(),
+        flaky: false,
     });
     entry.outcome = outcome;
     entry.duration_ms = Some(duration.as_millis() as u64);
