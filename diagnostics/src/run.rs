@@ -360,4 +360,54 @@ mod tests {
         let loaded = RunSummary::load(&run.path().join(RunSummary::FILE)).unwrap();
         assert_eq!(loaded, s);
     }
+
+    #[test]
+    fn a_damaged_run_json_is_kept_and_rebuilt_not_restarted() {
+        let run = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
+        for name in ["a::one", "a::two"] {
+            let dir = crate::testdir::TestDir::create(run.path(), name, t0).unwrap();
+            dir.update_run_summary(run.path(), "r").unwrap();
+        }
+        // A full disk truncated it.
+        let path = run.path().join(RunSummary::FILE);
+        std::fs::write(&path, "{\"schema_version\": 1, \"run_id\": \"r\", \"tes").unwrap();
+        let m = Metadata::new("a::three", t0);
+        std::fs::create_dir(run.path().join("a.three")).unwrap();
+        m.save(&run.path().join("a.three/metadata.json")).unwrap();
+        let s = RunSummary::update(run.path(), "r", t0, RunEntry::from_metadata(&m, "a.three"))
+            .unwrap();
+        let mut folders: Vec<_> = s.tests.iter().map(|e| e.folder.as_str()).collect();
+        folders.sort();
+        assert_eq!(folders, ["a.one", "a.three", "a.two"]);
+        assert!(run.path().join("run.json.damaged").is_file());
+    }
+
+    #[test]
+    fn a_rerun_keeps_the_earlier_attempt() {
+        let run = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
+        let mut first = crate::testdir::TestDir::create(run.path(), "a::flaky", t0).unwrap();
+        first
+            .finish(
+                Outcome::Failed,
+                Some(crate::metadata::Failure::new(FailureKind::Check, "no")),
+                t0,
+            )
+            .unwrap();
+        first.update_run_summary(run.path(), "r").unwrap();
+        let mut second = crate::testdir::TestDir::create(run.path(), "a::flaky", t0).unwrap();
+        second.finish(Outcome::Passed, None, t0).unwrap();
+        let s = second.update_run_summary(run.path(), "r").unwrap();
+        assert_eq!(s.tests.len(), 1);
+        let e = &s.tests[0];
+        assert!(e.flaky && e.outcome == Outcome::Passed, "{e:?}");
+        assert_eq!(e.attempts.len(), 1);
+        assert_eq!(e.attempts[0].folder, "a.flaky~attempt-1");
+        assert!(run.path().join("a.flaky~attempt-1/metadata.json").is_file());
+        // A rebuild from the folders finds the same.
+        let scanned = RunSummary::scan(run.path(), "r").unwrap();
+        assert_eq!(scanned.tests.len(), 1);
+        assert!(scanned.tests[0].flaky);
+    }
 }
