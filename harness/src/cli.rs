@@ -40,6 +40,9 @@ enum Cmd {
     Compare(crate::cli_review::CompareArgs),
     /// Boot-phase timings across many runs.
     History(crate::cli_review::HistoryArgs),
+    /// List the VMs bootrig started on this host; end those whose run is
+    /// gone (or a named run's).
+    Kill(crate::cli_kill::KillArgs),
     /// Run fstests in VMs (each fstests test a test), or read its results.
     Fstests(Box<crate::fstests::cli::FstestsArgs>),
 }
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
         Cmd::Report(args) => crate::cli_review::report(args),
         Cmd::Compare(args) => crate::cli_review::compare(args),
         Cmd::History(args) => crate::cli_review::history(args),
+        Cmd::Kill(args) => crate::cli_kill::main(args),
         Cmd::Fstests(args) => crate::fstests::cli::main(*args),
     }
 }

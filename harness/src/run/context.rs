@@ -205,6 +205,7 @@ impl TestContext {
         options.cache_dir = self.settings.images.cache.clone();
         options.probe_kernel = probe_kernel;
         options.observer = Some(Box::new(self.postmortem.console_observer()));
+        options.owner = Some((self.settings.run_dir.clone(), self.name.clone()));
         self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end(Phase::QEMU_START);
