@@ -243,6 +243,22 @@ impl TestContext {
         let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
         self.postmortem.finish(&vms, outcome, xfail)
     }
+
+    /// [`TestContext::finish`], except that when the run holds failures
+    /// ([`RunSettings::hold`]) and this test failed, its VMs are returned
+    /// still running, for [`crate::run::hold`] (empty otherwise).
+    pub(crate) fn finish_or_hold(
+        self,
+        outcome: &Result<()>,
+        xfail: Option<&str>,
+    ) -> (Ending, Vec<VmHandle>) {
+        let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
+        let ending = self
+            .postmortem
+            .finish_or_hold(&vms, outcome, xfail, self.settings.hold);
+        let held = if ending.held { vms } else { Vec::new() };
+        (ending, held)
+    }
 }
 
 /// Makes `<artifacts root>/latest` a symlink to the run folder, so the
