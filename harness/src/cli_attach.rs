@@ -74,11 +74,11 @@ pub fn main(args: AttachArgs) -> ExitCode {
         }
     };
     let result = if args.command.is_empty() {
-        eprintln!(
-            "bootrig attach: connected to the serial console of {} (test {}); Ctrl-] leaves",
+        let hello = format!(
+            "bootrig attach: connected to the serial console of {} (test {}); Ctrl-] leaves\r\n",
             vm.name, hold.test
         );
-        console(stream).map(|()| ExitCode::SUCCESS)
+        console(stream, &hello).map(|()| ExitCode::SUCCESS)
     } else {
         exec(stream, args.command.join(" "), args.timeout)
     };
@@ -158,8 +158,10 @@ impl Drop for RawTerminal {
 }
 
 /// Carries the console between the terminal and the holding bootrig until
-/// Ctrl-] on stdin or the end of the connection.
-fn console(stream: UnixStream) -> io::Result<()> {
+/// Ctrl-] on stdin or the end of the connection. `hello` is shown once
+/// the console is attached and the terminal raw, so what is typed after
+/// it goes to the guest as typed.
+fn console(stream: UnixStream, hello: &str) -> io::Result<()> {
     let req = Request {
         console: true,
         ..Request::default()
@@ -168,6 +170,7 @@ fn console(stream: UnixStream) -> io::Result<()> {
     let stdin = io::stdin();
     let stdin_fd = stdin.as_raw_fd();
     let raw = RawTerminal::enter(stdin_fd);
+    eprint!("{hello}");
     let mut out = io::stdout().lock();
     // Bytes the reply's reader already buffered belong to the console.
     let early = from_vm.buffer().to_vec();
