@@ -295,6 +295,19 @@ fn hold_and_attach() -> bootrig::Result<()> {
         sb.records()
     );
     check!(!hold_file.exists(), "{} left behind", hold_file.display());
+    // The logs that grew while held are catalogued as they ended.
+    let verify = sb
+        .bootrig("verify")
+        .args(["report", "--verify"])
+        .arg(sb.run_dir("held"))
+        .output()
+        .expect("running bootrig report --verify");
+    check!(
+        verify.status.code() == Some(0),
+        "the catalog does not match the held test's files (report --verify {:?}):\n{}",
+        verify.status,
+        output_text(&verify)
+    );
     let gone = sb
         .bootrig("attach")
         .arg("attach")

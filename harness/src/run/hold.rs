@@ -167,6 +167,47 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
     for vm in &vms {
         vm.machine().kill();
     }
+    // Dropping the last handles closes the consoles: the logs are final.
+    drop(vms);
+    if let Err(e) = refresh_catalog(artifacts) {
+        say(format!(
+            "could not update the artifact catalog after the hold: {e}"
+        ));
+    }
+}
+
+/// Re-hashes the catalogued files that changed while the VMs were held
+/// (`serial.log` and the transcripts go on growing), so `metadata.json`
+/// matches the files again (`bootrig report --verify`), with a note.
+fn refresh_catalog(artifacts: &Path) -> bootrig_diagnostics::errors::Result<()> {
+    let mut dir = bootrig_diagnostics::TestDir::open(artifacts)?;
+    let mut changed = false;
+    let paths: Vec<(String, String)> = dir
+        .metadata()
+        .artifacts
+        .iter()
+        .map(|a| (a.name.clone(), a.path.clone()))
+        .collect();
+    for (name, rel) in paths {
+        let Ok(path) = dir.artifact_path(&rel) else {
+            continue;
+        };
+        let Ok(digest) = bootrig_diagnostics::hash::digest_file(&path) else {
+            continue;
+        };
+        if let Some(a) = dir.metadata_mut().artifacts.get_mut(&name) {
+            if a.sha256 != digest.sha256 || a.bytes != digest.size {
+                a.sha256 = digest.sha256;
+                a.bytes = digest.size;
+                a.note = Some("includes what happened while the VM was held".into());
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        dir.save_metadata()?;
+    }
+    Ok(())
 }
 
 /// The attach servers of one held test; dropping stops them and removes
