@@ -179,3 +179,79 @@ pub fn main(args: KillArgs) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(owner_alive: bool) -> VmRecord {
+        let me = std::process::id();
+        VmRecord {
+            pid: me,
+            pgid: me,
+            start_time: 0,
+            cmdline: Vec::new(),
+            owner_pid: me,
+            owner_start_time: if owner_alive {
+                registry::start_time(me).unwrap()
+            } else {
+                // This process, but started at another time: not it.
+                registry::start_time(me).unwrap() + 1
+            },
+            run_dir: Some(PathBuf::from("/runs/r1")),
+            test: Some("s::t".into()),
+            out_dir: Some(PathBuf::from("/runs/r1/s.t/vm")),
+            started_at: String::new(),
+        }
+    }
+
+    fn args(run: Option<&str>, all: bool) -> KillArgs {
+        KillArgs {
+            run: run.map(PathBuf::from),
+            all,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn only_vms_of_gone_owners_are_killed_by_default() {
+        let a = args(None, false);
+        assert_eq!(
+            decide(&record(false), Liveness::Running, &a, None),
+            Action::Kill
+        );
+        assert_eq!(
+            decide(&record(true), Liveness::Running, &a, None),
+            Action::Keep
+        );
+        let all = args(None, true);
+        assert_eq!(
+            decide(&record(true), Liveness::Running, &all, None),
+            Action::Kill
+        );
+    }
+
+    #[test]
+    fn run_selects_by_folder_whatever_the_owner() {
+        let a = args(Some("/runs/r1"), false);
+        let r1 = Some(Path::new("/runs/r1"));
+        assert_eq!(
+            decide(&record(true), Liveness::Running, &a, r1),
+            Action::Kill
+        );
+        // A longer name is another run, not a sub-folder.
+        let r10 = Some(Path::new("/runs/r10"));
+        assert_eq!(
+            decide(&record(false), Liveness::Running, &a, r10),
+            Action::Keep
+        );
+    }
+
+    #[test]
+    fn gone_or_reused_records_are_only_cleaned() {
+        let all = args(None, true);
+        for l in [Liveness::Gone, Liveness::Reused] {
+            assert_eq!(decide(&record(false), l, &all, None), Action::Clean);
+        }
+    }
+}
