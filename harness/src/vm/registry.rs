@@ -217,14 +217,28 @@ impl Registry {
         &self.dir
     }
 
-    /// Records `record` atomically; the returned guard removes it.
+    /// Records `record` atomically; the returned guard removes it. Stale
+    /// records (their QEMU gone, or their pid reused) are removed on the
+    /// way, so a host whose bootrigs were killed does not pile them up.
     pub fn register(&self, record: &VmRecord) -> io::Result<Registration> {
         fs::create_dir_all(&self.dir)?;
+        self.remove_stale();
         let path = self.dir.join(record.file_name());
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         serde_json::to_writer_pretty(&mut tmp, record)?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(Registration { path })
+    }
+
+    /// Removes the records whose process is gone or whose pid was reused;
+    /// returns how many. Best effort: another bootrig may remove them too.
+    pub fn remove_stale(&self) -> usize {
+        let Ok(records) = self.list() else { return 0 };
+        records
+            .into_iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.liveness() != Liveness::Running))
+            .filter(|(path, _)| fs::remove_file(path).is_ok())
+            .count()
     }
 
     /// Every record, with its file; unreadable files are returned as
@@ -332,6 +346,32 @@ mod tests {
         assert!(!record.owner_alive());
         drop(reg);
         assert!(registry.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn registering_removes_stale_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::at(dir.path());
+        let (mut child, live, _reg) = orphan_like(&registry);
+        let mut stale = live.clone();
+        stale.start_time += 1;
+        let stale_reg = registry.register(&stale).unwrap();
+        std::mem::forget(stale_reg);
+        assert_eq!(registry.list().unwrap().len(), 2);
+        // Another registration sweeps the stale one, keeps the live one.
+        let mut other = live.clone();
+        other.pid = u32::MAX - 1;
+        let _other = registry.register(&other).unwrap();
+        let names: Vec<String> = registry
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&live.file_name()), "{names:?}");
+        assert!(!names.contains(&stale.file_name()), "{names:?}");
+        assert_eq!(child.try_wait().unwrap(), None);
     }
 
     #[test]
