@@ -20,6 +20,22 @@ fn main() -> ExitCode {
             hold_and_attach()
         })
         .test_with("hold::refused_under_ci", vm_marks(), |_| refused_under_ci())
+        .test_with(
+            "hold::cargo_test_suite_with_bootrig_hold",
+            vm_marks(),
+            |_| suite_holds(),
+        )
+        .test_with("hold::probe::fails_in_a_vm", vm_marks(), |ctx| {
+            // Run (as a child process) by the test above only.
+            if std::env::var_os(PROBE).is_none() {
+                return Err(bootrig::Error::Skip(format!(
+                    "only run by hold::cargo_test_suite_with_bootrig_hold ({PROBE}=1)"
+                )));
+            }
+            let vm = ctx.vm(bootrig::Image::builtin("busybox"))?;
+            vm.succeed("echo probe > /tmp/probe")?;
+            check_failed!("deliberate failure, to be held")
+        })
         .test_with("kill::hung_run_and_foreign_qemu", vm_marks(), |_| {
             kill_hung_run()
         })
@@ -28,6 +44,9 @@ fn main() -> ExitCode {
         })
         .run()
 }
+
+/// Set for the child process that runs `hold::probe::fails_in_a_vm`.
+const PROBE: &str = "BOOTRIG_HOLD_TEST_PROBE";
 
 /// A test's private folder: scenario, artifacts, registry.
 struct Sandbox {
@@ -346,6 +365,102 @@ fn refused_under_ci() -> bootrig::Result<()> {
     check!(
         sb.records().is_empty(),
         "a VM was started: {:?}",
+        sb.records()
+    );
+    // A `cargo test` suite refuses BOOTRIG_HOLD under CI=true too.
+    let out = Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "hold::probe::fails_in_a_vm"])
+        .env("BOOTRIG_VM_REGISTRY", sb.registry())
+        .env("BOOTRIG_ARTIFACTS", sb.path().join("artifacts"))
+        .env("BOOTRIG_HOLD", "1")
+        .env("CI", "true")
+        .env(PROBE, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running this test binary");
+    let text = output_text(&out);
+    check!(
+        out.status.code() == Some(2) && text.contains("refused"),
+        "a suite with BOOTRIG_HOLD=1 under CI=true: {:?}\n{text}",
+        out.status
+    );
+    check!(
+        sb.records().is_empty(),
+        "a VM was started: {:?}",
+        sb.records()
+    );
+    Ok(())
+}
+
+/// `BOOTRIG_HOLD=1` on a `cargo test` suite (this binary, running only
+/// its probe trial, which fails in a busybox VM): the VM is held, a
+/// command reaches it, SIGINT ends it.
+fn suite_holds() -> bootrig::Result<()> {
+    let sb = Sandbox::new();
+    let mut cmd = Command::new(std::env::current_exe().expect("this test binary"));
+    cmd.args(["--exact", "hold::probe::fails_in_a_vm"])
+        .current_dir(sb.path())
+        .env("BOOTRIG_VM_REGISTRY", sb.registry())
+        .env("BOOTRIG_ARTIFACTS", sb.path().join("artifacts"))
+        .env("BOOTRIG_RUN_ID", "suite")
+        .env("BOOTRIG_HOLD", "1")
+        .env(PROBE, "1")
+        .env_remove("CI")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(sb.path().join("suite.out")).unwrap())
+        .stderr(fs::File::create(sb.path().join("suite.err")).unwrap());
+    let mut suite = OwnedChild::spawn("probe suite", &mut cmd).expect("starting the probe");
+    suite.set_term_grace(Duration::from_secs(30));
+    let artifacts = sb.run_dir("suite").join("hold.probe.fails_in_a_vm");
+    let hold_file = artifacts.join("hold.json");
+    let held = poll_until(
+        Instant::now() + Duration::from_secs(600),
+        Duration::from_millis(200),
+        || {
+            if suite.try_wait().ok().flatten().is_some() {
+                return Err(());
+            }
+            Ok(hold_file.exists().then_some(()))
+        },
+    );
+    if !matches!(held, Ok(Some(()))) {
+        return check_failed!(
+            "the suite did not hold its failed VM; it said:\n{}",
+            sb.run_output("suite")
+        );
+    }
+    let qemu = sb.records().first().and_then(|r| r["pid"].as_u64());
+    let out = sb
+        .bootrig("attach")
+        .arg("attach")
+        .arg(&artifacts)
+        .args(["--", "cat", "/tmp/probe"])
+        .output()
+        .expect("running bootrig attach");
+    check!(
+        out.status.code() == Some(0) && out.stdout == b"probe\n",
+        "bootrig attach -- cat /tmp/probe: {:?}\n{}",
+        out.status,
+        output_text(&out)
+    );
+    suite
+        .signal_group(libc::SIGINT)
+        .map_err(|e| bootrig::Error::Check(format!("SIGINT to the suite: {e}")))?;
+    let status = suite
+        .wait_deadline(Duration::from_secs(120))
+        .map_err(|e| bootrig::Error::Check(format!("waiting for the suite: {e}")))?;
+    check!(
+        status.is_some_and(|s| !s.success()),
+        "the suite did not end (as failed) after SIGINT: {status:?}\n{}",
+        sb.run_output("suite")
+    );
+    check!(
+        qemu.is_some_and(|pid| !running(pid as u32)),
+        "the held QEMU {qemu:?} is still running"
+    );
+    check!(
+        sb.records().is_empty(),
+        "registry records left: {:?}",
         sb.records()
     );
     Ok(())
