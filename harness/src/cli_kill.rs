@@ -73,8 +73,17 @@ fn describe(record: &VmRecord, liveness: Liveness) -> String {
     } else {
         "gone"
     };
+    // A held VM's test folder (the VM's folder or its parent) says so.
+    let held = record
+        .out_dir
+        .iter()
+        .flat_map(|d| [Some(d.as_path()), d.parent()])
+        .flatten()
+        .find(|d| d.join(crate::run::hold::HOLD_FILE).is_file())
+        .map(|d| format!(", held: bootrig attach {}", d.display()))
+        .unwrap_or_default();
     format!(
-        "qemu pid {} ({state}), test {}, run {}, started {}, bootrig pid {} ({owner})",
+        "qemu pid {} ({state}), test {}, run {}, started {}, bootrig pid {} ({owner}){held}",
         record.pid,
         record.test.as_deref().unwrap_or("?"),
         record

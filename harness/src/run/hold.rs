@@ -142,6 +142,13 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
             line,
         })
     };
+    let exited = |vms: &[VmHandle]| vms.iter().all(|vm| vm.machine().exit_status().is_some());
+    if exited(&vms) {
+        say(format!(
+            "the VM(s) of the failed test {test} already exited: nothing to hold"
+        ));
+        return;
+    }
     match serve(test, artifacts, &vms) {
         Ok(servers) => {
             say(format!(
@@ -153,7 +160,7 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
                 artifacts.display()
             ));
             while settings.interrupts.wait(EXIT_CHECK).is_none() {
-                if vms.iter().all(|vm| vm.machine().exit_status().is_some()) {
+                if exited(&vms) {
                     say(format!(
                         "the held VM(s) of {test} exited; no longer holding"
                     ));
