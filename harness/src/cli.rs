@@ -40,6 +40,11 @@ enum Cmd {
     Compare(crate::cli_review::CompareArgs),
     /// Boot-phase timings across many runs.
     History(crate::cli_review::HistoryArgs),
+    /// Connect to a held VM's serial console, or run one command in it.
+    Attach(crate::cli_attach::AttachArgs),
+    /// List the VMs bootrig started on this host; end those whose run is
+    /// gone (or a named run's).
+    Kill(crate::cli_kill::KillArgs),
     /// Run fstests in VMs (each fstests test a test), or read its results.
     Fstests(Box<crate::fstests::cli::FstestsArgs>),
 }
@@ -77,6 +82,11 @@ struct RunArgs {
     /// Start no new test after the first failure.
     #[arg(short = 'x', long)]
     fail_fast: bool,
+    /// Keep a failed test's VMs running after its postmortem, for
+    /// `bootrig attach ARTIFACT_DIR`, until Ctrl-C [also `BOOTRIG_HOLD=1`;
+    /// refused under `CI=true`].
+    #[arg(long)]
+    hold: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +127,8 @@ pub fn main() -> ExitCode {
         Cmd::Report(args) => crate::cli_review::report(args),
         Cmd::Compare(args) => crate::cli_review::compare(args),
         Cmd::History(args) => crate::cli_review::history(args),
+        Cmd::Attach(args) => crate::cli_attach::main(args),
+        Cmd::Kill(args) => crate::cli_kill::main(args),
         Cmd::Fstests(args) => crate::fstests::cli::main(*args),
     }
 }
@@ -132,6 +144,7 @@ fn run(args: RunArgs) -> ExitCode {
         list,
         last_failed,
         fail_fast,
+        hold,
     } = args;
     let files = match scenario::discover(&paths) {
         Ok(f) if f.is_empty() => {
@@ -204,6 +217,11 @@ fn run(args: RunArgs) -> ExitCode {
         Some(root) => RunSettings::for_root(root),
         None => RunSettings::from_env(PathBuf::from("target/bootrig")),
     };
+    settings.hold |= hold;
+    if let Err(e) = crate::run::hold::check_allowed(settings.hold) {
+        eprintln!("bootrig: {e}; nothing was run");
+        return ExitCode::from(2);
+    }
     if let Err(e) = crate::run::settings::check_outputs(&settings.run_dir, junit.as_deref()) {
         eprintln!("bootrig: {e}; nothing was run");
         return ExitCode::from(2);

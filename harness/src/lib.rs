@@ -37,6 +37,8 @@ pub mod deadline;
 pub mod events;
 pub mod fstests;
 
+mod cli_attach;
+mod cli_kill;
 mod cli_review;
 mod doctor;
 mod errors;

@@ -24,6 +24,8 @@ pub struct Ending {
     /// The last console lines at the end of the test, markers made
     /// readable.
     pub console_tail: String,
+    /// The test failed and its VMs were left running to be held.
+    pub held: bool,
 }
 
 impl Postmortem {
@@ -33,6 +35,19 @@ impl Postmortem {
     /// finalises `metadata.json` and `run.json`, and renders the failure
     /// message.
     pub fn finish(&self, vms: &[VmHandle], outcome: &Result<()>, xfail: Option<&str>) -> Ending {
+        self.finish_or_hold(vms, outcome, xfail, false)
+    }
+
+    /// [`Postmortem::finish`]; with `hold`, the VMs of a test that failed
+    /// are left running (the caller holds them, see [`crate::run::hold`])
+    /// and [`Ending::held`] says so.
+    pub fn finish_or_hold(
+        &self,
+        vms: &[VmHandle],
+        outcome: &Result<()>,
+        xfail: Option<&str>,
+        hold: bool,
+    ) -> Ending {
         // A crash a console wait already failed on was the body's to see
         // (a test may provoke one on purpose and pass); one nobody was told
         // of is judged here.
@@ -52,9 +67,10 @@ impl Postmortem {
         // printed before the end is read; a report still held by a crash
         // watch is judged now, and a crash recorded after the body ended
         // fails a test that passed.
-        let held = self.flush_watches();
+        let held_reports = self.flush_watches();
         let late_crash = outcome.is_ok().then(|| {
-            held.iter()
+            held_reports
+                .iter()
                 .find(|r| r.fatal)
                 .cloned()
                 .or_else(|| {
@@ -77,10 +93,19 @@ impl Postmortem {
                 }
             }
         }
-        let mut reports = snapshot::stop(vms);
+        let step = self.inner().step.clone();
+        let held = hold
+            && Verdict::of(err, xfail, step.as_ref(), None)
+                .outcome
+                .is_failure();
+        let mut reports = if held {
+            snapshot::reports(vms)
+        } else {
+            snapshot::stop(vms)
+        };
         // `kernel-reports.txt` lists every report, the fatal ones too.
         let faults = vms.iter().filter_map(|vm| vm.machine().console().fault());
-        for r in faults.chain(held) {
+        for r in faults.chain(held_reports) {
             if !reports.contains(&r) {
                 reports.push(r);
             }
@@ -132,6 +157,7 @@ impl Postmortem {
             outcome: verdict.outcome,
             message,
             console_tail: snapshot.console_tail,
+            held,
         }
     }
 

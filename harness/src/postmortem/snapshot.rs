@@ -58,13 +58,17 @@ fn guest_info(output: &str) -> GuestInfo {
     }
 }
 
-/// Every kernel report seen on the VMs' consoles (also those the
-/// collectors provoked), then stops the VMs.
-pub(crate) fn stop(vms: &[VmHandle]) -> Vec<CrashReport> {
-    let reports = vms
-        .iter()
+/// Every kernel report seen on the VMs' consoles so far (also those the
+/// collectors provoked).
+pub(crate) fn reports(vms: &[VmHandle]) -> Vec<CrashReport> {
+    vms.iter()
         .flat_map(|vm| vm.machine().console().reports())
-        .collect();
+        .collect()
+}
+
+/// [`reports`], then stops the VMs.
+pub(crate) fn stop(vms: &[VmHandle]) -> Vec<CrashReport> {
+    let reports = reports(vms);
     for vm in vms {
         vm.machine().kill();
     }

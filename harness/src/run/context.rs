@@ -205,6 +205,7 @@ impl TestContext {
         options.cache_dir = self.settings.images.cache.clone();
         options.probe_kernel = probe_kernel;
         options.observer = Some(Box::new(self.postmortem.console_observer()));
+        options.owner = Some((self.settings.run_dir.clone(), self.name.clone()));
         self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end(Phase::QEMU_START);
@@ -241,6 +242,22 @@ impl TestContext {
     pub fn finish(self, outcome: &Result<()>, xfail: Option<&str>) -> Ending {
         let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
         self.postmortem.finish(&vms, outcome, xfail)
+    }
+
+    /// [`TestContext::finish`], except that when the run holds failures
+    /// ([`RunSettings::hold`]) and this test failed, its VMs are returned
+    /// still running, for [`crate::run::hold`] (empty otherwise).
+    pub(crate) fn finish_or_hold(
+        self,
+        outcome: &Result<()>,
+        xfail: Option<&str>,
+    ) -> (Ending, Vec<VmHandle>) {
+        let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
+        let ending = self
+            .postmortem
+            .finish_or_hold(&vms, outcome, xfail, self.settings.hold);
+        let held = if ending.held { vms } else { Vec::new() };
+        (ending, held)
     }
 }
 

@@ -28,6 +28,7 @@ use bootrig_diagnostics::TestDir;
 use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::events::Event;
+use crate::postmortem::VmHandle;
 use crate::run::budget::VmBudget;
 use crate::run::context::TestContext;
 use crate::run::marks::Marks;
@@ -204,14 +205,18 @@ impl Engine {
         self.settings.events.send(Event::TestStarted {
             test: test.name.clone(),
         });
-        let record = self.execute(test);
+        let (record, held) = self.execute(test);
         self.settings.events.send(Event::TestFinished {
             record: record.clone(),
         });
+        if !held.is_empty() {
+            crate::run::hold::hold(&self.settings, &test.name, &record.artifacts, held);
+        }
         record
     }
 
-    fn execute(&self, test: &Test) -> TestRecord {
+    /// Runs the test; its record, and its VMs when they are to be held.
+    fn execute(&self, test: &Test) -> (TestRecord, Vec<VmHandle>) {
         let started = Instant::now();
         let marks = &test.marks;
         let ended = |outcome, message: String, artifacts: &Path| {
@@ -224,18 +229,19 @@ impl Engine {
             )
         };
         if let Some(why) = marks.unmet() {
-            return if self.settings.strict_requirements {
+            let r = if self.settings.strict_requirements {
                 let message = format!("requirement not met under CI=true: {why}");
                 ended(Outcome::Failed, message, Path::new(""))
             } else {
                 ended(Outcome::Skipped, why, Path::new(""))
             };
+            return (r, Vec::new());
         }
         let ctx = match TestContext::new(&test.name, self.settings.clone()) {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
                 let message = format!("could not set up the test: {e}");
-                return ended(Outcome::Failed, message, Path::new(""));
+                return (ended(Outcome::Failed, message, Path::new("")), Vec::new());
             }
         };
         let artifacts = ctx.artifacts_dir().to_path_buf();
@@ -259,10 +265,10 @@ impl Engine {
         };
         let Ok(ctx) = Arc::try_unwrap(ctx) else {
             let message = "internal error: the test context is still shared".to_string();
-            return ended(Outcome::Failed, message, &artifacts);
+            return (ended(Outcome::Failed, message, &artifacts), Vec::new());
         };
         let xfail = marks.xfail_reason();
-        let ending = ctx.finish(&result, xfail);
+        let (ending, held) = ctx.finish_or_hold(&result, xfail);
         let message = match (&result, xfail) {
             (Err(Error::Skip(why)), _) => Some(why.clone()),
             // A crash the postmortem found after the last step.
@@ -287,7 +293,7 @@ impl Engine {
             &artifacts,
         );
         r.console_tail = ending.console_tail;
-        r
+        (r, held)
     }
 }
 

@@ -25,12 +25,16 @@ pub struct RunSettings {
     /// Where the run's events go (see [`crate::events`]); by default a
     /// [`ProgressReporter`] on stderr.
     pub events: Events,
+    /// Keep a failed test's VMs running after its postmortem, for
+    /// `bootrig attach`, until the run is interrupted (`bootrig run
+    /// --hold`, `BOOTRIG_HOLD=1`; see [`crate::run::hold`]).
+    pub hold: bool,
 }
 
 impl RunSettings {
     /// Settings from the environment: `BOOTRIG_ARTIFACTS` (root folder),
     /// `BOOTRIG_RUN_ID` / `NEXTEST_RUN_ID` (run folder name),
-    /// `BOOTRIG_ACCEL`.
+    /// `BOOTRIG_ACCEL`, `BOOTRIG_HOLD`.
     pub fn from_env(default_root: PathBuf) -> RunSettings {
         let root = std::env::var_os("BOOTRIG_ARTIFACTS")
             .map(PathBuf::from)
@@ -64,6 +68,7 @@ impl RunSettings {
             strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
             interrupts: Arc::default(),
             events: Events::new(ProgressReporter::stderr()),
+            hold: std::env::var("BOOTRIG_HOLD").is_ok_and(|v| !v.is_empty() && v != "0"),
         }
     }
 }

@@ -11,7 +11,8 @@
 //! `exec` (see `process.rs`).
 
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
 
 use crate::guest::session::Session;
 
@@ -20,6 +21,7 @@ use crate::guest::session::Session;
 pub struct Interrupts {
     signal: AtomicI32,
     vms: Mutex<Vec<Weak<Session>>>,
+    woken: (Mutex<()>, Condvar),
 }
 
 impl Interrupts {
@@ -38,9 +40,24 @@ impl Interrupts {
         }
     }
 
+    /// Waits up to `timeout` for an interruption; the signal if one came.
+    pub fn wait(&self, timeout: Duration) -> Option<i32> {
+        let (lock, cv) = &self.woken;
+        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = cv
+            .wait_timeout_while(guard, timeout, |_| self.interrupted().is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        self.interrupted()
+    }
+
     /// Records `signal` and kills every live VM.
     pub fn trigger(&self, signal: i32) {
         self.signal.store(signal, Ordering::SeqCst);
+        {
+            let (lock, cv) = &self.woken;
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            cv.notify_all();
+        }
         let vms: Vec<Arc<Session>> = self
             .vms
             .lock()

@@ -211,6 +211,17 @@ impl Suite {
         let mut settings = self
             .settings
             .unwrap_or_else(|| RunSettings::from_env(default_artifacts_root()));
+        if let Err(e) = crate::run::hold::check_allowed(settings.hold) {
+            eprintln!("bootrig: BOOTRIG_HOLD: {e} (nothing was run)");
+            return (Vec::new(), ExitCode::from(2));
+        }
+        if settings.hold && !self.args.list {
+            // Ctrl-C ends the held VMs cleanly instead of killing the
+            // process under them.
+            if let Err(e) = crate::run::signals::install(settings.interrupts.clone()) {
+                eprintln!("bootrig: cannot handle signals ({e}); Ctrl-C will still stop the VMs");
+            }
+        }
         let junit = self.junit.map(|path| {
             let run_id = settings
                 .run_dir

@@ -26,6 +26,7 @@ use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
 use crate::vm::qmp::Qmp;
+use crate::vm::registry::{Registration, Registry, VmRecord};
 
 /// How long QEMU may take to start and connect its sockets.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +56,9 @@ pub struct MachineOptions {
     pub probe_kernel: Option<PathBuf>,
     /// Watches console lines (kernel crash detection).
     pub observer: Option<Box<dyn ConsoleObserver>>,
+    /// The run folder and test recorded with the VM in the host's VM
+    /// registry (see [`crate::vm::registry`]).
+    pub owner: Option<(PathBuf, String)>,
 }
 
 impl std::fmt::Debug for MachineOptions {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for MachineOptions {
             .field("cache_dir", &self.cache_dir)
             .field("probe_kernel", &self.probe_kernel)
             .field("observer", &self.observer.is_some())
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -76,6 +81,7 @@ impl MachineOptions {
             cache_dir: accel::default_cache_dir(),
             probe_kernel: None,
             observer: None,
+            owner: None,
         }
     }
 }
@@ -108,6 +114,8 @@ pub struct Machine {
     /// Set when bootrig itself takes QEMU down ([`Machine::kill`]), so a
     /// signal death is then not someone else's doing.
     stopping: std::sync::atomic::AtomicBool,
+    // Removed after QEMU is reaped (Drop kills it first).
+    _registration: Registration,
     // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
     _workdir: tempfile::TempDir,
 }
@@ -239,6 +247,7 @@ impl Machine {
             .stderr(stderr);
         let mut child = OwnedChild::spawn(format!("qemu ({})", config.name), &mut cmd)
             .map_err(|e| Error::io(format!("starting {}", qemu.display()), e))?;
+        let registration = register(&child, &argv, &options)?;
 
         let started = Instant::now();
         let deadline = started + CONNECT_TIMEOUT;
@@ -284,6 +293,7 @@ impl Machine {
             out_dir: options.out_dir,
             started,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            _registration: registration,
             _workdir: workdir,
         })
     }
@@ -424,6 +434,27 @@ impl Drop for Machine {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Records the QEMU just spawned in the host's VM registry.
+fn register(child: &OwnedChild, argv: &[String], options: &MachineOptions) -> Result<Registration> {
+    let registry = Registry::open_default();
+    let context = || {
+        format!(
+            "recording QEMU in the VM registry {}",
+            registry.dir().display()
+        )
+    };
+    let mut record =
+        VmRecord::for_child(child.pid(), argv.to_vec()).map_err(|e| Error::io(context(), e))?;
+    if let Some((run_dir, test)) = &options.owner {
+        record.run_dir = Some(abs(run_dir));
+        record.test = Some(test.clone());
+    }
+    record.out_dir = Some(abs(&options.out_dir));
+    registry
+        .register(&record)
+        .map_err(|e| Error::io(context(), e))
 }
 
 /// `qemu --version`, first line.

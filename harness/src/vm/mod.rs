@@ -10,3 +10,4 @@ pub mod machine;
 pub mod process;
 pub mod qemu_args;
 pub mod qmp;
+pub mod registry;
