@@ -6,6 +6,7 @@ pub mod accel;
 pub mod channel;
 pub mod config;
 mod drives;
+pub mod links;
 pub mod machine;
 pub mod process;
 pub mod qemu_args;

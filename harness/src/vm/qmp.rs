@@ -16,6 +16,9 @@ pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     events: Vec<Value>,
+    /// A message read in part when a read timed out, completed by the
+    /// next read.
+    partial: String,
 }
 
 /// A QMP failure: transport, protocol or a command error reply.
@@ -52,6 +55,7 @@ impl Qmp {
             reader: BufReader::new(stream),
             writer,
             events: Vec::new(),
+            partial: String::new(),
         };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
@@ -69,11 +73,12 @@ impl Qmp {
     }
 
     fn read_message(&mut self) -> Result<Value, QmpError> {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line)?;
+        // A read that times out keeps what it got in `partial`.
+        let n = self.reader.read_line(&mut self.partial)?;
         if n == 0 {
             return Err(QmpError::Closed);
         }
+        let line = std::mem::take(&mut self.partial);
         serde_json::from_str(&line).map_err(|e| QmpError::Protocol(format!("{e}: {line:?}")))
     }
 
@@ -140,6 +145,58 @@ impl Qmp {
             Some(json!({ "filename": path.to_string_lossy(), "format": "png" })),
         )
         .map(drop)
+    }
+
+    /// Waits up to `timeout` for the asynchronous event `name` (`RESET`,
+    /// `SHUTDOWN`, ...) and takes it; one already received while a command
+    /// ran counts. Returns `None` when the time is up first.
+    pub fn wait_event(&mut self, name: &str, timeout: Duration) -> Result<Option<Value>, QmpError> {
+        let is = |e: &Value| e.get("event").and_then(Value::as_str) == Some(name);
+        if let Some(i) = self.events.iter().position(is) {
+            return Ok(Some(self.events.remove(i)));
+        }
+        let stream = self.reader.get_ref();
+        let before = stream.read_timeout()?;
+        stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        let found = loop {
+            match self.read_message() {
+                Ok(m) if is(&m) => break Ok(Some(m)),
+                Ok(m) if m.get("event").is_some() => self.events.push(m),
+                // A late reply to a command that gave up waiting.
+                Ok(_) => {}
+                Err(QmpError::Io(e))
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    break Ok(None)
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.reader.get_ref().set_read_timeout(before)?;
+        found
+    }
+
+    /// Forgets the events received so far named `name`.
+    pub fn drop_events(&mut self, name: &str) {
+        self.events
+            .retain(|e| e.get("event").and_then(Value::as_str) != Some(name));
+    }
+
+    /// What a guest reboot does: reset the machine (`true`) or end QEMU
+    /// (`false`, as `-no-reboot` does). QMP `set-action`, QEMU 6.0 or later.
+    pub fn set_reboot_resets(&mut self, reset: bool) -> Result<(), QmpError> {
+        let action = if reset { "reset" } else { "shutdown" };
+        self.execute("set-action", Some(json!({ "reboot": action })))
+            .map(drop)
+    }
+
+    /// Runs a human monitor command (`info usernet`) and returns its text.
+    pub fn human(&mut self, command_line: &str) -> Result<String, QmpError> {
+        let ret = self.execute(
+            "human-monitor-command",
+            Some(json!({ "command-line": command_line })),
+        )?;
+        Ok(ret.as_str().unwrap_or_default().to_string())
     }
 
     /// The asynchronous events received so far (SHUTDOWN, RESET, ...).
