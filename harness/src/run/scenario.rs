@@ -15,6 +15,7 @@ use crate::errors::{Error, Result};
 pub use crate::run::steps::Step;
 use crate::run::steps::{check_seconds, seconds};
 use crate::vm::config::{check_drive_size, check_memory, parse_size, Accel, Firmware};
+use crate::vm::links::{check_forwards, check_shares, Forward, Share};
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +85,52 @@ pub struct MachineSpec {
     /// default true). `false` reads it from the console between markers.
     #[serde(default = "yes")]
     pub command_channel: bool,
+    /// Host folders shared into the guest (9p), mounted by bootrig.
+    #[serde(default)]
+    pub shares: Vec<ShareSpec>,
+    /// Guest TCP ports reachable from the host at 127.0.0.1.
+    #[serde(default)]
+    pub forwards: Vec<ForwardSpec>,
+}
+
+/// A host folder shared into the guest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareSpec {
+    /// The host folder (relative to the scenario file's folder).
+    pub host: PathBuf,
+    /// Where bootrig mounts it in the guest (absolute).
+    pub guest: String,
+    /// Whether the guest may write to it (default: read-only, enforced by
+    /// QEMU).
+    #[serde(default)]
+    pub writable: bool,
+    /// Allow a writable `host` folder outside the scenario's folder.
+    #[serde(default)]
+    pub allow_outside: bool,
+}
+
+impl ShareSpec {
+    /// The machine's [`Share`].
+    pub fn share(&self) -> Share {
+        Share {
+            host: self.host.clone(),
+            guest: self.guest.clone(),
+            writable: self.writable,
+        }
+    }
+}
+
+/// A guest TCP port forwarded from 127.0.0.1 on the host.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSpec {
+    /// The guest's port.
+    pub guest: u16,
+    /// The host port on 127.0.0.1 (default 0: a free one, written into
+    /// `metadata.json`).
+    #[serde(default)]
+    pub host: u16,
 }
 
 fn yes() -> bool {
@@ -242,6 +289,11 @@ impl Scenario {
                 }
             }
         }
+        for s in &mut m.shares {
+            if s.host.is_relative() {
+                s.host = base.join(&s.host);
+            }
+        }
         // Host files a step copies into the guest are found like the
         // machine's files: next to the scenario.
         for t in &mut sc.tests {
@@ -344,10 +396,27 @@ impl Scenario {
         }
         // Files the guest writes stay next to the scenario unless it says
         // otherwise: `"path": "../../etc/shadow"` is not attached by accident.
+        let shares: Vec<Share> = m.shares.iter().map(ShareSpec::share).collect();
+        check_shares(&shares).map_err(|e| err("shares", e))?;
+        let forwards: Vec<Forward> = m
+            .forwards
+            .iter()
+            .map(|f| Forward {
+                guest: f.guest,
+                host: f.host,
+            })
+            .collect();
+        check_forwards(&forwards).map_err(|e| err("forwards", e))?;
         let writable = m
             .drives
             .iter()
             .filter_map(|d| Some((d.path.as_ref()?, d.allow_outside, "drives")))
+            .chain(
+                m.shares
+                    .iter()
+                    .filter(|s| s.writable)
+                    .map(|s| (&s.host, s.allow_outside, "shares")),
+            )
             .chain(
                 m.disk
                     .as_ref()

@@ -72,6 +72,12 @@ fn machine_config(
     cfg = cfg
         .with_display(m.display)
         .with_command_channel(m.command_channel);
+    for s in &m.shares {
+        cfg = cfg.with_share(s.share());
+    }
+    for f in &m.forwards {
+        cfg = cfg.with_forward_on(f.guest, f.host);
+    }
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),

@@ -57,38 +57,40 @@ pub fn mount_tag(index: usize) -> String {
 /// use the same guest path.
 pub fn check_shares(shares: &[Share]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
-    for s in shares {
+    for (i, s) in shares.iter().enumerate() {
         if !s.host.exists() {
             return Err(format!(
-                "shares[].host: {} does not exist",
+                "shares[{i}].host: {} does not exist",
                 s.host.display()
             ));
         }
         if !s.host.is_dir() {
             return Err(format!(
-                "shares[].host: {} is not a folder",
+                "shares[{i}].host: {} is not a folder",
                 s.host.display()
             ));
         }
         if !s.guest.starts_with('/') {
             return Err(format!(
-                "shares[].guest: {:?} is not an absolute guest path",
+                "shares[{i}].guest: {:?} is not an absolute guest path",
                 s.guest
             ));
         }
         if s.guest.contains(['\n', '\0']) {
             return Err(format!(
-                "shares[].guest: {:?} contains a newline or NUL",
+                "shares[{i}].guest: {:?} contains a newline or NUL",
                 s.guest
             ));
         }
         let normal = normal_guest_path(&s.guest);
         if normal == "/" {
-            return Err("shares[].guest: \"/\" cannot be a share's mount point".into());
+            return Err(format!(
+                "shares[{i}].guest: \"/\" cannot be a share's mount point"
+            ));
         }
         if !seen.insert(normal) {
             return Err(format!(
-                "shares[].guest: {:?} is the guest path of two shares",
+                "shares[{i}].guest: {:?} is already the guest path of another share",
                 s.guest
             ));
         }
@@ -117,19 +119,21 @@ pub struct Forward {
 pub fn check_forwards(forwards: &[Forward]) -> Result<(), String> {
     let mut guests = std::collections::BTreeSet::new();
     let mut hosts = std::collections::BTreeSet::new();
-    for f in forwards {
+    for (i, f) in forwards.iter().enumerate() {
         if f.guest == 0 {
-            return Err("forwards[].guest: a guest port is 1..=65535, not 0".into());
+            return Err(format!(
+                "forwards[{i}].guest: a guest port is 1..=65535, not 0"
+            ));
         }
         if !guests.insert(f.guest) {
             return Err(format!(
-                "forwards[].guest: guest port {} is forwarded twice",
+                "forwards[{i}].guest: guest port {} is forwarded twice",
                 f.guest
             ));
         }
         if f.host != 0 && !hosts.insert(f.host) {
             return Err(format!(
-                "forwards[].host: host port {} is used twice",
+                "forwards[{i}].host: host port {} is used twice",
                 f.host
             ));
         }
@@ -171,13 +175,22 @@ mod tests {
         let ok = Share::read_only(dir.path(), "/mnt/a");
         assert_eq!(check_shares(std::slice::from_ref(&ok)), Ok(()));
         let e = check_shares(&[Share::read_only(dir.path().join("nope"), "/mnt/a")]).unwrap_err();
-        assert!(e.starts_with("shares[].host:") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.starts_with("shares[0].host:") && e.contains("does not exist"),
+            "{e}"
+        );
         let e = check_shares(&[Share::read_only(&file, "/mnt/a")]).unwrap_err();
         assert!(e.contains("is not a folder"), "{e}");
         let e = check_shares(&[Share::read_only(dir.path(), "mnt/a")]).unwrap_err();
-        assert!(e.starts_with("shares[].guest:") && e.contains("\"mnt/a\" is not an absolute"), "{e}");
+        assert!(
+            e.starts_with("shares[0].guest:") && e.contains("\"mnt/a\" is not an absolute"),
+            "{e}"
+        );
         let e = check_shares(&[ok.clone(), Share::writable(dir.path(), "/mnt//a/")]).unwrap_err();
-        assert!(e.contains("two shares"), "{e}");
+        assert!(
+            e.starts_with("shares[1].guest:") && e.contains("another share"),
+            "{e}"
+        );
         assert!(check_shares(&[Share::read_only(dir.path(), "/")]).is_err());
     }
 

@@ -401,9 +401,7 @@ mod tests {
                 .to_string()
         ));
         assert!(args.contains(&"virtio-9p-pci,fsdev=bootrig-fs0,mount_tag=bootrig0".to_string()));
-        assert!(args.contains(
-            &"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:0-:80".to_string()
-        ));
+        assert!(args.contains(&"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:0-:80".to_string()));
         assert!(args
             .iter()
             .any(|a| a.starts_with("virtserialport,") && a.ends_with("name=org.bootrig.cmd")));

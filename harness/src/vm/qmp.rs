@@ -165,7 +165,10 @@ impl Qmp {
                 // A late reply to a command that gave up waiting.
                 Ok(_) => {}
                 Err(QmpError::Io(e))
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
                 {
                     break Ok(None)
                 }
