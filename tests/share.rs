@@ -147,6 +147,9 @@ fn forward(ctx: &TestContext) -> bootrig::Result<()> {
         return check_failed!("no host port for guest port 8080");
     };
     check!(port != 0, "port 0 reported");
+    // The busybox image leaves eth0 down: give it the address QEMU's
+    // user-mode network forwards to.
+    vm.succeed("ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0")?;
     vm.succeed(
         "mkdir -p /tmp/www && echo 'served by the guest' > /tmp/www/index.html && httpd -p 8080 -h /tmp/www",
     )?;
