@@ -4,7 +4,11 @@
 //! kernel panic with `panic=-1`) ends QEMU, which crash detection relies
 //! on. [`Session::reboot`] switches QEMU's reboot action to a reset over
 //! QMP (`set-action reboot=reset`) for the reboot it asks for, and back
-//! to ending QEMU as soon as the reset happened (or failed to):
+//! to ending QEMU once the new boot's shell answers (or the reboot
+//! failed). Not as soon as the reset happened: Linux tries one reset
+//! method after another, so a second reset request can follow the first
+//! before the old boot's CPU stops. A kernel crash in between is still
+//! seen on the console.
 //!
 //! 1. the guest's boot id is read (`/proc/sys/kernel/random/boot_id`);
 //! 2. the root shell runs `systemctl reboot` (systemd) or `reboot -f`;
@@ -57,21 +61,22 @@ impl Session {
             });
         };
         let before = self.succeed(BOOT_ID)?;
-        let hooks = self.hooks();
-        if let Some(h) = &hooks {
-            h.phase(PHASE_REBOOT, PhaseEdge::Start);
-        }
-        self.reset_guest()?;
-        if let Some(h) = &hooks {
-            h.phase(PHASE_REBOOT, PhaseEdge::End);
-        }
-        match origin {
-            ShellOrigin::Login(user, password) => self.login(&user, &password)?,
-            ShellOrigin::Attach(prompt) => self.attach_shell(&prompt)?,
-        };
-        if let Some((method, password)) = escalation {
-            self.escalate(&method, password)?;
-        }
+        self.machine
+            .qmp_checked("letting the guest's reboot reset the machine", |q| {
+                q.drop_events("RESET");
+                q.set_reboot_resets(true)
+            })?;
+        let rebooted = self.reboot_and_reconnect(origin, escalation);
+        // Back to ending QEMU on a reboot, whatever happened. Not sooner:
+        // a guest that asked for a reset may ask again (Linux tries one
+        // reset method after another) before its CPU stops.
+        let restored = self
+            .machine
+            .qmp_checked("restoring -no-reboot (a guest reboot ends QEMU)", |q| {
+                q.set_reboot_resets(false)
+            });
+        rebooted?;
+        restored?;
         let after = self.succeed(BOOT_ID)?;
         if after.trim() == before.trim() {
             return Err(Error::Guest {
@@ -91,38 +96,47 @@ impl Session {
         Ok(self)
     }
 
-    /// Steps 2 and 3: the reboot command, with QEMU resetting the machine
-    /// instead of exiting only for its duration; then the session forgets
-    /// the old boot's shell.
+    /// Steps 2 to 4, while a guest reboot resets the machine.
+    fn reboot_and_reconnect(
+        &self,
+        origin: ShellOrigin,
+        escalation: Option<(String, Option<String>)>,
+    ) -> Result<()> {
+        let hooks = self.hooks();
+        if let Some(h) = &hooks {
+            h.phase(PHASE_REBOOT, PhaseEdge::Start);
+        }
+        self.reset_guest()?;
+        if let Some(h) = &hooks {
+            h.phase(PHASE_REBOOT, PhaseEdge::End);
+        }
+        match origin {
+            ShellOrigin::Login(user, password) => self.login(&user, &password)?,
+            ShellOrigin::Attach(prompt) => self.attach_shell(&prompt)?,
+        };
+        if let Some((method, password)) = escalation {
+            self.escalate(&method, password)?;
+        }
+        Ok(())
+    }
+
+    /// Steps 2 and 3: the reboot command and the reset; then the session
+    /// forgets the old boot's shell.
     fn reset_guest(&self) -> Result<()> {
-        self.machine
-            .qmp_checked("letting the guest's reboot reset the machine", |q| {
-                q.drop_events("RESET");
-                q.set_reboot_resets(true)
-            })?;
         let started = Instant::now();
+        self.console_send(
+            "sync; if [ -d /run/systemd/system ]; then systemctl reboot; else reboot -f; fi\n",
+        )?;
         let reset = self
-            .console_send(
-                "sync; if [ -d /run/systemd/system ]; then systemctl reboot; else reboot -f; fi\n",
-            )
-            .and_then(|()| {
-                self.machine
-                    .wait_event("RESET", self.deadline_within(RESET_TIMEOUT))
-            });
-        // Back to ending QEMU on a reboot, whatever happened.
-        let restored = self
             .machine
-            .qmp_checked("restoring -no-reboot (a guest reboot ends QEMU)", |q| {
-                q.set_reboot_resets(false)
-            });
-        if reset?.is_none() {
+            .wait_event("RESET", self.deadline_within(RESET_TIMEOUT))?;
+        if reset.is_none() {
             return Err(Error::BootTimeout {
                 expected: "reset after the reboot command (QMP RESET event)".into(),
                 waited: started.elapsed(),
                 tail: self.tail(),
             });
         }
-        restored?;
         // What follows is the new boot's: the old shell, its prompt and
         // its channel bytes are gone.
         self.machine.console().clear();
