@@ -26,6 +26,11 @@ fn main() -> ExitCode {
             shares,
         )
         .test_with(
+            "share::busybox::a_guest_without_9p_says_so",
+            vm_marks(),
+            no_9p,
+        )
+        .test_with(
             "forward::busybox::host_reaches_guest_port",
             vm_marks(),
             forward,
@@ -139,6 +144,50 @@ fn shares(ctx: &TestContext) -> bootrig::Result<()> {
         "the transcript does not note the mounts:\n{transcript}"
     );
     Ok(())
+}
+
+/// The busybox image's kernel with its initramfs minus the 9p modules.
+fn no_9p(ctx: &TestContext) -> bootrig::Result<()> {
+    let img = ctx.image(Image::builtin("busybox"))?;
+    let base = img.machine_config("no9p", None);
+    let Some(kernel) = base.kernel.clone() else {
+        return check_failed!("the busybox image boots no kernel");
+    };
+    let initrd = kernel.initrd.clone().unwrap_or_default();
+    let work = tempfile::tempdir()?;
+    let script = format!(
+        "set -e; mkdir root; cd root; gzip -dc {} | cpio -id --quiet; \
+         rm lib/modules/9p*.ko; sed -i '/^9p/d' lib/modules/load-order; \
+         find . | cpio -o -H newc -R 0:0 --quiet | gzip > ../initrd.img",
+        bootrig::shell_quote(&initrd.display().to_string())
+    );
+    let made = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(work.path())
+        .status()?;
+    check!(made.success(), "repacking the initramfs failed: {made}");
+    let shared = tempfile::tempdir()?;
+    let cfg = MachineConfig::new("no9p")
+        .with_kernel(
+            &kernel.kernel,
+            Some(work.path().join("initrd.img")),
+            kernel.append,
+        )
+        .with_share(Share::read_only(shared.path(), "/mnt/host"));
+    let vm = ctx.boot(cfg)?;
+    match vm.attach_shell(img.manifest.shell_prompt.as_deref().unwrap_or("# $")) {
+        Err(e @ bootrig::Error::Guest { .. }) => {
+            let text = e.to_string();
+            check!(
+                text.contains("mounting share")
+                    && text.contains("/mnt/host")
+                    && text.contains("the guest kernel has no 9p file system"),
+                "unclear error: {text}"
+            );
+            Ok(())
+        }
+        other => check_failed!("expected a clear no-9p error, got {other:?}"),
+    }
 }
 
 fn forward(ctx: &TestContext) -> bootrig::Result<()> {

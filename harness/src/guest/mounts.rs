@@ -15,11 +15,11 @@ use crate::vm::links::{mount_tag, SHARE_MSIZE};
 
 /// Loads 9p where it is a module and checks the kernel has it. Exits 3
 /// when the kernel knows no 9p file system, 4 when the virtio transport is
-/// missing.
-const CHECK_9P: &str = "grep -qw 9p /proc/filesystems || modprobe 9p >/dev/null 2>&1; \
+/// missing (in a subshell: the session's shell must not exit).
+const CHECK_9P: &str = "(grep -qw 9p /proc/filesystems || modprobe 9p >/dev/null 2>&1; \
      grep -qw 9p /proc/filesystems || exit 3; \
      [ -d /sys/module/9pnet_virtio ] || modprobe 9pnet_virtio >/dev/null 2>&1; \
-     [ -d /sys/module/9pnet_virtio ] || exit 4";
+     [ -d /sys/module/9pnet_virtio ] || exit 4)";
 
 impl Session {
     /// Mounts the machine's shares if the shell is root and they are not
@@ -52,9 +52,9 @@ impl Session {
         let check = self.run(CHECK_9P)?;
         let missing = match check.exit {
             0 => None,
-            3 => Some("the 9p file system"),
-            4 => Some("the 9p virtio transport (9pnet_virtio)"),
-            _ => Some("9p (checking for it failed)"),
+            3 => Some("9p file system"),
+            4 => Some("9p virtio transport (9pnet_virtio)"),
+            _ => Some("working 9p (checking for it failed)"),
         };
         if let Some(what) = missing {
             return Err(Error::Guest {
