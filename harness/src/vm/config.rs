@@ -479,6 +479,22 @@ mod tests {
             .unwrap_err()
             .contains("too small"));
         assert!(base.clone().validate().is_ok());
+        let e = base
+            .clone()
+            .with_share(Share::read_only(&k, "/mnt/k"))
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.starts_with("shares[0].host:") && e.contains("not a folder"),
+            "{e}"
+        );
+        let mut offline = base.clone().with_forward(80);
+        assert!(offline.validate().is_ok());
+        offline.network = false;
+        assert!(offline
+            .validate()
+            .unwrap_err()
+            .contains("need the user-mode network"));
         std::fs::remove_file(&k).unwrap();
     }
 }
