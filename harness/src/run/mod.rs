@@ -11,6 +11,7 @@
 pub mod budget;
 pub mod context;
 pub mod engine;
+pub mod host_paths;
 pub mod marks;
 pub mod panics;
 pub mod reporters;

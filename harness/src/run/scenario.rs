@@ -12,10 +12,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::errors::{Error, Result};
+pub use crate::run::host_paths::ShareSpec;
+use crate::run::host_paths::{check_links, inside};
 pub use crate::run::steps::Step;
 use crate::run::steps::{check_seconds, seconds};
 use crate::vm::config::{check_drive_size, check_memory, parse_size, Accel, Firmware};
-use crate::vm::links::{check_forwards, check_shares, Forward, Share};
+use crate::vm::links::Forward;
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -90,47 +92,7 @@ pub struct MachineSpec {
     pub shares: Vec<ShareSpec>,
     /// Guest TCP ports reachable from the host at 127.0.0.1.
     #[serde(default)]
-    pub forwards: Vec<ForwardSpec>,
-}
-
-/// A host folder shared into the guest.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShareSpec {
-    /// The host folder (relative to the scenario file's folder).
-    pub host: PathBuf,
-    /// Where bootrig mounts it in the guest (absolute).
-    pub guest: String,
-    /// Whether the guest may write to it (default: read-only, enforced by
-    /// QEMU).
-    #[serde(default)]
-    pub writable: bool,
-    /// Allow a writable `host` folder outside the scenario's folder.
-    #[serde(default)]
-    pub allow_outside: bool,
-}
-
-impl ShareSpec {
-    /// The machine's [`Share`].
-    pub fn share(&self) -> Share {
-        Share {
-            host: self.host.clone(),
-            guest: self.guest.clone(),
-            writable: self.writable,
-        }
-    }
-}
-
-/// A guest TCP port forwarded from 127.0.0.1 on the host.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwardSpec {
-    /// The guest's port.
-    pub guest: u16,
-    /// The host port on 127.0.0.1 (default 0: a free one, written into
-    /// `metadata.json`).
-    #[serde(default)]
-    pub host: u16,
+    pub forwards: Vec<Forward>,
 }
 
 fn yes() -> bool {
@@ -289,11 +251,6 @@ impl Scenario {
                 }
             }
         }
-        for s in &mut m.shares {
-            if s.host.is_relative() {
-                s.host = base.join(&s.host);
-            }
-        }
         // Host files a step copies into the guest are found like the
         // machine's files: next to the scenario.
         for t in &mut sc.tests {
@@ -394,29 +351,13 @@ impl Scenario {
                 }
             }
         }
+        check_links(&mut m.shares, &m.forwards, &base).map_err(|(key, e)| err(key, e))?;
         // Files the guest writes stay next to the scenario unless it says
         // otherwise: `"path": "../../etc/shadow"` is not attached by accident.
-        let shares: Vec<Share> = m.shares.iter().map(ShareSpec::share).collect();
-        check_shares(&shares).map_err(|e| err("shares", e))?;
-        let forwards: Vec<Forward> = m
-            .forwards
-            .iter()
-            .map(|f| Forward {
-                guest: f.guest,
-                host: f.host,
-            })
-            .collect();
-        check_forwards(&forwards).map_err(|e| err("forwards", e))?;
         let writable = m
             .drives
             .iter()
             .filter_map(|d| Some((d.path.as_ref()?, d.allow_outside, "drives")))
-            .chain(
-                m.shares
-                    .iter()
-                    .filter(|s| s.writable)
-                    .map(|s| (&s.host, s.allow_outside, "shares")),
-            )
             .chain(
                 m.disk
                     .as_ref()
@@ -494,19 +435,6 @@ impl Scenario {
     /// The test deadline, if any.
     pub fn test_timeout(&self) -> Option<Duration> {
         self.timeouts.test.map(seconds)
-    }
-}
-
-/// Whether `path` (symbolic links resolved) is inside the folder `base`.
-fn inside(base: &Path, path: &Path) -> bool {
-    let base = fs::canonicalize(if base.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        base
-    });
-    match (base, fs::canonicalize(path)) {
-        (Ok(b), Ok(p)) => p.starts_with(b),
-        _ => false,
     }
 }
 

@@ -75,9 +75,7 @@ fn machine_config(
     for s in &m.shares {
         cfg = cfg.with_share(s.share());
     }
-    for f in &m.forwards {
-        cfg = cfg.with_forward_on(f.guest, f.host);
-    }
+    cfg.forwards.extend(m.forwards.iter().copied());
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),

@@ -12,6 +12,8 @@
 
 use std::path::PathBuf;
 
+use serde::Deserialize;
+
 /// Bytes per 9p message the guest mounts with (the Linux virtio transport
 /// takes up to about 500 KB).
 pub const SHARE_MSIZE: u32 = 262_144;
@@ -104,13 +106,19 @@ fn normal_guest_path(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A TCP port of the guest reachable from the host at 127.0.0.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A TCP port of the guest reachable from the host at 127.0.0.1 (in a
+/// scenario: `machine.forwards[]`, `{"guest": 80}` or `{"guest": 80,
+/// "host": 8080}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Forward {
     /// The guest's port.
     pub guest: u16,
-    /// The host's port on 127.0.0.1; 0 lets QEMU pick a free one (learn it
-    /// with [`Machine::forwarded_port`](crate::Machine::forwarded_port)).
+    /// The host's port on 127.0.0.1; 0 (the default) lets QEMU pick a free
+    /// one (learn it with
+    /// [`Machine::forwarded_port`](crate::Machine::forwarded_port); it is
+    /// also written into `metadata.json`).
+    #[serde(default)]
     pub host: u16,
 }
 
@@ -139,6 +147,27 @@ pub fn check_forwards(forwards: &[Forward]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The host port QEMU bound for each of `forwards`, as (guest port, host
+/// port), from the text of `info usernet` (see [`parse_usernet`]).
+pub fn bound_ports(forwards: &[Forward], usernet: &str) -> Result<Vec<(u16, u16)>, String> {
+    let bound = parse_usernet(usernet);
+    forwards
+        .iter()
+        .map(|f| {
+            bound
+                .iter()
+                .find(|(guest, _)| *guest == f.guest)
+                .copied()
+                .ok_or_else(|| {
+                    format!(
+                        "QEMU reported no host port for guest port {} (info usernet said {usernet:?})",
+                        f.guest
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The host ports QEMU bound for TCP forwards to the guest, as
@@ -212,5 +241,10 @@ mod tests {
         let text = "Hub -1 (#net048):\r\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n  TCP[HOST_FORWARD]   3       127.0.0.1 42859       10.0.2.15    80     0     0\r\n  TCP[HOST_FORWARD]   4       127.0.0.1  2222       10.0.2.15    22     0     0\r\n  TCP[ESTABLISHED]   5       10.0.2.15 1234    1.2.3.4    80     0     0\r\n";
         assert_eq!(parse_usernet(text), vec![(80, 42859), (22, 2222)]);
         assert!(parse_usernet("").is_empty());
+        let want = |guest| Forward { guest, host: 0 };
+        assert_eq!(bound_ports(&[want(22)], text), Ok(vec![(22, 2222)]));
+        assert!(bound_ports(&[want(443)], text)
+            .unwrap_err()
+            .contains("no host port for guest port 443"));
     }
 }

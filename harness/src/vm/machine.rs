@@ -23,7 +23,7 @@ use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
-use crate::vm::links::{mount_tag, parse_usernet, Share};
+use crate::vm::links::{bound_ports, mount_tag, Share};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
 use crate::vm::qmp::Qmp;
@@ -45,10 +45,6 @@ const QMP_QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long QEMU may take to exit after `quit` before it is signalled.
 const QUIT_GRACE: Duration = Duration::from_secs(2);
-
-/// How long QMP is held at a time while waiting for an event, so that
-/// taking the machine down (which needs QMP) is never held up longer.
-const EVENT_SLICE: Duration = Duration::from_millis(200);
 
 /// Where a machine writes its files and what it may reuse.
 pub struct MachineOptions {
@@ -281,10 +277,17 @@ impl Machine {
                 message: format!("QMP handshake failed: {e}"),
                 stderr_tail: tail_of_file(&stderr_path, 20),
             })?;
-        let forwards = if config.forwards.is_empty() {
-            Vec::new()
-        } else {
-            bound_forwards(&mut qmp, config, &stderr_path)?
+        // Host port 0 lets QEMU bind a free port: ask which.
+        let forwards = match config.forwards.is_empty() {
+            true => Vec::new(),
+            false => qmp
+                .human("info usernet")
+                .map_err(|e| e.to_string())
+                .and_then(|text| bound_ports(&config.forwards, &text))
+                .map_err(|message| Error::Qemu {
+                    message: format!("reading the forwarded ports: {message}"),
+                    stderr_tail: tail_of_file(&stderr_path, 20),
+                })?,
         };
 
         Ok(Machine {
@@ -373,54 +376,6 @@ impl Machine {
         &self.forwards
     }
 
-    /// Waits for the QMP event `name` until `deadline`, holding QMP only
-    /// briefly at a time. `Ok(None)`: the deadline passed first.
-    pub fn wait_event(
-        &self,
-        name: &str,
-        deadline: crate::deadline::Deadline,
-    ) -> Result<Option<serde_json::Value>> {
-        loop {
-            let slice = deadline.remaining().min(EVENT_SLICE);
-            let got = self.qmp(|q| q.wait_event(name, slice));
-            match got {
-                None => return Err(self.qmp_gone(&format!("waiting for the {name} event"))),
-                Some(Err(e)) => {
-                    return Err(Error::Qemu {
-                        message: format!("waiting for the QMP event {name}: {e}"),
-                        stderr_tail: self.stderr_tail(20),
-                    })
-                }
-                Some(Ok(Some(event))) => return Ok(Some(event)),
-                Some(Ok(None)) if deadline.expired() => return Ok(None),
-                Some(Ok(None)) => {}
-            }
-        }
-    }
-
-    /// Runs a QMP command, its failure (or QMP being gone) an error saying
-    /// what was being done.
-    pub fn qmp_checked<T>(
-        &self,
-        doing: &str,
-        f: impl FnOnce(&mut Qmp) -> std::result::Result<T, crate::vm::qmp::QmpError>,
-    ) -> Result<T> {
-        match self.qmp(f) {
-            None => Err(self.qmp_gone(doing)),
-            Some(r) => r.map_err(|e| Error::Qemu {
-                message: format!("{doing}: {e}"),
-                stderr_tail: self.stderr_tail(20),
-            }),
-        }
-    }
-
-    fn qmp_gone(&self, doing: &str) -> Error {
-        Error::Qemu {
-            message: format!("{doing}: QMP is closed (QEMU was stopped)"),
-            stderr_tail: self.stderr_tail(20),
-        }
-    }
-
     /// Where this machine writes its logs.
     pub fn out_dir(&self) -> &Path {
         &self.out_dir
@@ -493,37 +448,6 @@ impl Drop for Machine {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The host ports QEMU bound for `config`'s forwards, read back from QEMU
-/// (`info usernet`), as (guest port, host port).
-fn bound_forwards(
-    qmp: &mut Qmp,
-    config: &MachineConfig,
-    stderr_path: &Path,
-) -> Result<Vec<(u16, u16)>> {
-    let text = qmp.human("info usernet").map_err(|e| Error::Qemu {
-        message: format!("reading the forwarded ports (info usernet): {e}"),
-        stderr_tail: tail_of_file(stderr_path, 20),
-    })?;
-    let bound = parse_usernet(&text);
-    config
-        .forwards
-        .iter()
-        .map(|f| {
-            bound
-                .iter()
-                .find(|(guest, _)| *guest == f.guest)
-                .copied()
-                .ok_or_else(|| Error::Qemu {
-                    message: format!(
-                        "QEMU did not report a host port for guest port {} (info usernet said {text:?})",
-                        f.guest
-                    ),
-                    stderr_tail: tail_of_file(stderr_path, 20),
-                })
-        })
-        .collect()
 }
 
 /// `qemu --version`, first line.

@@ -8,6 +8,7 @@ pub mod config;
 mod drives;
 pub mod links;
 pub mod machine;
+mod machine_qmp;
 pub mod process;
 pub mod qemu_args;
 pub mod qmp;
