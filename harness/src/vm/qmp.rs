@@ -207,3 +207,60 @@ impl Qmp {
         &self.events
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    /// A QMP session with a fake QEMU that greets, accepts capabilities,
+    /// then writes each piece it is sent.
+    fn fake_qemu() -> (Qmp, mpsc::Sender<&'static str>, std::thread::JoinHandle<()>) {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let (tx, rx) = mpsc::channel::<&'static str>();
+        let qemu = std::thread::spawn(move || {
+            server
+                .write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(server.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert!(line.contains("qmp_capabilities"), "{line}");
+            server.write_all(b"{\"return\": {}}\n").unwrap();
+            for piece in rx {
+                server.write_all(piece.as_bytes()).unwrap();
+            }
+        });
+        let qmp = Qmp::handshake(client, Duration::from_secs(10)).unwrap();
+        (qmp, tx, qemu)
+    }
+
+    #[test]
+    fn an_event_split_by_a_timeout_is_not_lost() {
+        let (mut qmp, tx, qemu) = fake_qemu();
+        // Half an event, then nothing: the wait times out and keeps it.
+        tx.send("{\"event\": \"SHUTDOWN\"}\n{\"event\": \"RE")
+            .unwrap();
+        let short = Duration::from_millis(200);
+        assert_eq!(qmp.wait_event("RESET", short).unwrap(), None);
+        // Other events are kept for later waits.
+        assert_eq!(qmp.events().len(), 1);
+        tx.send("SET\", \"data\": {\"guest\": true}}\n").unwrap();
+        let event = qmp
+            .wait_event("RESET", Duration::from_secs(10))
+            .unwrap()
+            .expect("the RESET event");
+        assert_eq!(event["data"]["guest"], true);
+        let shutdown = qmp.wait_event("SHUTDOWN", short).unwrap();
+        assert!(shutdown.is_some(), "an earlier event was lost");
+        qmp.drop_events("SHUTDOWN");
+        drop(tx);
+        qemu.join().unwrap();
+        assert!(matches!(
+            qmp.wait_event("RESET", Duration::from_secs(10)),
+            Err(QmpError::Closed)
+        ));
+    }
+}
