@@ -191,3 +191,40 @@ fn the_run_prints_typed_lines_and_totals_and_writes_junit() {
     assert_eq!(run.tests.len(), 2);
     assert!(run.ended_at.is_some());
 }
+
+#[test]
+fn bad_shares_and_forwards_are_exit_2_before_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |machine: &str| {
+        format!(
+            "{{ \"name\": \"s\",\n  \"machine\": {{ \"image\": \"busybox\",\n    {machine} }},\n  \"tests\": [{{\"name\": \"t\", \"steps\": [{{\"reboot\": true}}]}}] }}\n"
+        )
+    };
+    for (machine, says) in [
+        (
+            r#""shares": [{"host": "no-such-folder", "guest": "/mnt/x"}]"#,
+            "shares[0].host: ",
+        ),
+        (
+            r#""shares": [{"host": ".", "guest": "relative"}]"#,
+            "is not an absolute guest path",
+        ),
+        (
+            r#""forwards": [{"guest": 80}, {"guest": 80}]"#,
+            "guest port 80 is forwarded twice",
+        ),
+    ] {
+        std::fs::write(dir.path().join("s.json"), scenario(machine)).unwrap();
+        let out = bootrig(&["run", "s.json"], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{machine}: {}", text(&out));
+        let t = text(&out);
+        assert!(
+            t.contains("s.json:3:") && t.contains(says),
+            "{machine}: {t}"
+        );
+        assert!(
+            !dir.path().join("artifacts").exists(),
+            "a run folder was created"
+        );
+    }
+}

@@ -130,6 +130,17 @@ pub enum Error {
         /// The last attempt's output.
         last: String,
     },
+    /// The guest could not do what bootrig asked of it (mount a share,
+    /// reboot) for a reason the message gives.
+    #[error("{doing}: {message}{}", section("console tail", tail))]
+    Guest {
+        /// What was being done (`mounting share /srv/x at /mnt/x`).
+        doing: String,
+        /// Why it failed.
+        message: String,
+        /// The last console lines.
+        tail: String,
+    },
     /// A console operation failed (timeout, QEMU gone, kernel crash).
     #[error("{doing}: {source}")]
     Console {
@@ -272,6 +283,7 @@ impl Error {
             Error::Io { source, .. } if is_out_of_resources(source) => FailureKind::HostResources,
             Error::Image { .. } => FailureKind::ImageBuild,
             Error::Interrupted(_)
+            | Error::Guest { .. }
             | Error::HarnessPanic { .. }
             | Error::Config { .. }
             | Error::MissingTool { .. }

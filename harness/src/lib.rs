@@ -80,7 +80,7 @@ pub use events::{Event, Events, Fanout, Reporter};
 pub use guest::keys::Key;
 pub use guest::protocol::{compile, shell_quote};
 pub use guest::session::{CommandOutput, Session, SessionHooks, Timeouts};
-pub use guest::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_SHELL};
+pub use guest::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_REBOOT, PHASE_SHELL};
 pub use image::{Image, ImageManifest, ImageRef, ImageStore, RecipeSource, BUILTIN};
 pub use postmortem::collectors::{collect_guest, collect_host, GuestCommand};
 pub use postmortem::{
@@ -98,6 +98,7 @@ pub use run::steps::{Step, StepKind};
 pub use run::suite::Suite;
 pub use vm::accel::AccelVerdict;
 pub use vm::config::{parse_size, Accel, Drive, Firmware, MachineConfig};
+pub use vm::links::{Forward, Share};
 pub use vm::machine::{Machine, MachineOptions};
 pub use vm::process::OwnedChild;
 pub use vm::qmp::{Qmp, QmpError};

@@ -11,7 +11,7 @@ use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::guest::keys::Key;
 use crate::guest::protocol::compile;
-use crate::guest::session::Session;
+use crate::guest::session::{Session, ShellOrigin};
 use bootrig_diagnostics::metadata::PhaseEdge;
 
 /// The default login prompt.
@@ -39,10 +39,11 @@ impl Session {
     /// (counted from QEMU's start) but at least `floor`, and never past the
     /// test's deadline.
     fn boot_deadline(&self, floor: Duration) -> Deadline {
+        let booted = self.state().booted.unwrap_or(self.machine.started());
         let left = self
             .timeouts
             .boot
-            .saturating_sub(self.machine.started().elapsed())
+            .saturating_sub(booted.elapsed())
             .max(floor);
         self.deadline_within(left)
     }
@@ -56,6 +57,7 @@ impl Session {
             h.phase(name, PhaseEdge::Start);
         }
         get_shell()?;
+        self.mount_shares()?;
         if let Some(h) = &hooks {
             h.phase(name, PhaseEdge::End);
             h.shell_ready();
@@ -153,6 +155,7 @@ impl Session {
         st.user = Some(user.to_string());
         st.password = Some(password.to_string());
         st.root = user == "root";
+        st.origin = Some(ShellOrigin::Login(user.to_string(), password.to_string()));
         Ok(())
     }
 
@@ -190,7 +193,9 @@ impl Session {
             .run("id -u")
             .map(|o| o.output.trim() == "0")
             .unwrap_or(false);
-        self.state().root = root;
+        let mut st = self.state();
+        st.root = root;
+        st.origin = Some(ShellOrigin::Attach(prompt.to_string()));
         Ok(())
     }
 
@@ -215,7 +220,7 @@ impl Session {
         self.escalate("sudo -i", Some(password.to_string()))
     }
 
-    fn escalate(&self, method: &str, password: Option<String>) -> Result<&Self> {
+    pub(super) fn escalate(&self, method: &str, password: Option<String>) -> Result<&Self> {
         if self.state().root {
             return Ok(self);
         }
@@ -248,7 +253,7 @@ impl Session {
             })?;
         match which {
             0 => {
-                let Some(pw) = password else {
+                let Some(pw) = password.clone() else {
                     let _ = self.send_key(Key::CtrlC);
                     return Err(fail(
                         "a password was asked but none is known (use become_root_with)".into(),
@@ -280,7 +285,9 @@ impl Session {
                 out.output.trim()
             )));
         }
-        self.state().root = true;
+        let mut st = self.state();
+        st.root = true;
+        st.escalation = Some((method.to_string(), password));
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 //! - [`session`]: [`Session`](session::Session), commands over the console;
 //! - `login.rs`: logging in, becoming root, attaching to a shell;
 //! - `waits.rs`: polled waits (a command succeeding, a systemd unit);
+//! - `mounts.rs`: the machine's host shares mounted in the guest;
+//! - `reboot.rs`: rebooting the guest and getting the shell back;
 //! - [`protocol`]: the markers that delimit each command's output;
 //! - [`keys`]: key presses as terminal bytes;
 //! - `transcript.rs`: `transcript.log` and `login-transcript.log`.
@@ -17,9 +19,12 @@ mod channel;
 mod files;
 pub mod keys;
 mod login;
+mod mounts;
 pub mod protocol;
+mod reboot;
 pub mod session;
 mod transcript;
 mod waits;
 
 pub use login::{LOGIN_PROMPT, PHASE_BECOME_ROOT, PHASE_LOGIN, PHASE_SHELL};
+pub use reboot::PHASE_REBOOT;

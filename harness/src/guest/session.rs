@@ -70,6 +70,24 @@ pub(super) struct ShellState {
     /// Whether the transcript already says that output comes from the
     /// console.
     pub(super) console_noted: bool,
+    /// How this shell was obtained, to get it again after a reboot.
+    pub(super) origin: Option<ShellOrigin>,
+    /// How the shell became root (method, password), to do it again after
+    /// a reboot.
+    pub(super) escalation: Option<(String, Option<String>)>,
+    /// Whether the machine's shares are mounted in this boot.
+    pub(super) shares_mounted: bool,
+    /// When the current boot began, if not at QEMU's start (a reboot).
+    pub(super) booted: Option<Instant>,
+}
+
+/// How a session got its first shell.
+#[derive(Debug, Clone)]
+pub(super) enum ShellOrigin {
+    /// [`Session::login`] with this user and password.
+    Login(String, String),
+    /// [`Session::attach_shell`] with this prompt.
+    Attach(String),
 }
 
 /// How many recent commands are remembered for console annotations.

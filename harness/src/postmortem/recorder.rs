@@ -405,6 +405,38 @@ impl Postmortem {
             md.extra
                 .insert("accel_reason".into(), machine.accel().reason.clone().into());
         }
+        // Where the host reaches the guest's forwarded ports, and what it
+        // shares with it: one entry per VM and port or folder.
+        let append = |md: &mut bootrig_diagnostics::metadata::Metadata,
+                      key: &str,
+                      items: Vec<serde_json::Value>| {
+            if items.is_empty() {
+                return;
+            }
+            let list = md
+                .extra
+                .entry(key.to_string())
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = list.as_array_mut() {
+                list.extend(items);
+            }
+        };
+        let forwards = machine
+            .forwards()
+            .iter()
+            .map(|(guest, host)| {
+                serde_json::json!({ "vm": machine.name(), "guest": guest, "host": host, "address": "127.0.0.1" })
+            })
+            .collect();
+        append(md, "forwards", forwards);
+        let shares = machine
+            .shares()
+            .iter()
+            .map(|s| {
+                serde_json::json!({ "vm": machine.name(), "host": s.host.display().to_string(), "guest": s.guest, "writable": s.writable })
+            })
+            .collect();
+        append(md, "shares", shares);
         Self::save(&inner);
     }
 }

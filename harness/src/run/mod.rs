@@ -12,6 +12,7 @@ pub mod budget;
 pub mod context;
 pub mod engine;
 pub mod hold;
+pub mod host_paths;
 pub mod marks;
 pub mod panics;
 pub mod reporters;

@@ -12,9 +12,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::errors::{Error, Result};
+pub use crate::run::host_paths::ShareSpec;
+use crate::run::host_paths::{check_links, inside};
 pub use crate::run::steps::Step;
 use crate::run::steps::{check_seconds, seconds};
 use crate::vm::config::{check_drive_size, check_memory, parse_size, Accel, Firmware};
+use crate::vm::links::Forward;
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +87,12 @@ pub struct MachineSpec {
     /// default true). `false` reads it from the console between markers.
     #[serde(default = "yes")]
     pub command_channel: bool,
+    /// Host folders shared into the guest (9p), mounted by bootrig.
+    #[serde(default)]
+    pub shares: Vec<ShareSpec>,
+    /// Guest TCP ports reachable from the host at 127.0.0.1.
+    #[serde(default)]
+    pub forwards: Vec<Forward>,
 }
 
 fn yes() -> bool {
@@ -342,6 +351,7 @@ impl Scenario {
                 }
             }
         }
+        check_links(&mut m.shares, &m.forwards, &base).map_err(|(key, e)| err(key, e))?;
         // Files the guest writes stay next to the scenario unless it says
         // otherwise: `"path": "../../etc/shadow"` is not attached by accident.
         let writable = m
@@ -425,19 +435,6 @@ impl Scenario {
     /// The test deadline, if any.
     pub fn test_timeout(&self) -> Option<Duration> {
         self.timeouts.test.map(seconds)
-    }
-}
-
-/// Whether `path` (symbolic links resolved) is inside the folder `base`.
-fn inside(base: &Path, path: &Path) -> bool {
-    let base = fs::canonicalize(if base.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        base
-    });
-    match (base, fs::canonicalize(path)) {
-        (Ok(b), Ok(p)) => p.starts_with(b),
-        _ => false,
     }
 }
 
@@ -864,6 +861,101 @@ mod tests {
         assert!(e.starts_with(&format!("{}:7:16:", b.display())), "{e}");
         assert!(e.contains("\"smoke::basics\" is already defined in"), "{e}");
         assert!(e.contains("a.json"), "{e}");
+    }
+
+    #[test]
+    fn shares_and_forwards_are_checked_before_booting() {
+        let dir = tempfile::tempdir().unwrap();
+        let sc_dir = dir.path().join("sc");
+        std::fs::create_dir_all(sc_dir.join("data")).unwrap();
+        std::fs::write(sc_dir.join("file.txt"), b"x").unwrap();
+        let file = sc_dir.join("s.json");
+        let with = |machine: &str| {
+            OK.replace(
+                r#""drives": [{"size": "1G"}] }"#,
+                &format!("\"drives\": [{{\"size\": \"1G\"}}],\n {machine} }}"),
+            )
+        };
+        let ok = with(
+            r#""shares": [{"host": "data", "guest": "/mnt/data"}, {"host": "data", "guest": "/mnt/rw", "writable": true}], "forwards": [{"guest": 80}, {"guest": 22, "host": 2222}]"#,
+        );
+        let sc = Scenario::parse(&ok, &file).unwrap();
+        assert_eq!(sc.machine.shares[0].host, sc_dir.join("data"));
+        assert!(!sc.machine.shares[0].writable && sc.machine.shares[1].writable);
+        assert_eq!(
+            (sc.machine.forwards[0].guest, sc.machine.forwards[0].host),
+            (80, 0)
+        );
+        assert_eq!(sc.machine.forwards[1].host, 2222);
+        for (machine, says) in [
+            (
+                r#""shares": [{"host": "nope", "guest": "/mnt/x"}]"#,
+                "shares[0].host: ",
+            ),
+            (
+                r#""shares": [{"host": "nope", "guest": "/mnt/x"}]"#,
+                "nope does not exist",
+            ),
+            (
+                r#""shares": [{"host": "file.txt", "guest": "/mnt/x"}]"#,
+                "file.txt is not a folder",
+            ),
+            (
+                r#""shares": [{"host": "data", "guest": "mnt/x"}]"#,
+                "shares[0].guest: \"mnt/x\" is not an absolute guest path",
+            ),
+            (
+                r#""shares": [{"host": "data", "guest": "/mnt/x"}, {"host": "data", "guest": "/mnt/x/"}]"#,
+                "shares[1].guest: \"/mnt/x/\" is already the guest path of another share",
+            ),
+            (
+                r#""shares": [{"host": "..", "guest": "/mnt/x", "writable": true}]"#,
+                "outside the scenario's folder and the guest writes to it",
+            ),
+            (r#""shares": [{"host": "data"}]"#, "missing field `guest`"),
+            (
+                r#""shares": [{"host": "data", "guest": "/x", "mode": "rw"}]"#,
+                "unknown field `mode`",
+            ),
+            (
+                r#""forwards": [{"guest": 0}]"#,
+                "forwards[0].guest: a guest port is 1..=65535, not 0",
+            ),
+            (r#""forwards": [{"guest": 70000}]"#, "70000"),
+            (
+                r#""forwards": [{"guest": 80}, {"guest": 80}]"#,
+                "forwards[1].guest: guest port 80 is forwarded twice",
+            ),
+            (
+                r#""forwards": [{"guest": 80, "host": 8080}, {"guest": 81, "host": 8080}]"#,
+                "host port 8080 is used twice",
+            ),
+            (
+                r#""forwards": [{"guest": 80, "bind": "0.0.0.0"}]"#,
+                "unknown field `bind`",
+            ),
+        ] {
+            let e = Scenario::parse(&with(machine), &file)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{machine}: {e}");
+            assert!(
+                e.starts_with(&format!("{}:", file.display())),
+                "{machine}: {e}"
+            );
+        }
+        // A read-only share may be anywhere; a writable one outside needs
+        // the opt-in.
+        assert!(Scenario::parse(
+            &with(r#""shares": [{"host": "..", "guest": "/mnt/x"}]"#),
+            &file
+        )
+        .is_ok());
+        assert!(Scenario::parse(
+            &with(r#""shares": [{"host": "..", "guest": "/mnt/x", "writable": true, "allow_outside": true}]"#),
+            &file
+        )
+        .is_ok());
     }
 
     #[test]

@@ -72,6 +72,10 @@ fn machine_config(
     cfg = cfg
         .with_display(m.display)
         .with_command_channel(m.command_channel);
+    for s in &m.shares {
+        cfg = cfg.with_share(s.share());
+    }
+    cfg.forwards.extend(m.forwards.iter().copied());
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),

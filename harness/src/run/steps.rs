@@ -112,6 +112,7 @@ kinds! {
     CopyToGuest = "copy_to_guest",
     CopyFromGuest = "copy_from_guest",
     Crash = "crash",
+    Reboot = "reboot",
 }
 
 /// One step of a test.
@@ -194,6 +195,8 @@ pub enum Step {
     },
     /// Crash the kernel on purpose; its title must match the regex.
     Crash(String),
+    /// Reboot the guest and get the shell back (`{"reboot": true}`).
+    Reboot,
 }
 
 impl StepKind {
@@ -213,7 +216,7 @@ impl StepKind {
             | StepKind::WaitForOpenPort
             | StepKind::WaitForConsoleText => &["timeout"],
             StepKind::CopyToGuest | StepKind::CopyFromGuest => &["to"],
-            StepKind::Crash => &[],
+            StepKind::Crash | StepKind::Reboot => &[],
         }
     }
 
@@ -276,6 +279,10 @@ impl StepKind {
                 to: f.required_text("to")?.into(),
             },
             StepKind::Crash => Step::Crash(regex(f.action_text()?)?),
+            StepKind::Reboot => match f.get::<bool>(self.action())? {
+                Some(true) => Step::Reboot,
+                other => return Err(format!("\"reboot\" takes true, not {other:?}")),
+            },
         })
     }
 }
@@ -299,6 +306,7 @@ impl Step {
             Step::CopyToGuest { .. } => StepKind::CopyToGuest,
             Step::CopyFromGuest { .. } => StepKind::CopyFromGuest,
             Step::Crash(_) => StepKind::Crash,
+            Step::Reboot => StepKind::Reboot,
         }
     }
 
@@ -324,6 +332,7 @@ impl Step {
                 format!("copy_from_guest {from} -> {}", to.display())
             }
             Step::Crash(title) => format!("crash (expected /{title}/)"),
+            Step::Reboot => "reboot".into(),
         }
     }
 
@@ -341,6 +350,7 @@ impl Step {
             | Step::WaitForOpenPort { .. }
             | Step::CopyToGuest { .. }
             | Step::CopyFromGuest { .. }
+            | Step::Reboot
             | Step::Succeed(_)
             | Step::Fail(_)
             | Step::Run { .. }
@@ -404,6 +414,7 @@ impl Step {
                     Err(Error::KernelCrash(report))
                 }
             }
+            Step::Reboot => vm.reboot().map(drop),
         }
     }
 }
@@ -699,6 +710,7 @@ mod tests {
                 "copy_from_guest /tmp/a -> a.bin",
             ),
             (r#"{"crash": "sysrq"}"#, "crash (expected /sysrq/)"),
+            (r#"{"reboot": true}"#, "reboot"),
         ];
         assert_eq!(steps.len(), StepKind::ALL.len());
         for (json, described) in steps {
@@ -712,11 +724,11 @@ mod tests {
     fn strictness_messages() {
         let e = parse(r#"{"sucess": "x"}"#).unwrap_err();
         assert!(
-            e.starts_with("unknown field `sucess`, expected one of `expect`, `send`, `send_key`, `succeed`, `fail`, `run`, `exit`, `output_matches`, `wait_for_unit`, `wait_until_succeeds`, `wait_until_fails`, `wait_for_file`, `wait_for_open_port`, `wait_for_console_text`, `timeout`, `copy_to_guest`, `copy_from_guest`, `to`, `crash`"),
+            e.starts_with("unknown field `sucess`, expected one of `expect`, `send`, `send_key`, `succeed`, `fail`, `run`, `exit`, `output_matches`, `wait_for_unit`, `wait_until_succeeds`, `wait_until_fails`, `wait_for_file`, `wait_for_open_port`, `wait_for_console_text`, `timeout`, `copy_to_guest`, `copy_from_guest`, `to`, `crash`, `reboot`"),
             "{e}"
         );
         let e = parse(r#"{}"#).unwrap_err();
-        assert!(e.starts_with("a step needs one action: expect, send, send_key, succeed, fail, run, wait_for_unit, wait_until_succeeds, wait_until_fails, wait_for_file, wait_for_open_port, wait_for_console_text, copy_to_guest, copy_from_guest or crash"), "{e}");
+        assert!(e.starts_with("a step needs one action: expect, send, send_key, succeed, fail, run, wait_for_unit, wait_until_succeeds, wait_until_fails, wait_for_file, wait_for_open_port, wait_for_console_text, copy_to_guest, copy_from_guest, crash or reboot"), "{e}");
         let e = parse(r#"{"send": "x", "timeout": 3}"#).unwrap_err();
         assert!(
             e.starts_with(
@@ -745,6 +757,10 @@ mod tests {
         assert!(e.contains("TCP port 1..=65535"), "{e}");
         let e = parse(r#"{"wait_for_open_port": 70000}"#).unwrap_err();
         assert!(e.contains("70000"), "{e}");
+        let e = parse(r#"{"reboot": false}"#).unwrap_err();
+        assert!(e.contains(r#""reboot" takes true, not Some(false)"#), "{e}");
+        let e = parse(r#"{"reboot": "now"}"#).unwrap_err();
+        assert!(e.contains("expected a boolean"), "{e}");
         let e = parse(r#"{"run": "x", "run": "y"}"#).unwrap_err();
         assert!(e.contains("duplicate field `run`"), "{e}");
     }

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vm::links::{check_forwards, check_shares, Forward, Share};
+
 /// The least guest memory bootrig boots with, in MiB.
 pub const MIN_MEMORY_MIB: u64 = 64;
 /// The most guest memory bootrig asks QEMU for, in MiB (1 TiB).
@@ -130,6 +132,12 @@ pub struct MachineConfig {
     /// The command channel (a virtio-serial port that carries each
     /// command's output off the console); on by default.
     pub command_channel: bool,
+    /// Host folders shared into the guest (9p), mounted once the session
+    /// has a root shell.
+    pub shares: Vec<Share>,
+    /// Guest TCP ports reachable from the host at 127.0.0.1 (needs
+    /// `network`).
+    pub forwards: Vec<Forward>,
     /// Extra QEMU arguments, appended last.
     pub extra_args: Vec<String>,
 }
@@ -151,6 +159,8 @@ impl Default for MachineConfig {
             network: true,
             display: false,
             command_channel: true,
+            shares: Vec::new(),
+            forwards: Vec::new(),
             extra_args: Vec::new(),
         }
     }
@@ -247,6 +257,28 @@ impl MachineConfig {
         self
     }
 
+    /// Shares a host folder into the guest ([`Share::read_only`] or
+    /// [`Share::writable`]); bootrig mounts it at its guest path once the
+    /// session has a root shell.
+    pub fn with_share(mut self, share: Share) -> Self {
+        self.shares.push(share);
+        self
+    }
+
+    /// Makes guest TCP port `guest` reachable from the host at 127.0.0.1,
+    /// on a free port QEMU picks: ask
+    /// [`Machine::forwarded_port`](crate::Machine::forwarded_port) which.
+    pub fn with_forward(self, guest: u16) -> Self {
+        self.with_forward_on(guest, 0)
+    }
+
+    /// Makes guest TCP port `guest` reachable at 127.0.0.1:`host` (0: a
+    /// free port).
+    pub fn with_forward_on(mut self, guest: u16, host: u16) -> Self {
+        self.forwards.push(Forward { guest, host });
+        self
+    }
+
     /// Appends raw QEMU arguments.
     pub fn with_extra_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.extra_args.extend(args.into_iter().map(Into::into));
@@ -277,6 +309,11 @@ impl MachineConfig {
             if let Drive::Scratch(size) = d {
                 check_drive_size(*size).map_err(|e| format!("drives[].size: {e}"))?;
             }
+        }
+        check_shares(&self.shares)?;
+        check_forwards(&self.forwards)?;
+        if !self.forwards.is_empty() && !self.network {
+            return Err("forwards need the user-mode network (network is off)".into());
         }
         if self.cpus == 0 || self.cpus > 64 {
             return Err(format!("cpus {} out of range (1..=64)", self.cpus));
@@ -442,6 +479,22 @@ mod tests {
             .unwrap_err()
             .contains("too small"));
         assert!(base.clone().validate().is_ok());
+        let e = base
+            .clone()
+            .with_share(Share::read_only(&k, "/mnt/k"))
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.starts_with("shares[0].host:") && e.contains("not a folder"),
+            "{e}"
+        );
+        let mut offline = base.clone().with_forward(80);
+        assert!(offline.validate().is_ok());
+        offline.network = false;
+        assert!(offline
+            .validate()
+            .unwrap_err()
+            .contains("need the user-mode network"));
         std::fs::remove_file(&k).unwrap();
     }
 }

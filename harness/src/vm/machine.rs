@@ -23,8 +23,10 @@ use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
+use crate::vm::links::{bound_ports, mount_tag, Share};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
+pub use crate::vm::qemu_bin::{qemu_version, resolve_binary, shell_quote, tail_of_file};
 use crate::vm::qmp::Qmp;
 use crate::vm::registry::{Registration, Registry, VmRecord};
 
@@ -109,6 +111,9 @@ pub struct Machine {
     accel: AccelVerdict,
     boot_files: Vec<BootFile>,
     display: bool,
+    shares: Vec<Share>,
+    /// (guest port, host port on 127.0.0.1).
+    forwards: Vec<(u16, u16)>,
     out_dir: PathBuf,
     started: Instant,
     /// Set when bootrig itself takes QEMU down ([`Machine::kill`]), so a
@@ -221,6 +226,13 @@ impl Machine {
             qmp_socket,
             channel_socket: channel_listener.as_ref().map(|_| channel_socket.clone()),
             network: config.network,
+            forwards: config.forwards.iter().map(|f| (f.host, f.guest)).collect(),
+            shares: config
+                .shares
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (abs(&s.host), mount_tag(i), !s.writable))
+                .collect(),
             no_reboot: true,
             display: config.display,
             extra: config.extra_args.clone(),
@@ -273,10 +285,23 @@ impl Machine {
         };
         let console = Console::start(serial, serial_log, console_options)
             .map_err(|e| Error::io("starting the serial console reader", e))?;
-        let qmp = Qmp::handshake(qmp_stream, QMP_HANDSHAKE_TIMEOUT).map_err(|e| Error::Qemu {
-            message: format!("QMP handshake failed: {e}"),
-            stderr_tail: tail_of_file(&stderr_path, 20),
-        })?;
+        let mut qmp =
+            Qmp::handshake(qmp_stream, QMP_HANDSHAKE_TIMEOUT).map_err(|e| Error::Qemu {
+                message: format!("QMP handshake failed: {e}"),
+                stderr_tail: tail_of_file(&stderr_path, 20),
+            })?;
+        // Host port 0 lets QEMU bind a free port: ask which.
+        let forwards = match config.forwards.is_empty() {
+            true => Vec::new(),
+            false => qmp
+                .human("info usernet")
+                .map_err(|e| e.to_string())
+                .and_then(|text| bound_ports(&config.forwards, &text))
+                .map_err(|message| Error::Qemu {
+                    message: format!("reading the forwarded ports: {message}"),
+                    stderr_tail: tail_of_file(&stderr_path, 20),
+                })?,
+        };
 
         Ok(Machine {
             name: config.name.clone(),
@@ -290,6 +315,8 @@ impl Machine {
             accel: verdict,
             boot_files,
             display: config.display,
+            shares: config.shares.clone(),
+            forwards,
             out_dir: options.out_dir,
             started,
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -342,6 +369,26 @@ impl Machine {
     /// Whether the guest has a display (so a screendump can be taken).
     pub fn has_display(&self) -> bool {
         self.display
+    }
+
+    /// The host folders shared into the guest; the `i`-th has mount tag
+    /// `bootrig<i>`.
+    pub fn shares(&self) -> &[Share] {
+        &self.shares
+    }
+
+    /// The host port on 127.0.0.1 that reaches guest TCP port `guest`, if
+    /// the machine forwards it.
+    pub fn forwarded_port(&self, guest: u16) -> Option<u16> {
+        self.forwards
+            .iter()
+            .find(|(g, _)| *g == guest)
+            .map(|(_, h)| *h)
+    }
+
+    /// Every forward as (guest port, host port on 127.0.0.1).
+    pub fn forwards(&self) -> &[(u16, u16)] {
+        &self.forwards
     }
 
     /// Where this machine writes its logs.
@@ -457,41 +504,6 @@ fn register(child: &OwnedChild, argv: &[String], options: &MachineOptions) -> Re
         .map_err(|e| Error::io(context(), e))
 }
 
-/// `qemu --version`, first line.
-pub fn qemu_version(qemu: &Path) -> Result<String> {
-    let out = Command::new(qemu)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io(format!("running {} --version", qemu.display()), e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().next().unwrap_or("").trim().to_string())
-}
-
-/// Finds `qemu` on PATH (or checks the given path), with an install hint.
-pub fn resolve_binary(qemu: &Path) -> Result<PathBuf> {
-    if qemu.components().count() > 1 {
-        return if qemu.is_file() {
-            Ok(qemu.to_path_buf())
-        } else {
-            Err(Error::MissingTool {
-                tool: qemu.display().to_string(),
-                hint: "the configured QEMU binary does not exist".into(),
-            })
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(qemu))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::MissingTool {
-            tool: qemu.display().to_string(),
-            hint:
-                "install it with scripts/install-deps.sh (qemu-system-x86 from bookworm-backports)"
-                    .into(),
-        })
-}
-
 fn sanitize_vm_name(name: &str) -> String {
     let s: String = name
         .chars()
@@ -513,29 +525,6 @@ fn sanitize_vm_name(name: &str) -> String {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
-}
-
-/// Quotes an argv for a shell, one option and its value per line, so
-/// `qemu-cmdline.txt` reads well and can be pasted into a shell.
-pub fn shell_quote(argv: &[String]) -> String {
-    let mut out = String::new();
-    for (i, a) in argv.iter().enumerate() {
-        if i > 0 {
-            out.push_str(if a.starts_with('-') { " \\\n    " } else { " " });
-        }
-        if !a.is_empty()
-            && a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c))
-        {
-            out.push_str(a);
-        } else {
-            out.push('\'');
-            out.push_str(&a.replace('\'', "'\\''"));
-            out.push('\'');
-        }
-    }
-    out.push('\n');
-    out
 }
 
 /// Waits for QEMU to connect to `listener`, failing early if QEMU exits.
@@ -586,12 +575,4 @@ fn accept_until(
             }
         }
     }
-}
-
-/// The last `lines` lines of a text file ("" if unreadable).
-pub fn tail_of_file(path: &Path, lines: usize) -> String {
-    let text = fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

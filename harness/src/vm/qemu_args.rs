@@ -42,6 +42,11 @@ pub struct QemuArgs {
     pub channel_socket: Option<PathBuf>,
     /// Add a user-mode network interface.
     pub network: bool,
+    /// TCP forwards on the user-mode network: (host port on 127.0.0.1,
+    /// 0 for any free one; guest port).
+    pub forwards: Vec<(u16, u16)>,
+    /// Host folders shared over 9p: (folder, mount tag, read-only).
+    pub shares: Vec<(PathBuf, String, bool)>,
     /// Exit QEMU instead of rebooting the guest.
     pub no_reboot: bool,
     /// Give the guest a VGA display (needed for `screendump`).
@@ -80,7 +85,10 @@ impl QemuArgs {
             args.extend(command_channel_args(socket));
         }
         if self.network {
-            args.extend(network_args());
+            args.extend(network_args(&self.forwards));
+        }
+        for (i, (folder, tag, readonly)) in self.shares.iter().enumerate() {
+            args.extend(share_args(i, folder, tag, *readonly));
         }
         args.extend(rng_args());
         args.extend(self.extra.iter().map(OsString::from));
@@ -245,9 +253,36 @@ pub fn command_channel_args(socket: &Path) -> Vec<OsString> {
     ]
 }
 
-/// User-mode networking on a virtio NIC.
-pub fn network_args() -> Vec<OsString> {
-    vec![os("-nic"), os("user,model=virtio-net-pci")]
+/// User-mode networking on a virtio NIC, with TCP forwards from
+/// 127.0.0.1 (never any other host address) to guest ports: `(host,
+/// guest)`, host port 0 for a free one QEMU picks.
+pub fn network_args(forwards: &[(u16, u16)]) -> Vec<OsString> {
+    let mut nic = String::from("user,model=virtio-net-pci");
+    for (host, guest) in forwards {
+        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    vec![os("-nic"), os(nic)]
+}
+
+/// A host folder shared over 9p as mount tag `tag`: a `local` fsdev with
+/// `security_model=none` (no root needed on the host: files the guest
+/// creates belong to QEMU's user), `readonly=on` when the guest must not
+/// write (QEMU refuses writes, whatever the guest mounts), and
+/// `multidevs=remap` so a folder spanning file systems keeps unique
+/// inode numbers.
+pub fn share_args(index: usize, folder: &Path, tag: &str, readonly: bool) -> Vec<OsString> {
+    let id = format!("bootrig-fs{index}");
+    let ro = if readonly { ",readonly=on" } else { "" };
+    vec![
+        os("-fsdev"),
+        joined(
+            &format!("local,id={id},path="),
+            folder,
+            &format!(",security_model=none,multidevs=remap{ro}"),
+        ),
+        os("-device"),
+        os(format!("virtio-9p-pci,fsdev={id},mount_tag={tag}")),
+    ]
 }
 
 /// A virtio RNG so guests do not stall waiting for entropy.
@@ -307,6 +342,17 @@ mod tests {
     }
 
     #[test]
+    fn forwards_bind_loopback_only_and_writable_shares_are_writable() {
+        let args = strings(network_args(&[(8080, 80), (0, 22)]));
+        assert_eq!(
+            args[1],
+            "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:0-:22"
+        );
+        let args = strings(share_args(1, Path::new("/d"), "bootrig1", false));
+        assert!(!args[1].contains("readonly"), "{args:?}");
+    }
+
+    #[test]
     fn commas_in_paths_are_doubled() {
         let args = strings(cdrom_args(Path::new("/tmp/a,b.iso")));
         assert_eq!(
@@ -337,6 +383,8 @@ mod tests {
             qmp_socket: "/q".into(),
             channel_socket: Some("/c".into()),
             network: true,
+            forwards: vec![(0, 80)],
+            shares: vec![("/srv/a,b".into(), "bootrig0".into(), true)],
             no_reboot: true,
             display: false,
             extra: vec!["-S".into()],
@@ -346,8 +394,14 @@ mod tests {
         assert_eq!(count("-kernel"), 1);
         // serial, QMP, command channel
         assert_eq!(count("-chardev"), 3);
-        // 2 disks, rng, virtio-serial bus and its port, nothing else
-        assert_eq!(count("-device"), 5, "{args:?}");
+        // 2 disks, rng, virtio-serial bus and its port, a 9p share
+        assert_eq!(count("-device"), 6, "{args:?}");
+        assert!(args.contains(
+            &"local,id=bootrig-fs0,path=/srv/a,,b,security_model=none,multidevs=remap,readonly=on"
+                .to_string()
+        ));
+        assert!(args.contains(&"virtio-9p-pci,fsdev=bootrig-fs0,mount_tag=bootrig0".to_string()));
+        assert!(args.contains(&"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:0-:80".to_string()));
         assert!(args
             .iter()
             .any(|a| a.starts_with("virtserialport,") && a.ends_with("name=org.bootrig.cmd")));
