@@ -96,6 +96,8 @@ pub use run::steps::{Step, StepKind};
 pub use run::suite::Suite;
 pub use vm::accel::AccelVerdict;
 pub use vm::config::{parse_size, Accel, Drive, Firmware, MachineConfig};
+pub use vm::initramfs::MODULES_TAG;
+pub use vm::kernel::{kernel_release, KernelInfo, ModulesDir, UserKernel, KERNEL_ENV};
 pub use vm::machine::{Machine, MachineOptions};
 pub use vm::process::OwnedChild;
 pub use vm::qmp::{Qmp, QmpError};

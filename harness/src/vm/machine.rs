@@ -22,6 +22,7 @@ use crate::errors::{Error, Result};
 use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
+use crate::vm::kernel::KernelInfo;
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
@@ -103,6 +104,7 @@ pub struct Machine {
     accel: AccelVerdict,
     boot_files: Vec<BootFile>,
     display: bool,
+    kernel_info: Option<KernelInfo>,
     out_dir: PathBuf,
     started: Instant,
     // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
@@ -117,6 +119,20 @@ impl Machine {
             what: format!("machine {}", config.name),
             message,
         })?;
+        // The user's kernel replaces the image's, with the initrd built
+        // for it (cached).
+        let prepared = match &config.user_kernel {
+            Some(user) => Some(crate::vm::initramfs::prepare(
+                config,
+                user,
+                &options.cache_dir,
+            )?),
+            None => None,
+        };
+        let kernel_boot = prepared
+            .as_ref()
+            .map(|p| &p.boot)
+            .or(config.kernel.as_ref());
         let qemu = resolve_binary(&config.qemu)?;
         let qemu_version = qemu_version(&qemu)?;
         fs::create_dir_all(&options.out_dir)
@@ -161,7 +177,7 @@ impl Machine {
             accel: verdict.accel,
             memory_mib: config.memory_mib,
             cpus: config.cpus,
-            kernel: config.kernel.as_ref().map(|k| {
+            kernel: kernel_boot.map(|k| {
                 boot_files.push(BootFile {
                     role: "kernel",
                     path: k.kernel.clone(),
@@ -212,6 +228,7 @@ impl Machine {
             network: config.network,
             no_reboot: true,
             display: config.display,
+            modules_share: prepared.as_ref().and_then(|p| p.share.clone()),
             extra: config.extra_args.clone(),
         };
         let argv_os = args.build();
@@ -278,6 +295,7 @@ impl Machine {
             accel: verdict,
             boot_files,
             display: config.display,
+            kernel_info: prepared.map(|p| p.info),
             out_dir: options.out_dir,
             started,
             _workdir: workdir,
@@ -323,6 +341,12 @@ impl Machine {
     /// The boot input files with their roles.
     pub fn boot_files(&self) -> &[BootFile] {
         &self.boot_files
+    }
+
+    /// The user's kernel this machine boots (release, modules), if it
+    /// boots one (see [`MachineConfig::with_user_kernel`]).
+    pub fn user_kernel(&self) -> Option<&KernelInfo> {
+        self.kernel_info.as_ref()
     }
 
     /// Whether the guest has a display (so a screendump can be taken).

@@ -6,6 +6,8 @@ pub mod accel;
 pub mod channel;
 pub mod config;
 mod drives;
+pub mod initramfs;
+pub mod kernel;
 pub mod machine;
 pub mod process;
 pub mod qemu_args;

@@ -46,6 +46,9 @@ pub struct QemuArgs {
     pub no_reboot: bool,
     /// Give the guest a VGA display (needed for `screendump`).
     pub display: bool,
+    /// A host folder shared read-only over 9p as the user kernel's
+    /// modules (tag [`crate::vm::initramfs::MODULES_TAG`]).
+    pub modules_share: Option<PathBuf>,
     /// Extra arguments appended verbatim, last.
     pub extra: Vec<String>,
 }
@@ -83,6 +86,9 @@ impl QemuArgs {
             args.extend(network_args());
         }
         args.extend(rng_args());
+        if let Some(dir) = &self.modules_share {
+            args.extend(modules_share_args(dir));
+        }
         args.extend(self.extra.iter().map(OsString::from));
         args
     }
@@ -108,6 +114,23 @@ fn escape_commas(path: &Path) -> OsString {
     } else {
         path.as_os_str().to_os_string()
     }
+}
+
+/// The user kernel's modules folder, shared read-only over 9p: QEMU
+/// refuses writes (`readonly=on`), whatever the guest mounts;
+/// `security_model=none` needs no root on the host.
+pub fn modules_share_args(dir: &Path) -> Vec<OsString> {
+    let tag = crate::vm::initramfs::MODULES_TAG;
+    vec![
+        os("-fsdev"),
+        joined(
+            &format!("local,id={tag},path="),
+            dir,
+            ",security_model=none,readonly=on",
+        ),
+        os("-device"),
+        os(format!("virtio-9p-pci,fsdev={tag},mount_tag={tag}")),
+    ]
 }
 
 /// Identity and isolation: a VM name, no default devices, no user config
