@@ -43,8 +43,9 @@ use crate::vm::process::OwnedChild;
 /// The 9p mount tag of the modules folder.
 pub const MODULES_TAG: &str = "bootrig_modules";
 
-/// Bumped when what this file writes changes (part of the cache key).
-const FORMAT: &str = "bootrig-initramfs-1";
+/// This file's own text: part of the cache key, so a change to how the
+/// initramfs is built never reuses an old one.
+const FORMAT: &str = include_str!("initramfs.rs");
 
 /// `/init` of a disk root's initramfs.
 const INIT: &str = include_str!("initramfs/init.sh");
@@ -374,15 +375,32 @@ fn read_builtin(path: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// A `newc` cpio archive in memory (what the kernel unpacks).
+/// A `newc` cpio archive in memory (what the kernel unpacks). Every
+/// entry's parent folders are added before it (once), since the kernel
+/// creates no missing parents.
 #[derive(Default)]
 struct Cpio {
     out: Vec<u8>,
     ino: u32,
+    dirs: BTreeSet<String>,
 }
 
 impl Cpio {
     fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
+        let mut parent = String::new();
+        for part in name.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev() {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            if !self.dirs.contains(&parent) {
+                let dir = parent.clone();
+                self.dir(&dir);
+            }
+        }
+        if mode & 0o170000 == 0o040000 && !self.dirs.insert(name.to_string()) {
+            return;
+        }
         self.ino += 1;
         let fields = [
             self.ino,
@@ -439,8 +457,8 @@ mod tests {
     #[test]
     fn cpio_lists_with_the_host_tool() {
         let mut c = Cpio::default();
+        c.file("etc/x/a", 0o644, b"hello");
         c.dir("etc");
-        c.file("etc/a", 0o644, b"hello");
         c.char_dev("console", 0o600, 5, 1);
         let bytes = c.finish();
         assert_eq!(bytes.len() % 4, 0);
@@ -456,8 +474,12 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
-        assert!(text.contains("etc/a") && text.contains(" 5 ") && text.contains("console"), "{text}");
-        assert!(text.lines().next().unwrap().starts_with('d'), "{text}");
+        assert!(text.contains("etc/x/a") && text.contains(" 5 ") && text.contains("console"), "{text}");
+        // Parents first, each once.
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with('d') && lines[0].ends_with(" etc"), "{text}");
+        assert!(lines[1].starts_with('d') && lines[1].ends_with(" etc/x"), "{text}");
     }
 
     #[test]

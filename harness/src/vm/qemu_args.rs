@@ -339,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn modules_share_is_read_only_9p() {
+        let args = strings(modules_share_args(Path::new("/m/a,b")));
+        assert_eq!(
+            args,
+            [
+                "-fsdev",
+                "local,id=bootrig_modules,path=/m/a,,b,security_model=none,readonly=on",
+                "-device",
+                "virtio-9p-pci,fsdev=bootrig_modules,mount_tag=bootrig_modules"
+            ]
+        );
+    }
+
+    #[test]
     fn kernel_without_initrd_or_append() {
         let args = strings(kernel_args(Path::new("/k"), None, ""));
         assert_eq!(args, ["-kernel", "/k"]);
@@ -362,6 +376,7 @@ mod tests {
             network: true,
             no_reboot: true,
             display: false,
+            modules_share: None,
             extra: vec!["-S".into()],
         };
         let args = strings(q.build());
