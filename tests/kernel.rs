@@ -28,7 +28,11 @@ fn test_kernel() -> Result<(PathBuf, PathBuf, String)> {
                 .output()
                 .map_err(|e| format!("running {}: {e}", script.display()))?;
             if !out.status.success() {
-                return Err(format!("{} failed: {}", script.display(), output_text(&out)));
+                return Err(format!(
+                    "{} failed: {}",
+                    script.display(),
+                    output_text(&out)
+                ));
             }
             let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
             Ok((cache.join("vmlinuz"), cache.join("modules"), release))
@@ -41,7 +45,10 @@ fn test_kernel() -> Result<(PathBuf, PathBuf, String)> {
 /// `modprobe dummy` loads it from the shared folder.
 fn check_kernel_and_modprobe(vm: &Session, release: &str) -> Result<()> {
     let uname = vm.succeed("uname -r")?;
-    check!(uname.trim() == release, "uname -r is {uname:?}, expected {release}");
+    check!(
+        uname.trim() == release,
+        "uname -r is {uname:?}, expected {release}"
+    );
     let lsmod = vm.succeed("cat /proc/modules")?;
     check!(
         !lsmod.lines().any(|l| l.starts_with("dummy ")),
@@ -54,7 +61,9 @@ fn check_kernel_and_modprobe(vm: &Session, release: &str) -> Result<()> {
         "lsmod does not show dummy after modprobe:\n{lsmod}"
     );
     // The module came from the host folder, shared read-only.
-    vm.succeed(&format!("test -d /lib/modules/{release}/host/kernel/drivers/net"))?;
+    vm.succeed(&format!(
+        "test -d /lib/modules/{release}/host/kernel/drivers/net"
+    ))?;
     vm.fail(&format!("touch /lib/modules/{release}/host/kernel/x"))?;
     Ok(())
 }
@@ -62,11 +71,13 @@ fn check_kernel_and_modprobe(vm: &Session, release: &str) -> Result<()> {
 fn boot_with_own_kernel(ctx: &TestContext, image: &str) -> Result<std::sync::Arc<Session>> {
     let (kernel, modules, _) = test_kernel()?;
     let img = ctx.image(Image::builtin(image))?;
-    let cfg = img.machine_config(&format!("{image}-own-kernel"), None).with_user_kernel(
-        UserKernel::new(kernel)
-            .with_modules(modules)
-            .with_append("bootrig.test=1"),
-    );
+    let cfg = img
+        .machine_config(&format!("{image}-own-kernel"), None)
+        .with_user_kernel(
+            UserKernel::new(kernel)
+                .with_modules(modules)
+                .with_append("bootrig.test=1"),
+        );
     let vm = ctx.boot(cfg)?;
     if let Some(prompt) = &img.manifest.shell_prompt {
         vm.attach_shell(prompt)?;
@@ -79,65 +90,78 @@ fn boot_with_own_kernel(ctx: &TestContext, image: &str) -> Result<std::sync::Arc
 
 fn main() -> ExitCode {
     Suite::from_args()
-        .test_with("kernel::debian::own_kernel_and_modules", vm_marks(), |ctx| {
-            let (_, _, release) = test_kernel()?;
-            let vm = boot_with_own_kernel(ctx, "debian")?;
-            check!(
-                vm.succeed("cat /proc/cmdline")?.contains("bootrig.test=1"),
-                "the extra command line is missing"
-            );
-            check_kernel_and_modprobe(&vm, &release)?;
-            // The image's kernel is another one: this is really a new kernel.
-            let img = ctx.image(Image::builtin("debian"))?;
-            let theirs = bootrig::kernel_release(&img.dir.join("vmlinuz")).map_err(bootrig::Error::Check)?;
-            check!(theirs != release, "the images already use {release}");
-            Ok(())
-        })
-        .test_with("kernel::busybox::own_kernel_and_modules", vm_marks(), |ctx| {
-            let (_, _, release) = test_kernel()?;
-            let vm = boot_with_own_kernel(ctx, "busybox")?;
-            check_kernel_and_modprobe(&vm, &release)
-        })
-        .test_with("kernel::busybox::bootrig_run_overrides_the_kernel", vm_marks(), |ctx| {
-            let (kernel, modules, release) = test_kernel()?;
-            let dir = tempfile::tempdir()?;
-            std::fs::write(
-                dir.path().join("uname.json"),
-                format!(
-                    r#"{{"name": "own", "machine": {{"image": "busybox"}},
+        .test_with(
+            "kernel::debian::own_kernel_and_modules",
+            vm_marks(),
+            |ctx| {
+                let (_, _, release) = test_kernel()?;
+                let vm = boot_with_own_kernel(ctx, "debian")?;
+                check!(
+                    vm.succeed("cat /proc/cmdline")?.contains("bootrig.test=1"),
+                    "the extra command line is missing"
+                );
+                check_kernel_and_modprobe(&vm, &release)?;
+                // The image's kernel is another one: this is really a new kernel.
+                let img = ctx.image(Image::builtin("debian"))?;
+                let theirs = bootrig::kernel_release(&img.dir.join("vmlinuz"))
+                    .map_err(bootrig::Error::Check)?;
+                check!(theirs != release, "the images already use {release}");
+                Ok(())
+            },
+        )
+        .test_with(
+            "kernel::busybox::own_kernel_and_modules",
+            vm_marks(),
+            |ctx| {
+                let (_, _, release) = test_kernel()?;
+                let vm = boot_with_own_kernel(ctx, "busybox")?;
+                check_kernel_and_modprobe(&vm, &release)
+            },
+        )
+        .test_with(
+            "kernel::busybox::bootrig_run_overrides_the_kernel",
+            vm_marks(),
+            |ctx| {
+                let (kernel, modules, release) = test_kernel()?;
+                let dir = tempfile::tempdir()?;
+                std::fs::write(
+                    dir.path().join("uname.json"),
+                    format!(
+                        r#"{{"name": "own", "machine": {{"image": "busybox"}},
   "tests": [{{"name": "uname", "steps": [
     {{"succeed": "uname -r", "expect": "^{release}\n$"}},
     {{"succeed": "modprobe dummy && grep -q '^dummy ' /proc/modules"}},
     {{"succeed": "grep -q bootrig.cli=1 /proc/cmdline"}}]}}]}}"#,
-                    release = regex_escape(&release)
-                ),
-            )?;
-            let out = run_bootrig(
-                &[
-                    "run",
-                    "--artifacts",
-                    &ctx.artifacts_dir().join("run").to_string_lossy(),
-                    "--kernel",
-                    &kernel.to_string_lossy(),
-                    "--modules",
-                    &modules.to_string_lossy(),
-                    "--append",
-                    "bootrig.cli=1",
-                    "uname.json",
-                ],
-                dir.path(),
-                &[],
-            );
-            if !out.status.success() {
-                return check_failed!("bootrig run --kernel failed:\n{}", output_text(&out));
-            }
-            let metadata = find_metadata(&ctx.artifacts_dir().join("run"))?;
-            check!(
-                metadata.contains(&release) && metadata.contains("\"modules\""),
-                "metadata.json does not record the kernel:\n{metadata}"
-            );
-            Ok(())
-        })
+                        release = regex_escape(&release)
+                    ),
+                )?;
+                let out = run_bootrig(
+                    &[
+                        "run",
+                        "--artifacts",
+                        &ctx.artifacts_dir().join("run").to_string_lossy(),
+                        "--kernel",
+                        &kernel.to_string_lossy(),
+                        "--modules",
+                        &modules.to_string_lossy(),
+                        "--append",
+                        "bootrig.cli=1",
+                        "uname.json",
+                    ],
+                    dir.path(),
+                    &[],
+                );
+                if !out.status.success() {
+                    return check_failed!("bootrig run --kernel failed:\n{}", output_text(&out));
+                }
+                let metadata = find_metadata(&ctx.artifacts_dir().join("run"))?;
+                check!(
+                    metadata.contains(&release) && metadata.contains("\"modules\""),
+                    "metadata.json does not record the kernel:\n{metadata}"
+                );
+                Ok(())
+            },
+        )
         .run()
 }
 

@@ -59,7 +59,13 @@ const RDINIT: &str = "/bootrig-init";
 const DEPMOD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Modules the root disk needs (loaded when they are modules).
-const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "virtio_scsi", "crc32c_generic", "ext4"];
+const DISK_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "crc32c_generic",
+    "ext4",
+];
 /// Modules the devices bootrig attaches need (as the busybox image loads).
 const DEVICE_MODULES: &[&str] = &["virtio_net", "virtio_rng", "virtio_console"];
 /// Modules the modules share needs.
@@ -112,7 +118,10 @@ pub fn prepare(config: &MachineConfig, user: &UserKernel, cache: &Path) -> Resul
     if config.iso.is_some() {
         return Err(cfg_err("a kernel of your own cannot boot an ISO".into()));
     }
-    let busybox = find_tool("busybox", "install busybox-static (scripts/install-deps.sh)")?;
+    let busybox = find_tool(
+        "busybox",
+        "install busybox-static (scripts/install-deps.sh)",
+    )?;
     let key = cache_key(&info, &root, &busybox)?;
     let dir = cache.join("kernels").join(&key);
     let initrd = dir.join("initrd.img");
@@ -154,7 +163,10 @@ fn cache_key(info: &KernelInfo, root: &Root, busybox: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut stamp = |p: &Path| -> Result<()> {
         let m = fs::metadata(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
-        let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         h.update(format!("{}\0{}\0{:?}\0", p.display(), m.len(), mtime).as_bytes());
         Ok(())
     };
@@ -164,7 +176,8 @@ fn cache_key(info: &KernelInfo, root: &Root, busybox: &Path) -> Result<String> {
     }
     if let Some(m) = &info.modules {
         let mut files = Vec::new();
-        walk(&m.dir, &mut files).map_err(|e| Error::io(format!("listing {}", m.dir.display()), e))?;
+        walk(&m.dir, &mut files)
+            .map_err(|e| Error::io(format!("listing {}", m.dir.display()), e))?;
         files.sort();
         for f in &files {
             stamp(f)?;
@@ -174,7 +187,11 @@ fn cache_key(info: &KernelInfo, root: &Root, busybox: &Path) -> Result<String> {
     h.update(INIT);
     h.update(HOOK);
     h.update(&info.release);
-    h.update(if matches!(root, Root::Disk) { "disk" } else { "initrd" });
+    h.update(if matches!(root, Root::Disk) {
+        "disk"
+    } else {
+        "initrd"
+    });
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(hex[..16].to_string())
 }
@@ -246,16 +263,24 @@ fn build(info: &KernelInfo, root: &Root, busybox: &Path, dir: &Path) -> Result<(
             let e = e.map_err(io(format!("reading {}", index.display())))?;
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with("modules.") {
-                let bytes = fs::read(e.path()).map_err(io(format!("reading {}", e.path().display())))?;
+                let bytes =
+                    fs::read(e.path()).map_err(io(format!("reading {}", e.path().display())))?;
                 cpio.file(&format!("lib/modules/{release}/{name}"), 0o644, &bytes);
             }
         }
     }
     let mut load_order = String::new();
     for rel in &order {
-        let host = info.modules.as_ref().map(|m| m.dir.join(rel.strip_prefix("host/").unwrap_or(rel)));
+        let host = info
+            .modules
+            .as_ref()
+            .map(|m| m.dir.join(rel.strip_prefix("host/").unwrap_or(rel)));
         let Some(host) = host else { continue };
-        let file_name = host.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let file_name = host
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let name = format!("{}.ko", module_name(&file_name));
         let bytes = read_module(&host).map_err(|message| Error::Config {
             what: format!("kernel {}", info.kernel.display()),
@@ -268,7 +293,11 @@ fn build(info: &KernelInfo, root: &Root, busybox: &Path, dir: &Path) -> Result<(
     cpio.file("lib/modules/load-order", 0o644, load_order.as_bytes());
     let conf = format!(
         "RELEASE='{release}'\nMODULES_TAG='{}'\n",
-        if info.modules.is_some() { MODULES_TAG } else { "" }
+        if info.modules.is_some() {
+            MODULES_TAG
+        } else {
+            ""
+        }
     );
     cpio.dir("etc/bootrig");
     cpio.file("etc/bootrig/kernel.conf", 0o644, conf.as_bytes());
@@ -297,7 +326,9 @@ fn build(info: &KernelInfo, root: &Root, busybox: &Path, dir: &Path) -> Result<(
     let mut gz = flate2::write::GzEncoder::new(bytes, flate2::Compression::fast());
     gz.write_all(&cpio.finish())
         .map_err(io("compressing the initramfs".into()))?;
-    let bytes = gz.finish().map_err(io("compressing the initramfs".into()))?;
+    let bytes = gz
+        .finish()
+        .map_err(io("compressing the initramfs".into()))?;
     fs::write(&out, bytes).map_err(io(format!("writing {}", out.display())))?;
     let _ = fs::remove_dir_all(tmp.path().join("farm"));
     let tmp = tmp.keep();
@@ -316,7 +347,11 @@ fn depmod(release: &str, modules: &Path, work: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&index).map_err(io(format!("creating {}", index.display())))?;
     std::os::unix::fs::symlink(modules, index.join("host"))
         .map_err(io(format!("linking {}", modules.display())))?;
-    for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
+    for f in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.order",
+    ] {
         if modules.join(f).is_file() {
             fs::copy(modules.join(f), index.join(f)).map_err(io(format!("copying {f}")))?;
         }
@@ -340,7 +375,9 @@ fn depmod(release: &str, modules: &Path, work: &Path) -> Result<PathBuf> {
             what: format!("modules {}", modules.display()),
             message: format!(
                 "depmod failed ({}): {}",
-                status.map(|s| s.to_string()).unwrap_or_else(|| "timed out".into()),
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "timed out".into()),
                 fs::read_to_string(&log_path).unwrap_or_default().trim()
             ),
         });
@@ -352,10 +389,13 @@ fn depmod(release: &str, modules: &Path, work: &Path) -> Result<PathBuf> {
 /// `modules.dep`: module name → its files in load order (dependencies
 /// first, the module last), as paths relative to the index.
 fn read_deps(path: &Path) -> Result<HashMap<String, Vec<String>>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let mut out = HashMap::new();
     for line in text.lines() {
-        let Some((file, deps)) = line.split_once(':') else { continue };
+        let Some((file, deps)) = line.split_once(':') else {
+            continue;
+        };
         let name = module_name(file.rsplit('/').next().unwrap_or(file));
         // modprobe loads the listed dependencies last to first.
         let mut files: Vec<String> = deps.split_whitespace().rev().map(String::from).collect();
@@ -388,7 +428,14 @@ struct Cpio {
 impl Cpio {
     fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
         let mut parent = String::new();
-        for part in name.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev() {
+        for part in name
+            .split('/')
+            .rev()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
             if !parent.is_empty() {
                 parent.push('/');
             }
@@ -474,12 +521,21 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
-        assert!(text.contains("etc/x/a") && text.contains(" 5 ") && text.contains("console"), "{text}");
+        assert!(
+            text.contains("etc/x/a") && text.contains(" 5 ") && text.contains("console"),
+            "{text}"
+        );
         // Parents first, each once.
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(lines[0].starts_with('d') && lines[0].ends_with(" etc"), "{text}");
-        assert!(lines[1].starts_with('d') && lines[1].ends_with(" etc/x"), "{text}");
+        assert!(
+            lines[0].starts_with('d') && lines[0].ends_with(" etc"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with('d') && lines[1].ends_with(" etc/x"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -508,9 +564,15 @@ mod tests {
     fn a_machine_without_an_image_root_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let bz = dir.path().join("bzImage");
-        fs::write(&bz, crate::vm::kernel::tests::fake_bzimage("6.12.9-test #1")).unwrap();
+        fs::write(
+            &bz,
+            crate::vm::kernel::tests::fake_bzimage("6.12.9-test #1"),
+        )
+        .unwrap();
         let cfg = MachineConfig::new("m").with_kernel(&bz, None, "");
-        let e = prepare(&cfg, &UserKernel::new(&bz), dir.path()).unwrap_err().to_string();
+        let e = prepare(&cfg, &UserKernel::new(&bz), dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("neither"), "{e}");
     }
 }

@@ -149,7 +149,9 @@ pub fn kernel_release(path: &Path) -> Result<String, String> {
                 return Ok(String::from_utf8_lossy(&rest[..end]).into_owned());
             }
         }
-        return Err(field("is an ELF file without a `Linux version` banner".into()));
+        return Err(field(
+            "is an ELF file without a `Linux version` banner".into(),
+        ));
     }
     Err(field(
         "is not a kernel image (no bzImage header, not an ELF vmlinux)".into(),
@@ -326,20 +328,32 @@ pub(crate) mod tests {
         fs::write(&bz, fake_bzimage("6.12.9-test (me@host) #1 SMP")).unwrap();
         assert_eq!(kernel_release(&bz).unwrap(), "6.12.9-test");
         let elf = dir.path().join("vmlinux");
-        fs::write(&elf, b"\x7fELF\0\0junk Linux version 6.13.0-rc1+ (x@y) #2\0").unwrap();
+        fs::write(
+            &elf,
+            b"\x7fELF\0\0junk Linux version 6.13.0-rc1+ (x@y) #2\0",
+        )
+        .unwrap();
         assert_eq!(kernel_release(&elf).unwrap(), "6.13.0-rc1+");
         let junk = dir.path().join("junk");
         fs::write(&junk, b"hello").unwrap();
         let e = kernel_release(&junk).unwrap_err();
-        assert!(e.starts_with("kernel: ") && e.contains("not a kernel image"), "{e}");
+        assert!(
+            e.starts_with("kernel: ") && e.contains("not a kernel image"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_kernel_that_is_a_folder_or_missing_names_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let e = UserKernel::new(dir.path()).check().unwrap_err();
-        assert!(e.starts_with("kernel: ") && e.contains("is a directory"), "{e}");
-        let e = UserKernel::new(dir.path().join("nope")).check().unwrap_err();
+        assert!(
+            e.starts_with("kernel: ") && e.contains("is a directory"),
+            "{e}"
+        );
+        let e = UserKernel::new(dir.path().join("nope"))
+            .check()
+            .unwrap_err();
         assert!(e.contains("nope") && e.contains("does not exist"), "{e}");
     }
 
@@ -366,30 +380,56 @@ pub(crate) mod tests {
         fs::create_dir_all(other.join("lib/modules/6.1.0-9-amd64/kernel")).unwrap();
         let e = k.clone().with_modules(&other).check().unwrap_err();
         assert!(e.starts_with("modules: "), "{e}");
-        assert!(e.contains("6.1.0-9-amd64") && e.contains("6.12.9-test"), "{e}");
+        assert!(
+            e.contains("6.1.0-9-amd64") && e.contains("6.12.9-test"),
+            "{e}"
+        );
         let e = k
             .clone()
             .with_modules(other.join("lib/modules/6.1.0-9-amd64"))
             .check()
             .unwrap_err();
-        assert!(e.contains("6.1.0-9-amd64") && e.contains("6.12.9-test"), "{e}");
+        assert!(
+            e.contains("6.1.0-9-amd64") && e.contains("6.12.9-test"),
+            "{e}"
+        );
 
         // A flat folder: vermagic decides.
         let flat = dir.path().join("flat");
         fs::create_dir_all(&flat).unwrap();
         fs::write(flat.join("mine.ko"), fake_module("6.12.9-test")).unwrap();
-        assert!(k.clone().with_modules(&flat).check().unwrap().modules.unwrap().flat);
+        assert!(
+            k.clone()
+                .with_modules(&flat)
+                .check()
+                .unwrap()
+                .modules
+                .unwrap()
+                .flat
+        );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &fake_module("5.10.0-old")).unwrap();
         fs::write(flat.join("old.ko.gz"), gz.finish().unwrap()).unwrap();
         let e = k.clone().with_modules(&flat).check().unwrap_err();
-        assert!(e.contains("old.ko.gz built for 5.10.0-old") && e.contains("6.12.9-test"), "{e}");
+        assert!(
+            e.contains("old.ko.gz built for 5.10.0-old") && e.contains("6.12.9-test"),
+            "{e}"
+        );
 
         // Nothing module-like, and a file.
         let empty = dir.path().join("empty");
         fs::create_dir_all(&empty).unwrap();
-        assert!(k.clone().with_modules(&empty).check().unwrap_err().contains("no .ko files"));
-        assert!(k.with_modules(&bz).check().unwrap_err().contains("is not a folder"));
+        assert!(k
+            .clone()
+            .with_modules(&empty)
+            .check()
+            .unwrap_err()
+            .contains("no .ko files"));
+        assert!(k
+            .with_modules(&bz)
+            .check()
+            .unwrap_err()
+            .contains("is not a folder"));
     }
 
     #[test]
