@@ -129,7 +129,7 @@ fn main() -> ExitCode {
                     format!(
                         r#"{{"name": "own", "machine": {{"image": "busybox"}},
   "tests": [{{"name": "uname", "steps": [
-    {{"succeed": "uname -r", "expect": "^{release}\n$"}},
+    {{"run": "uname -r", "output_matches": "^{release}\n$"}},
     {{"succeed": "modprobe dummy && grep -q '^dummy ' /proc/modules"}},
     {{"succeed": "grep -q bootrig.cli=1 /proc/cmdline"}}]}}]}}"#,
                         release = regex_escape(&release)

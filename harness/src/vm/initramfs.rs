@@ -125,7 +125,10 @@ pub fn prepare(config: &MachineConfig, user: &UserKernel, cache: &Path) -> Resul
     let key = cache_key(&info, &root, &busybox)?;
     let dir = cache.join("kernels").join(&key);
     let initrd = dir.join("initrd.img");
-    if !initrd.is_file() {
+    if initrd.is_file() {
+        // Used now: pruning keeps the most recently used builds.
+        let _ = File::open(&dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
+    } else {
         build(&info, &root, &busybox, &dir)?;
     }
     let mut append = image.map(|k| k.append.clone()).unwrap_or_default();
@@ -334,7 +337,32 @@ fn build(info: &KernelInfo, root: &Root, busybox: &Path, dir: &Path) -> Result<(
     let tmp = tmp.keep();
     let _ = fs::remove_dir_all(dir);
     fs::rename(&tmp, dir).map_err(io(format!("moving {} into place", tmp.display())))?;
+    prune(kernels, KEEP);
     Ok(())
+}
+
+/// How many built initramfs the cache keeps (a kernel developer makes a
+/// new one with every modules build).
+const KEEP: usize = 8;
+
+/// Removes all but the `keep` most recently built or used builds. Held under the build lock.
+fn prune(kernels: &Path, keep: usize) {
+    let Ok(entries) = fs::read_dir(kernels) else {
+        return;
+    };
+    let mut builds: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.len() == 16 && n.chars().all(|c| c.is_ascii_hexdigit())
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    builds.sort();
+    let excess = builds.len().saturating_sub(keep);
+    for (_, old) in builds.into_iter().take(excess) {
+        let _ = fs::remove_dir_all(old);
+    }
 }
 
 /// Runs `depmod` over a farm whose `lib/modules/<release>/host` is the
@@ -536,6 +564,28 @@ mod tests {
             lines[1].starts_with('d') && lines[1].ends_with(" etc/x"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"]
+            .iter()
+            .enumerate()
+        {
+            let p = dir.path().join(name);
+            fs::create_dir(&p).unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1000 * (i as u64 + 1));
+            File::open(&p).unwrap().set_modified(t).unwrap();
+        }
+        fs::write(dir.path().join("build.lock"), "").unwrap();
+        prune(dir.path(), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["bbbbbbbbbbbbbbbb", "build.lock", "cccccccccccccccc"]);
     }
 
     #[test]
