@@ -44,6 +44,12 @@ fn test_kernel() -> Result<(PathBuf, PathBuf, String)> {
 /// `uname -r` is the test kernel's, `dummy` is not loaded at boot, and
 /// `modprobe dummy` loads it from the shared folder.
 fn check_kernel_and_modprobe(vm: &Session, release: &str) -> Result<()> {
+    check_kernel_and_modprobe_from(vm, release, "kernel/drivers/net")
+}
+
+/// [`check_kernel_and_modprobe`], with `shared` a path the modules share
+/// holds.
+fn check_kernel_and_modprobe_from(vm: &Session, release: &str, shared: &str) -> Result<()> {
     let uname = vm.succeed("uname -r")?;
     check!(
         uname.trim() == release,

@@ -78,58 +78,7 @@ struct RunArgs {
     #[arg(short = 'x', long)]
     fail_fast: bool,
     #[command(flatten)]
-    kernel: KernelArgs,
-}
-
-/// `--kernel`, `--modules`, `--append`: a kernel of your own for every VM
-/// of a run (`bootrig run`, `bootrig fstests`).
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct KernelArgs {
-    /// Boot this kernel (bzImage, or a PVH vmlinux) instead of the image's,
-    /// on the image's root filesystem, in every test of the run
-    /// [default: `BOOTRIG_KERNEL`].
-    #[arg(long, value_name = "PATH")]
-    kernel: Option<PathBuf>,
-    /// Its modules: a `make modules_install INSTALL_MOD_PATH=` folder, a
-    /// `lib/modules/<release>` folder or a folder of `.ko` files; shared
-    /// read-only at /lib/modules/<release> so modprobe works.
-    #[arg(long, value_name = "DIR", requires = "kernel")]
-    modules: Option<PathBuf>,
-    /// Extra kernel command line, after the image's.
-    #[arg(
-        long,
-        value_name = "ARGS",
-        requires = "kernel",
-        allow_hyphen_values = true
-    )]
-    append: Option<String>,
-}
-
-impl KernelArgs {
-    /// The kernel given, checked (release, modules) before anything boots;
-    /// `None` when no `--kernel` was given.
-    pub(crate) fn resolve(&self) -> Result<Option<crate::UserKernel>, String> {
-        let Some(kernel) = &self.kernel else {
-            return Ok(None);
-        };
-        let mut user = crate::UserKernel::new(kernel);
-        if let Some(m) = &self.modules {
-            user = user.with_modules(m);
-        }
-        if let Some(a) = &self.append {
-            user = user.with_append(a);
-        }
-        let info = user.check().map_err(|e| format!("--{e}"))?;
-        eprintln!(
-            "bootrig: kernel {} ({}){}",
-            kernel.display(),
-            info.release,
-            info.modules
-                .map(|m| format!(", modules {}", m.dir.display()))
-                .unwrap_or_default()
-        );
-        Ok(Some(user))
-    }
+    kernel: crate::cli_kernel::KernelArgs,
 }
 
 #[derive(Debug, Subcommand)]

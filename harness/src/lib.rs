@@ -37,6 +37,7 @@ pub mod deadline;
 pub mod events;
 pub mod fstests;
 
+mod cli_kernel;
 mod cli_review;
 mod doctor;
 mod errors;

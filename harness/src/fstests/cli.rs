@@ -137,7 +137,7 @@ struct RunArgs {
     #[arg(long)]
     list: bool,
     #[command(flatten)]
-    kernel: crate::cli::KernelArgs,
+    kernel: crate::cli_kernel::KernelArgs,
 }
 
 /// Runs `bootrig fstests`.

@@ -49,17 +49,13 @@ pub struct Scenario {
 pub struct MachineSpec {
     /// A built-in image (`busybox`, `debian`, `iso`).
     pub image: Option<String>,
-    /// A kernel for direct boot; with `image`, your own kernel booted on
-    /// the image's root filesystem instead of the image's kernel.
+    /// A kernel for direct boot; with `image`, your own kernel on its root.
     pub kernel: Option<PathBuf>,
-    /// Its initrd (not with `image`: bootrig builds one).
+    /// Its initrd (not with `image`).
     pub initrd: Option<PathBuf>,
-    /// Its command line; with `image`, extra command line after the
-    /// image's.
+    /// Its command line (with `image`: added to the image's).
     pub append: Option<String>,
-    /// With `image` and `kernel`: the kernel's modules (a `make
-    /// modules_install INSTALL_MOD_PATH=` folder, a `lib/modules/<release>`
-    /// folder or a folder of `.ko` files).
+    /// With `image` and `kernel`: its modules (see `crate::UserKernel`).
     pub modules: Option<PathBuf>,
     /// An ISO to boot.
     pub iso: Option<PathBuf>,
@@ -233,16 +229,8 @@ impl Scenario {
             message,
         };
         let m = &mut sc.machine;
-        for p in [
-            &mut m.kernel,
-            &mut m.initrd,
-            &mut m.iso,
-            &mut m.disk,
-            &mut m.modules,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let files = [&mut m.kernel, &mut m.initrd, &mut m.iso, &mut m.disk];
+        for p in files.into_iter().chain([&mut m.modules]).flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -284,34 +272,10 @@ impl Scenario {
                 "\"image\" replaces iso/disk: give one or the other".into(),
             ));
         }
-        if m.image.is_some() && m.initrd.is_some() {
-            return Err(err(
-                "initrd",
-                "with \"image\", \"kernel\" boots the image's root through an initrd bootrig builds: drop \"initrd\"".into(),
-            ));
-        }
-        if m.modules.is_some() && (m.image.is_none() || m.kernel.is_none()) {
-            return Err(err(
-                "modules",
-                "\"modules\" needs \"image\" and \"kernel\" (your kernel on an image's root)"
-                    .into(),
-            ));
-        }
-        if let (Some(_), Some(kernel)) = (&m.image, &m.kernel) {
-            let user = crate::vm::kernel::UserKernel {
-                kernel: kernel.clone(),
-                modules: m.modules.clone(),
-                append: m.append.clone().unwrap_or_default(),
-            };
-            if let Err(e) = user.check() {
-                let key = if e.starts_with("modules") {
-                    "modules"
-                } else {
-                    "kernel"
-                };
-                return Err(err(key, e));
-            }
-        }
+        let (image, initrd) = (m.image.is_some(), m.initrd.is_some());
+        let (kernel, modules) = (m.kernel.as_deref(), m.modules.as_deref());
+        crate::vm::kernel::on_image(image, kernel, initrd, modules, m.append.as_deref())
+            .map_err(|(key, e)| err(key, e))?;
         if m.kernel.is_some() && m.iso.is_some() {
             return Err(err("iso", "\"kernel\" and \"iso\" are exclusive".into()));
         }

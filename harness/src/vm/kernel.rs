@@ -112,6 +112,47 @@ impl UserKernel {
     }
 }
 
+/// A kernel of your own named next to an image (a scenario's `machine`:
+/// `image`, `kernel`, `initrd`, `modules`, `append`), checked as
+/// [`UserKernel::check`] does: `Ok(None)` when there is none; the error
+/// names the field at fault and why.
+pub fn on_image(
+    image: bool,
+    kernel: Option<&Path>,
+    initrd: bool,
+    modules: Option<&Path>,
+    append: Option<&str>,
+) -> Result<Option<UserKernel>, (&'static str, String)> {
+    if image && initrd {
+        return Err((
+            "initrd",
+            "with \"image\", \"kernel\" boots the image's root through an initrd \
+             bootrig builds: drop \"initrd\""
+                .into(),
+        ));
+    }
+    let (true, Some(kernel)) = (image, kernel) else {
+        return match modules {
+            Some(_) => Err((
+                "modules",
+                "\"modules\" needs \"image\" and \"kernel\" (your kernel on an image's root)"
+                    .into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let user = UserKernel {
+        kernel: kernel.to_path_buf(),
+        modules: modules.map(Path::to_path_buf),
+        append: append.unwrap_or_default().to_string(),
+    };
+    match user.check() {
+        Ok(_) => Ok(Some(user)),
+        Err(e) if e.starts_with("modules") => Err(("modules", e)),
+        Err(e) => Err(("kernel", e)),
+    }
+}
+
 /// The release of a kernel image: the first word of the bzImage header's
 /// version string, or of the `Linux version` banner in an ELF vmlinux.
 pub fn kernel_release(path: &Path) -> Result<String, String> {
