@@ -67,10 +67,12 @@ fn check_kernel_and_modprobe_from(vm: &Session, release: &str, shared: &str) -> 
         "lsmod does not show dummy after modprobe:\n{lsmod}"
     );
     // The module came from the host folder, shared read-only.
-    vm.succeed(&format!(
-        "test -d /lib/modules/{release}/host/kernel/drivers/net"
-    ))?;
-    vm.fail(&format!("touch /lib/modules/{release}/host/kernel/x"))?;
+    vm.succeed(&format!("test -e /lib/modules/{release}/host/{shared}"))?;
+    let refused = vm.fail(&format!("touch /lib/modules/{release}/host/x 2>&1"))?;
+    check!(
+        refused.contains("Read-only file system"),
+        "a write to the modules share: {refused:?}"
+    );
     Ok(())
 }
 
