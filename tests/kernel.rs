@@ -127,6 +127,39 @@ fn main() -> ExitCode {
             },
         )
         .test_with(
+            "kernel::busybox::flat_folder_of_modules",
+            vm_marks(),
+            |ctx| {
+                // A folder of .ko files, as a developer's out-of-tree build
+                // leaves them: what the share needs (9p) and one more module.
+                let (kernel, modules, release) = test_kernel()?;
+                let tree = modules.join("lib/modules").join(&release).join("kernel");
+                let flat = tempfile::tempdir()?;
+                for m in [
+                    "drivers/net/dummy.ko.xz",
+                    "fs/9p/9p.ko.xz",
+                    "fs/netfs/netfs.ko.xz",
+                    "net/9p/9pnet.ko.xz",
+                    "net/9p/9pnet_virtio.ko.xz",
+                ] {
+                    let from = tree.join(m);
+                    std::fs::copy(
+                        &from,
+                        flat.path().join(from.file_name().unwrap_or_default()),
+                    )?;
+                }
+                let img = ctx.image(Image::builtin("busybox"))?;
+                let cfg = img
+                    .machine_config("busybox-flat", None)
+                    .with_user_kernel(UserKernel::new(kernel).with_modules(flat.path()));
+                let vm = ctx.boot(cfg)?;
+                if let Some(prompt) = &img.manifest.shell_prompt {
+                    vm.attach_shell(prompt)?;
+                }
+                check_kernel_and_modprobe_from(&vm, &release, "dummy.ko.xz")
+            },
+        )
+        .test_with(
             "kernel::busybox::bootrig_run_overrides_the_kernel",
             vm_marks(),
             |ctx| {
