@@ -248,4 +248,19 @@ fn a_bad_kernel_or_modules_folder_is_refused_before_anything_boots() {
             "{flags:?}: a run folder was created"
         );
     }
+    // BOOTRIG_KERNEL is checked the same way, and named.
+    let out = bootrig_tests::run_bootrig(&["run", "s.json"], d, &[("BOOTRIG_KERNEL", "kdir")]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("BOOTRIG_KERNEL") && t.contains("kdir is a directory"),
+        "{t}"
+    );
+    // bootrig fstests takes the same flags.
+    let out = bootrig(&["fstests", "--help"], d);
+    let t = text(&out);
+    assert!(
+        t.contains("--kernel") && t.contains("--modules") && t.contains("--append"),
+        "{t}"
+    );
 }

@@ -127,6 +127,32 @@ fn main() -> ExitCode {
             },
         )
         .test_with(
+            "kernel::debian::without_modules_the_root_disk_is_unreachable_and_said_so",
+            vm_marks(),
+            |ctx| {
+                // Debian's kernel has virtio_blk as a module: without the
+                // modules, the initramfs cannot reach /dev/vda and says so.
+                let (kernel, _, _) = test_kernel()?;
+                let img = ctx.image(Image::builtin("debian"))?;
+                let cfg = img
+                    .machine_config("debian-no-modules", None)
+                    .with_user_kernel(UserKernel::new(kernel));
+                let vm = ctx.boot(cfg)?;
+                let login = img.manifest.login.clone().expect("debian logs in");
+                match vm.login(&login.user, &login.password) {
+                    Ok(_) => check_failed!("logged in without the modules that reach the disk"),
+                    Err(e) => {
+                        let tail = vm.console_tail(40);
+                        check!(
+                            tail.contains("bootrig-initramfs: root device /dev/vda did not appear"),
+                            "no clear message on the console ({e}):\n{tail}"
+                        );
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .test_with(
             "kernel::busybox::flat_folder_of_modules",
             vm_marks(),
             |ctx| {
