@@ -41,7 +41,10 @@ while :; do
     esac
     [ -n "$dev" ] && [ -b "$dev" ] && break
     i=$((i + 1))
-    [ $i -lt 300 ] || fail "root device $root did not appear (is its driver built in or among the modules? loaded: $(cat /lib/modules/load-order | tr '\n' ' '))"
+    if [ $i -ge 300 ]; then
+        loaded=$(tr '\n' ' ' < /lib/modules/load-order)
+        fail "root device $root did not appear (is its driver built in or among the modules? modules loaded: ${loaded:-none})"
+    fi
     sleep 0.1
 done
 mount ${fstype:+-t "$fstype"} -o "$mode${flags:+,$flags}" "$dev" /newroot ||
