@@ -118,18 +118,20 @@ pub fn prepare(config: &MachineConfig, user: &UserKernel, cache: &Path) -> Resul
     if config.iso.is_some() {
         return Err(cfg_err("a kernel of your own cannot boot an ISO".into()));
     }
-    let busybox = find_tool(
-        "busybox",
-        "install busybox-static (scripts/install-deps.sh)",
-    )?;
-    let key = cache_key(&info, &root, &busybox)?;
+    // The initramfs of a disk root runs the host's busybox: it must be
+    // static (an initramfs root runs the image's own).
+    let busybox = match root {
+        Root::Disk => Some(static_busybox()?),
+        Root::Initrd(_) => None,
+    };
+    let key = cache_key(&info, &root, busybox.as_deref())?;
     let dir = cache.join("kernels").join(&key);
     let initrd = dir.join("initrd.img");
     if initrd.is_file() {
         // Used now: pruning keeps the most recently used builds.
         let _ = File::open(&dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
     } else {
-        build(&info, &root, &busybox, &dir)?;
+        build(&info, &root, busybox.as_deref(), &dir)?;
     }
     let mut append = image.map(|k| k.append.clone()).unwrap_or_default();
     if matches!(root, Root::Initrd(_)) {
@@ -162,7 +164,48 @@ fn find_tool(name: &str, hint: &str) -> Result<PathBuf> {
         })
 }
 
-fn cache_key(info: &KernelInfo, root: &Root, busybox: &Path) -> Result<String> {
+/// The host's busybox, checked to be statically linked: Debian's
+/// `busybox` package is dynamic, its `busybox-static` is not.
+fn static_busybox() -> Result<PathBuf> {
+    let hint = "install busybox-static (scripts/install-deps.sh)";
+    let path = find_tool("busybox", hint)?;
+    let bytes = fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !is_static_elf64(&bytes) {
+        return Err(Error::MissingTool {
+            tool: format!(
+                "a static busybox ({} is dynamically linked or not an x86-64 ELF)",
+                path.display()
+            ),
+            hint: hint.into(),
+        });
+    }
+    Ok(path)
+}
+
+/// Whether `bytes` is a 64-bit ELF executable without a program
+/// interpreter (no `PT_INTERP` header): it runs without a libc on disk.
+fn is_static_elf64(bytes: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let phoff = bytes
+        .get(0x20..0x28)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u64::from_le_bytes(b) as usize);
+    let (Some(phoff), Some(size), Some(count)) = (phoff, u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    const PT_INTERP: u32 = 3;
+    bytes.starts_with(b"\x7fELF\x02")
+        && !(0..count).any(|i| {
+            let at = phoff + i * size;
+            bytes.get(at..at + 4) == Some(&PT_INTERP.to_le_bytes()[..])
+        })
+}
+
+fn cache_key(info: &KernelInfo, root: &Root, busybox: Option<&Path>) -> Result<String> {
     let mut h = Sha256::new();
     let mut stamp = |p: &Path| -> Result<()> {
         let m = fs::metadata(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
@@ -173,7 +216,9 @@ fn cache_key(info: &KernelInfo, root: &Root, busybox: &Path) -> Result<String> {
         h.update(format!("{}\0{}\0{:?}\0", p.display(), m.len(), mtime).as_bytes());
         Ok(())
     };
-    stamp(busybox)?;
+    if let Some(busybox) = busybox {
+        stamp(busybox)?;
+    }
     if let Root::Initrd(initrd) = root {
         stamp(initrd)?;
     }
@@ -212,7 +257,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn build(info: &KernelInfo, root: &Root, busybox: &Path, dir: &Path) -> Result<()> {
+fn build(info: &KernelInfo, root: &Root, busybox: Option<&Path>, dir: &Path) -> Result<()> {
     let io = |what: String| move |e| Error::io(what, e);
     let kernels = dir.parent().unwrap_or(dir);
     fs::create_dir_all(kernels).map_err(io(format!("creating {}", kernels.display())))?;
@@ -313,6 +358,7 @@ fn build(info: &KernelInfo, root: &Root, busybox: &Path, dir: &Path) -> Result<(
                 cpio.dir(d);
             }
             cpio.char_dev("dev/console", 0o600, 5, 1);
+            let busybox = busybox.unwrap_or(Path::new("/bin/busybox"));
             let bb = fs::read(busybox).map_err(io(format!("reading {}", busybox.display())))?;
             cpio.file("bin/busybox", 0o755, &bb);
             cpio.file("init", 0o755, INIT.as_bytes());
@@ -586,6 +632,16 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["bbbbbbbbbbbbbbbb", "build.lock", "cccccccccccccccc"]);
+    }
+
+    #[test]
+    fn static_and_dynamic_executables_are_told_apart() {
+        // scripts/install-deps.sh installs busybox-static; ls is dynamic.
+        let bb = fs::read("/bin/busybox").unwrap();
+        assert!(is_static_elf64(&bb));
+        assert!(!is_static_elf64(&fs::read("/bin/ls").unwrap()));
+        assert!(!is_static_elf64(b"#!/bin/sh\n"));
+        assert!(!is_static_elf64(&bb[..0x30]));
     }
 
     #[test]
