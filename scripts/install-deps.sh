@@ -26,7 +26,9 @@ need=()
 # The second line: what building fstests on the host needs (bootrig fstests
 # --fstests-src, tests/fstests.rs); e2fsprogs also gives debugfs/e2fsck,
 # which read the results disk back.
-for p in ovmf mmdebstrap busybox-static grub-pc-bin grub-efi-amd64-bin grub-common \
+# busybox-static and kmod (depmod): the initramfs and modules index built for
+# a kernel of your own (--kernel, --modules).
+for p in ovmf mmdebstrap busybox-static kmod grub-pc-bin grub-efi-amd64-bin grub-common \
          xorriso mtools e2fsprogs cpio zstd python3-pexpect libxml2-utils chromium \
          build-essential autoconf automake libtool pkg-config xfslibs-dev uuid-dev \
          libattr1-dev libacl1-dev libaio-dev libgdbm-dev libcap-dev liburing-dev gawk; do

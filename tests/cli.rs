@@ -228,3 +228,82 @@ fn bad_shares_and_forwards_are_exit_2_before_booting() {
         );
     }
 }
+
+/// A minimal bzImage: the setup header's magic and version string.
+fn fake_bzimage(version: &str) -> Vec<u8> {
+    let mut b = vec![0u8; 0x400];
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+    b[0x300..0x300 + version.len()].copy_from_slice(version.as_bytes());
+    b
+}
+
+#[test]
+fn a_bad_kernel_or_modules_folder_is_refused_before_anything_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.json"),
+        r#"{"name": "s", "machine": {"image": "busybox"}, "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"#,
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("kdir")).unwrap();
+    std::fs::write(
+        d.join("bzImage"),
+        fake_bzimage("6.12.9-test (me@host) #1 SMP"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("staging/lib/modules/6.1.0-9-amd64/kernel")).unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--kernel", "kdir"], &["--kernel: kdir is a directory"]),
+        (&["--kernel", "nope"], &["--kernel: nope does not exist"]),
+        (
+            &["--kernel", "bzImage", "--modules", "staging"],
+            &[
+                "--modules: staging",
+                "6.1.0-9-amd64",
+                "bzImage is 6.12.9-test",
+            ],
+        ),
+        (
+            &[
+                "--kernel",
+                "bzImage",
+                "--modules",
+                "staging/lib/modules/6.1.0-9-amd64",
+            ],
+            &["6.1.0-9-amd64", "6.12.9-test"],
+        ),
+        (&["--modules", "staging"], &["--kernel"]),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.push("s.json");
+        let out = bootrig(&args, d);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {t}");
+        for e in *expected {
+            assert!(t.contains(e), "{flags:?}: {e:?} not in {t}");
+        }
+        assert!(
+            !d.join("artifacts").exists(),
+            "{flags:?}: a run folder was created"
+        );
+    }
+    // BOOTRIG_KERNEL is checked the same way, and named.
+    let out = bootrig_tests::run_bootrig(&["run", "s.json"], d, &[("BOOTRIG_KERNEL", "kdir")]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("BOOTRIG_KERNEL") && t.contains("kdir is a directory"),
+        "{t}"
+    );
+    // bootrig fstests takes the same flags.
+    let out = bootrig(&["fstests", "--help"], d);
+    let t = text(&out);
+    assert!(
+        t.contains("--kernel") && t.contains("--modules") && t.contains("--append"),
+        "{t}"
+    );
+}

@@ -87,6 +87,8 @@ struct RunArgs {
     /// refused under `CI=true`].
     #[arg(long)]
     hold: bool,
+    #[command(flatten)]
+    kernel: crate::cli_kernel::KernelArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,7 +147,15 @@ fn run(args: RunArgs) -> ExitCode {
         last_failed,
         fail_fast,
         hold,
+        kernel,
     } = args;
+    let kernel = match kernel.resolve() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("bootrig: {e}; nothing was run");
+            return ExitCode::from(2);
+        }
+    };
     let files = match scenario::discover(&paths) {
         Ok(f) if f.is_empty() => {
             eprintln!("bootrig: no scenario files (*.json) in {paths:?}");
@@ -231,6 +241,9 @@ fn run(args: RunArgs) -> ExitCode {
     }
     if accel.is_some() {
         settings.accel = accel;
+    }
+    if kernel.is_some() {
+        settings.kernel = kernel;
     }
     let junit = junit.map(|path| Arc::new(JunitReporter::new(path, "bootrig")));
     settings.events = crate::run::reporters::console_events(junit.as_ref());

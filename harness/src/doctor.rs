@@ -65,7 +65,10 @@ pub fn run() -> ExitCode {
     for (file, pkg) in [
         ("/usr/lib/grub/i386-pc", "grub-pc-bin"),
         ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
+        // Both for --kernel: the initramfs bootrig builds for your kernel
+        // (static busybox), and its modules' index (depmod).
         ("/bin/busybox", "busybox-static"),
+        ("/usr/sbin/depmod", "kmod"),
     ] {
         if Path::new(file).exists() {
             println!("{:<11} ok       {file}", pkg);

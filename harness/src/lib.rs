@@ -38,6 +38,7 @@ pub mod events;
 pub mod fstests;
 
 mod cli_attach;
+mod cli_kernel;
 mod cli_kill;
 mod cli_review;
 mod doctor;
@@ -98,6 +99,8 @@ pub use run::steps::{Step, StepKind};
 pub use run::suite::Suite;
 pub use vm::accel::AccelVerdict;
 pub use vm::config::{parse_size, Accel, Drive, Firmware, MachineConfig};
+pub use vm::initramfs::MODULES_TAG;
+pub use vm::kernel::{kernel_release, KernelInfo, ModulesDir, UserKernel, KERNEL_ENV};
 pub use vm::links::{Forward, Share};
 pub use vm::machine::{Machine, MachineOptions};
 pub use vm::process::OwnedChild;

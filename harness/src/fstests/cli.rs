@@ -146,6 +146,8 @@ struct RunArgs {
     /// List the trials instead of running them.
     #[arg(long)]
     list: bool,
+    #[command(flatten)]
+    kernel: crate::cli_kernel::KernelArgs,
 }
 
 /// Runs `bootrig fstests`.
@@ -295,7 +297,14 @@ fn run(a: RunArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    let kernel = match a.kernel.resolve() {
+        Ok(k) => k,
+        Err(e) => return usage(format!("{e}; nothing was run")),
+    };
     let mut settings = RunSettings::from_env(a.artifacts.clone());
+    if kernel.is_some() {
+        settings.kernel = kernel;
+    }
     if let Err(e) = crate::install_signal_handlers(settings.interrupts.clone()) {
         eprintln!("bootrig: cannot handle signals ({e}); Ctrl-C will still stop the VMs");
     }

@@ -391,6 +391,20 @@ impl Postmortem {
             }
         }
         let _ = cache.save();
+        // The user's kernel (`--kernel`): which one, its release, its
+        // modules folder.
+        let user_kernel = machine.user_kernel().map(|k| {
+            let sha256 = sources
+                .iter()
+                .find(|s| s.role == BootRole::Kernel)
+                .map(|s| s.sha256.clone());
+            serde_json::json!({
+                "path": k.kernel.display().to_string(),
+                "sha256": sha256,
+                "release": k.release,
+                "modules": k.modules.as_ref().map(|m| m.dir.display().to_string()),
+            })
+        });
         let mut inner = self.inner();
         inner.qemu_started.get_or_insert(machine.started());
         let md = inner.dir.metadata_mut();
@@ -401,6 +415,9 @@ impl Postmortem {
             accel: Some(machine.accel().accel.to_string()),
             argv: machine.argv().to_vec(),
         });
+        if let Some(k) = user_kernel {
+            md.extra.insert("kernel".into(), k);
+        }
         if !machine.accel().reason.is_empty() {
             md.extra
                 .insert("accel_reason".into(), machine.accel().reason.clone().into());

@@ -185,6 +185,11 @@ impl TestContext {
         if let Some(accel) = self.settings.accel {
             config.accel = accel;
         }
+        // A run-wide kernel (`--kernel`, `BOOTRIG_KERNEL`) replaces the
+        // image's kernel, and any kernel the test chose, on every VM.
+        if let Some(kernel) = &self.settings.kernel {
+            config.user_kernel = Some(kernel.clone());
+        }
         // Where this VM's files go, decided once and kept with it.
         let layout = VmLayout::nth(self.vms().len(), &config.name);
         let out_dir = layout.dir(self.artifacts_dir());

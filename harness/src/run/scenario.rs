@@ -52,12 +52,14 @@ pub struct Scenario {
 pub struct MachineSpec {
     /// A built-in image (`busybox`, `debian`, `iso`).
     pub image: Option<String>,
-    /// A kernel for direct boot.
+    /// A kernel for direct boot; with `image`, your own kernel on its root.
     pub kernel: Option<PathBuf>,
-    /// Its initrd.
+    /// Its initrd (not with `image`).
     pub initrd: Option<PathBuf>,
-    /// Its command line.
+    /// Its command line (with `image`: added to the image's).
     pub append: Option<String>,
+    /// With `image` and `kernel`: its modules (see `crate::UserKernel`).
+    pub modules: Option<PathBuf>,
     /// An ISO to boot.
     pub iso: Option<PathBuf>,
     /// `bios` or `uefi`.
@@ -236,10 +238,8 @@ impl Scenario {
             message,
         };
         let m = &mut sc.machine;
-        for p in [&mut m.kernel, &mut m.initrd, &mut m.iso, &mut m.disk]
-            .into_iter()
-            .flatten()
-        {
+        let files = [&mut m.kernel, &mut m.initrd, &mut m.iso, &mut m.disk];
+        for p in files.into_iter().chain([&mut m.modules]).flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -275,12 +275,16 @@ impl Scenario {
                 "machine needs a boot source: \"image\", \"kernel\", \"iso\" or \"disk\"".into(),
             ));
         }
-        if m.image.is_some() && (m.kernel.is_some() || m.iso.is_some() || m.disk.is_some()) {
+        if m.image.is_some() && (m.iso.is_some() || m.disk.is_some()) {
             return Err(err(
                 "image",
-                "\"image\" replaces kernel/iso/disk: give one or the other".into(),
+                "\"image\" replaces iso/disk: give one or the other".into(),
             ));
         }
+        let (image, initrd) = (m.image.is_some(), m.initrd.is_some());
+        let (kernel, modules) = (m.kernel.as_deref(), m.modules.as_deref());
+        crate::vm::kernel::on_image(image, kernel, initrd, modules, m.append.as_deref())
+            .map_err(|(key, e)| err(key, e))?;
         if m.kernel.is_some() && m.iso.is_some() {
             return Err(err("iso", "\"kernel\" and \"iso\" are exclusive".into()));
         }
@@ -760,6 +764,44 @@ mod tests {
             assert!(e.contains(says), "{to}: {e}");
             assert!(e.starts_with("s.json:"), "{to}: {e}");
         }
+    }
+
+    #[test]
+    fn own_kernel_on_an_image_is_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.json");
+        let load = |machine: &str| {
+            let text = OK.replace(r#""image": "busybox""#, machine);
+            Scenario::parse(&text, &file).unwrap_err().to_string()
+        };
+        std::fs::create_dir(dir.path().join("kdir")).unwrap();
+        let e = load(r#""image": "busybox", "kernel": "kdir""#);
+        assert!(
+            e.contains("kernel: ") && e.contains("kdir is a directory"),
+            "{e}"
+        );
+        let bz = crate::vm::kernel::tests::fake_bzimage("6.12.9-test #1");
+        std::fs::write(dir.path().join("bzImage"), bz).unwrap();
+        std::fs::create_dir_all(dir.path().join("mods/lib/modules/6.1.0-9-amd64/kernel")).unwrap();
+        let e = load(r#""image": "debian", "kernel": "bzImage", "modules": "mods""#);
+        assert!(
+            e.contains("modules: ") && e.contains("6.1.0-9-amd64") && e.contains("6.12.9-test"),
+            "{e}"
+        );
+        let e = load(r#""image": "busybox", "modules": "mods""#);
+        assert!(
+            e.contains("\"modules\" needs \"image\" and \"kernel\""),
+            "{e}"
+        );
+        let e = load(r#""image": "busybox", "kernel": "bzImage", "initrd": "bzImage""#);
+        assert!(e.contains("drop \"initrd\""), "{e}");
+        std::fs::create_dir_all(dir.path().join("mods/lib/modules/6.12.9-test/kernel")).unwrap();
+        let text = OK.replace(
+            r#""image": "busybox""#,
+            r#""image": "debian", "kernel": "bzImage", "modules": "mods", "append": "x=1""#,
+        );
+        let sc = Scenario::parse(&text, &file).unwrap();
+        assert_eq!(sc.machine.modules.unwrap(), dir.path().join("mods"));
     }
 
     #[test]

@@ -44,7 +44,15 @@ fn machine_config(
     let (mut cfg, image) = match &m.image {
         Some(name) => {
             let img = ctx.image(Image::builtin(name))?;
-            (img.machine_config(&vm_name, m.firmware), Some(img))
+            let mut cfg = img.machine_config(&vm_name, m.firmware);
+            if let Some(kernel) = &m.kernel {
+                cfg = cfg.with_user_kernel(crate::vm::kernel::UserKernel {
+                    kernel: kernel.clone(),
+                    modules: m.modules.clone(),
+                    append: m.append.clone().unwrap_or_default(),
+                });
+            }
+            (cfg, Some(img))
         }
         None => {
             let mut cfg = MachineConfig::new(&vm_name);

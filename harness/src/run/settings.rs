@@ -22,6 +22,10 @@ pub struct RunSettings {
     pub strict_requirements: bool,
     /// Interruption state shared with a signal thread (`bootrig run`).
     pub interrupts: Arc<crate::run::signals::Interrupts>,
+    /// The user's kernel for every VM of the run, replacing the image's
+    /// (`bootrig run --kernel`, `BOOTRIG_KERNEL`; see
+    /// [`crate::UserKernel`]).
+    pub kernel: Option<crate::vm::kernel::UserKernel>,
     /// Where the run's events go (see [`crate::events`]); by default a
     /// [`ProgressReporter`] on stderr.
     pub events: Events,
@@ -34,7 +38,8 @@ pub struct RunSettings {
 impl RunSettings {
     /// Settings from the environment: `BOOTRIG_ARTIFACTS` (root folder),
     /// `BOOTRIG_RUN_ID` / `NEXTEST_RUN_ID` (run folder name),
-    /// `BOOTRIG_ACCEL`, `BOOTRIG_HOLD`.
+    /// `BOOTRIG_ACCEL`, `BOOTRIG_HOLD`, `BOOTRIG_KERNEL` (with
+    /// `BOOTRIG_MODULES`, `BOOTRIG_APPEND`).
     pub fn from_env(default_root: PathBuf) -> RunSettings {
         let root = std::env::var_os("BOOTRIG_ARTIFACTS")
             .map(PathBuf::from)
@@ -67,6 +72,7 @@ impl RunSettings {
             accel,
             strict_requirements: std::env::var("CI").is_ok_and(|v| v == "true"),
             interrupts: Arc::default(),
+            kernel: crate::vm::kernel::UserKernel::from_env(),
             events: Events::new(ProgressReporter::stderr()),
             hold: std::env::var("BOOTRIG_HOLD").is_ok_and(|v| !v.is_empty() && v != "0"),
         }

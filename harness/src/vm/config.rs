@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::vm::kernel::UserKernel;
 use crate::vm::links::{check_forwards, check_shares, Forward, Share};
 
 /// The least guest memory bootrig boots with, in MiB.
@@ -140,6 +141,9 @@ pub struct MachineConfig {
     pub forwards: Vec<Forward>,
     /// Extra QEMU arguments, appended last.
     pub extra_args: Vec<String>,
+    /// The user's own kernel, booted instead of `kernel`'s on the same
+    /// root (see [`UserKernel`]).
+    pub user_kernel: Option<UserKernel>,
 }
 
 impl Default for MachineConfig {
@@ -162,6 +166,7 @@ impl Default for MachineConfig {
             shares: Vec::new(),
             forwards: Vec::new(),
             extra_args: Vec::new(),
+            user_kernel: None,
         }
     }
 }
@@ -279,6 +284,16 @@ impl MachineConfig {
         self
     }
 
+    /// Boots `kernel` (with its modules and extra command line) instead of
+    /// the image's kernel, on the image's root: the root disk of `debian`
+    /// or `fstests`, the initramfs of `busybox`. bootrig builds the small
+    /// initramfs the kernel needs to reach the root and shares the modules
+    /// folder read-only at `/lib/modules/<release>`.
+    pub fn with_user_kernel(mut self, kernel: UserKernel) -> Self {
+        self.user_kernel = Some(kernel);
+        self
+    }
+
     /// Appends raw QEMU arguments.
     pub fn with_extra_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.extra_args.extend(args.into_iter().map(Into::into));
@@ -335,6 +350,9 @@ impl MachineConfig {
             if let Drive::File(p) = d {
                 files.push(("drives[].path", p));
             }
+        }
+        if let Some(user) = &self.user_kernel {
+            user.check()?;
         }
         for (field, path) in files {
             if path.is_dir() {

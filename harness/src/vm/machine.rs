@@ -9,9 +9,7 @@
 
 use bootrig_diagnostics::layout;
 use std::fs::{self, File};
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -22,20 +20,15 @@ use crate::errors::{Error, Result};
 use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
+use crate::vm::connect::{accept_until, CONNECT_TIMEOUT};
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
+use crate::vm::kernel::KernelInfo;
 use crate::vm::links::{bound_ports, mount_tag, Share};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
 pub use crate::vm::qemu_bin::{qemu_version, resolve_binary, shell_quote, tail_of_file};
 use crate::vm::qmp::Qmp;
 use crate::vm::registry::{Registration, Registry, VmRecord};
-
-/// How long QEMU may take to start and connect its sockets.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How often the wait for QEMU's connections also checks whether QEMU
-/// exited (a QEMU that fails at start-up never connects).
-const CONNECT_POLL: Duration = Duration::from_millis(50);
 
 /// How long QEMU may take to greet on QMP and accept its capabilities,
 /// once connected.
@@ -114,6 +107,7 @@ pub struct Machine {
     shares: Vec<Share>,
     /// (guest port, host port on 127.0.0.1).
     forwards: Vec<(u16, u16)>,
+    kernel_info: Option<KernelInfo>,
     out_dir: PathBuf,
     started: Instant,
     /// Set when bootrig itself takes QEMU down ([`Machine::kill`]), so a
@@ -133,6 +127,20 @@ impl Machine {
             what: format!("machine {}", config.name),
             message,
         })?;
+        // The user's kernel replaces the image's, with the initrd built
+        // for it (cached).
+        let prepared = match &config.user_kernel {
+            Some(user) => Some(crate::vm::initramfs::prepare(
+                config,
+                user,
+                &options.cache_dir,
+            )?),
+            None => None,
+        };
+        let kernel_boot = prepared
+            .as_ref()
+            .map(|p| &p.boot)
+            .or(config.kernel.as_ref());
         let qemu = resolve_binary(&config.qemu)?;
         let qemu_version = qemu_version(&qemu)?;
         fs::create_dir_all(&options.out_dir)
@@ -177,7 +185,7 @@ impl Machine {
             accel: verdict.accel,
             memory_mib: config.memory_mib,
             cpus: config.cpus,
-            kernel: config.kernel.as_ref().map(|k| {
+            kernel: kernel_boot.map(|k| {
                 boot_files.push(BootFile {
                     role: "kernel",
                     path: k.kernel.clone(),
@@ -235,6 +243,7 @@ impl Machine {
                 .collect(),
             no_reboot: true,
             display: config.display,
+            modules_share: prepared.as_ref().and_then(|p| p.share.clone()),
             extra: config.extra_args.clone(),
         };
         let argv_os = args.build();
@@ -317,6 +326,7 @@ impl Machine {
             display: config.display,
             shares: config.shares.clone(),
             forwards,
+            kernel_info: prepared.map(|p| p.info),
             out_dir: options.out_dir,
             started,
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -364,6 +374,12 @@ impl Machine {
     /// The boot input files with their roles.
     pub fn boot_files(&self) -> &[BootFile] {
         &self.boot_files
+    }
+
+    /// The user's kernel this machine boots (release, modules), if it
+    /// boots one (see [`MachineConfig::with_user_kernel`]).
+    pub fn user_kernel(&self) -> Option<&KernelInfo> {
+        self.kernel_info.as_ref()
     }
 
     /// Whether the guest has a display (so a screendump can be taken).
@@ -525,54 +541,4 @@ fn sanitize_vm_name(name: &str) -> String {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
-}
-
-/// Waits for QEMU to connect to `listener`, failing early if QEMU exits.
-fn accept_until(
-    listener: &UnixListener,
-    child: &mut OwnedChild,
-    deadline: Instant,
-    stderr_path: &Path,
-) -> Result<UnixStream> {
-    loop {
-        let now = Instant::now();
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| Error::io("checking QEMU", e))?
-        {
-            return Err(Error::Qemu {
-                message: format!("QEMU exited during start-up with {status}"),
-                stderr_tail: tail_of_file(stderr_path, 20),
-            });
-        }
-        if now >= deadline {
-            return Err(Error::Qemu {
-                message: format!(
-                    "QEMU did not connect to its sockets within {}s",
-                    CONNECT_TIMEOUT.as_secs()
-                ),
-                stderr_tail: tail_of_file(stderr_path, 20),
-            });
-        }
-        let wait_ms = (deadline - now).min(CONNECT_POLL).as_millis() as libc::c_int;
-        let mut pfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: pfd is a valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, wait_ms) };
-        if n > 0 {
-            let (stream, _) = listener
-                .accept()
-                .map_err(|e| Error::io("accepting QEMU's connection", e))?;
-            return Ok(stream);
-        }
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(Error::io("waiting for QEMU to connect", err));
-            }
-        }
-    }
 }

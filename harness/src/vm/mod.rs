@@ -5,7 +5,10 @@
 pub mod accel;
 pub mod channel;
 pub mod config;
+mod connect;
 mod drives;
+pub mod initramfs;
+pub mod kernel;
 pub mod links;
 pub mod machine;
 mod machine_qmp;

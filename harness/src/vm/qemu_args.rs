@@ -51,6 +51,9 @@ pub struct QemuArgs {
     pub no_reboot: bool,
     /// Give the guest a VGA display (needed for `screendump`).
     pub display: bool,
+    /// A host folder shared read-only over 9p as the user kernel's
+    /// modules (tag [`crate::vm::initramfs::MODULES_TAG`]).
+    pub modules_share: Option<PathBuf>,
     /// Extra arguments appended verbatim, last.
     pub extra: Vec<String>,
 }
@@ -91,6 +94,9 @@ impl QemuArgs {
             args.extend(share_args(i, folder, tag, *readonly));
         }
         args.extend(rng_args());
+        if let Some(dir) = &self.modules_share {
+            args.extend(modules_share_args(dir));
+        }
         args.extend(self.extra.iter().map(OsString::from));
         args
     }
@@ -116,6 +122,23 @@ fn escape_commas(path: &Path) -> OsString {
     } else {
         path.as_os_str().to_os_string()
     }
+}
+
+/// The user kernel's modules folder, shared read-only over 9p: QEMU
+/// refuses writes (`readonly=on`), whatever the guest mounts;
+/// `security_model=none` needs no root on the host.
+pub fn modules_share_args(dir: &Path) -> Vec<OsString> {
+    let tag = crate::vm::initramfs::MODULES_TAG;
+    vec![
+        os("-fsdev"),
+        joined(
+            &format!("local,id={tag},path="),
+            dir,
+            ",security_model=none,readonly=on",
+        ),
+        os("-device"),
+        os(format!("virtio-9p-pci,fsdev={tag},mount_tag={tag}")),
+    ]
 }
 
 /// Identity and isolation: a VM name, no default devices, no user config
@@ -362,6 +385,20 @@ mod tests {
     }
 
     #[test]
+    fn modules_share_is_read_only_9p() {
+        let args = strings(modules_share_args(Path::new("/m/a,b")));
+        assert_eq!(
+            args,
+            [
+                "-fsdev",
+                "local,id=bootrig_modules,path=/m/a,,b,security_model=none,readonly=on",
+                "-device",
+                "virtio-9p-pci,fsdev=bootrig_modules,mount_tag=bootrig_modules"
+            ]
+        );
+    }
+
+    #[test]
     fn kernel_without_initrd_or_append() {
         let args = strings(kernel_args(Path::new("/k"), None, ""));
         assert_eq!(args, ["-kernel", "/k"]);
@@ -387,6 +424,7 @@ mod tests {
             shares: vec![("/srv/a,b".into(), "bootrig0".into(), true)],
             no_reboot: true,
             display: false,
+            modules_share: None,
             extra: vec!["-S".into()],
         };
         let args = strings(q.build());
