@@ -210,6 +210,11 @@ impl Machine {
             qmp_socket,
             channel_socket: channel_listener.as_ref().map(|_| channel_socket.clone()),
             network: config.network,
+            private_networks: config
+                .networks
+                .iter()
+                .map(|p| (p.socket.clone(), p.mac.clone()))
+                .collect(),
             no_reboot: true,
             display: config.display,
             extra: config.extra_args.clone(),

@@ -7,6 +7,8 @@ pub mod channel;
 pub mod config;
 mod drives;
 pub mod machine;
+pub mod network;
 pub mod process;
 pub mod qemu_args;
 pub mod qmp;
+pub mod switch;

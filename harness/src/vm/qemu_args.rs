@@ -42,6 +42,8 @@ pub struct QemuArgs {
     pub channel_socket: Option<PathBuf>,
     /// Add a user-mode network interface.
     pub network: bool,
+    /// NICs on private networks: the switch socket and the MAC address.
+    pub private_networks: Vec<(PathBuf, String)>,
     /// Exit QEMU instead of rebooting the guest.
     pub no_reboot: bool,
     /// Give the guest a VGA display (needed for `screendump`).
@@ -81,6 +83,9 @@ impl QemuArgs {
         }
         if self.network {
             args.extend(network_args());
+        }
+        for (i, (socket, mac)) in self.private_networks.iter().enumerate() {
+            args.extend(private_network_args(i, socket, mac));
         }
         args.extend(rng_args());
         args.extend(self.extra.iter().map(OsString::from));
@@ -250,6 +255,24 @@ pub fn network_args() -> Vec<OsString> {
     vec![os("-nic"), os("user,model=virtio-net-pci")]
 }
 
+/// A NIC on a private network: a `stream` backend connecting to the
+/// network's switch on its Unix socket (no host interface, nothing routed
+/// out of it) and a virtio NIC with the MAC address bootrig assigned, by
+/// which the guest side finds it.
+pub fn private_network_args(index: usize, socket: &Path, mac: &str) -> Vec<OsString> {
+    let id = format!("pnet{index}");
+    vec![
+        os("-netdev"),
+        joined(
+            &format!("stream,id={id},server=off,addr.type=unix,addr.path="),
+            socket,
+            "",
+        ),
+        os("-device"),
+        os(format!("virtio-net-pci,netdev={id},mac={mac}")),
+    ]
+}
+
 /// A virtio RNG so guests do not stall waiting for entropy.
 pub fn rng_args() -> Vec<OsString> {
     vec![os("-device"), os("virtio-rng-pci")]
@@ -337,6 +360,7 @@ mod tests {
             qmp_socket: "/q".into(),
             channel_socket: Some("/c".into()),
             network: true,
+            private_networks: Vec::new(),
             no_reboot: true,
             display: false,
             extra: vec!["-S".into()],
@@ -362,5 +386,23 @@ mod tests {
         );
         assert!(args.contains(&"virtio-blk-pci,drive=drive1,serial=bootrig1".to_string()));
         assert_eq!(args.last().unwrap(), "-S");
+    }
+
+    #[test]
+    fn a_private_network_nic_connects_to_its_switch_and_nothing_else() {
+        let args = strings(private_network_args(
+            1,
+            Path::new("/t/a,b.sock"),
+            "02:b7:01:00:00:02",
+        ));
+        assert_eq!(
+            args,
+            [
+                "-netdev",
+                "stream,id=pnet1,server=off,addr.type=unix,addr.path=/t/a,,b.sock",
+                "-device",
+                "virtio-net-pci,netdev=pnet1,mac=02:b7:01:00:00:02"
+            ]
+        );
     }
 }
