@@ -97,5 +97,6 @@ pub use run::suite::Suite;
 pub use vm::accel::AccelVerdict;
 pub use vm::config::{parse_size, Accel, Drive, Firmware, MachineConfig};
 pub use vm::machine::{Machine, MachineOptions};
+pub use vm::network::{Member, Network, NetworkPort};
 pub use vm::process::OwnedChild;
 pub use vm::qmp::{Qmp, QmpError};

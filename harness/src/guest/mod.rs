@@ -7,6 +7,7 @@
 //! - `waits.rs`: polled waits (a command succeeding, a systemd unit);
 //! - [`protocol`]: the markers that delimit each command's output;
 //! - [`keys`]: key presses as terminal bytes;
+//! - [`network`]: a private network's address and `/etc/hosts` in the guest;
 //! - `transcript.rs`: `transcript.log` and `login-transcript.log`.
 //!
 //! `login.rs` and `waits.rs` extend [`Session`](session::Session); the
@@ -17,6 +18,7 @@ mod channel;
 mod files;
 pub mod keys;
 mod login;
+pub mod network;
 pub mod protocol;
 pub mod session;
 mod transcript;

@@ -5,13 +5,15 @@
 //! cli ─┐                         ┌─ marks, budget
 //!      ├─ engine ── context ─────┤
 //! suite┘    │                    └─ settings ── events ── reporters
-//!           └─ scenario_test ── scenario, steps
+//!           ├─ scenario_test ── scenario, steps
+//!           └─ networks (private networks of a test)
 //! ```
 
 pub mod budget;
 pub mod context;
 pub mod engine;
 pub mod marks;
+pub mod networks;
 pub mod panics;
 pub mod reporters;
 pub mod scenario;
