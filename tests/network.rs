@@ -121,6 +121,39 @@ fn failure_has_a_folder_per_machine(_: &bootrig::TestContext) -> bootrig::Result
     Ok(())
 }
 
+/// A step on a machine the scenario does not have is a load error naming
+/// the file, the test, the step and the name; nothing boots.
+fn a_bad_on_is_a_load_error(_: &bootrig::TestContext) -> bootrig::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| bootrig::Error::io("tempdir", e))?;
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/network/bad-on.json");
+    let started = Instant::now();
+    let out = run_cli(&fixture, dir.path(), "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check!(
+        out.status.code() == Some(2),
+        "exit {:?}: {stderr}",
+        out.status.code()
+    );
+    check!(
+        stderr.contains("bad-on.json:8:")
+            && stderr.contains("test \"typo\", step 2 (`succeed: true`)")
+            && stderr.contains(
+                "\"on\": \"clinet\" is not a machine of this scenario (machines: client, server)"
+            ),
+        "stderr: {stderr}"
+    );
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    check!(made.is_empty(), "a run folder was made: {made:?}");
+    check!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     Suite::from_args()
         .scenarios(scenarios_dir())
@@ -133,6 +166,10 @@ fn main() -> ExitCode {
             "network::busybox::failure_has_a_folder_per_machine",
             vm_marks(),
             failure_has_a_folder_per_machine,
+        )
+        .test(
+            "network::load::a_bad_on_is_a_load_error",
+            a_bad_on_is_a_load_error,
         )
         .run()
 }

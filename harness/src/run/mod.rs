@@ -12,6 +12,8 @@
 pub mod budget;
 pub mod context;
 pub mod engine;
+pub mod machine_spec;
+pub mod machines;
 pub mod marks;
 pub mod networks;
 pub mod panics;
