@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::errors::{Error, Result};
-use crate::run::scenario::{inside, SizeText};
-use crate::vm::config::{check_drive_size, check_memory, Accel, Firmware};
+use crate::run::locate::inside;
+use crate::vm::config::{check_drive_size, check_memory, parse_size, Accel, Firmware};
 use crate::vm::network::valid_name;
 
 /// The `machine` object.
@@ -225,5 +225,17 @@ impl MachineSpec {
             }
         }
         Ok(())
+    }
+}
+
+/// A size given as text (`512M`, `2G`), checked at parse time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SizeText(pub u64);
+
+impl TryFrom<String> for SizeText {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        parse_size(&s).map(SizeText)
     }
 }

@@ -5,56 +5,40 @@
 use std::path::Path;
 
 use crate::errors::{Error, Result};
+use std::collections::BTreeMap;
+
+use crate::run::locate::{locate, locate_path, locate_test};
 use crate::run::machine_spec::MachineSpec;
-use crate::run::scenario::{locate, locate_path, locate_test, Scenario};
+use crate::run::steps::PlacedStep;
 use crate::vm::network::valid_host_name;
 
 /// The most machines a scenario may have.
 pub const MAX_MACHINES: usize = 16;
 
-impl Scenario {
-    /// The machines every test boots, in boot order: `(None, machine)` for
-    /// a scenario with one `machine`, `(Some(name), spec)` for each of
-    /// `machines` (sorted by name).
-    pub fn machine_list(&self) -> Vec<(Option<&str>, &MachineSpec)> {
-        match &self.machine {
-            Some(m) => vec![(None, m)],
-            None => self
-                .machines
-                .iter()
-                .map(|(n, m)| (Some(n.as_str()), m))
-                .collect(),
-        }
-    }
-
-    /// The private networks of the scenario, each once, in the order the
-    /// machines (by name) list them.
-    pub fn network_names(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for (_, m) in self.machine_list() {
-            for n in &m.networks {
-                if !out.contains(&n.as_str()) {
-                    out.push(n);
-                }
-            }
-        }
-        out
-    }
+/// A scenario's machines, as written: `machine` or `machines`.
+pub(crate) struct Machines<'a> {
+    /// `machine`.
+    pub(crate) one: &'a mut Option<MachineSpec>,
+    /// `machines`.
+    pub(crate) named: &'a mut BTreeMap<String, MachineSpec>,
 }
 
-fn names(sc: &Scenario) -> String {
-    sc.machines.keys().cloned().collect::<Vec<_>>().join(", ")
-}
-
-/// Resolves and checks the machines (`machine` xor `machines`) of `sc`,
-/// read from `text` at `path`, and every step's `on`.
-pub(crate) fn check(sc: &mut Scenario, text: &str, path: &Path) -> Result<()> {
+/// Resolves and checks the machines (`machine` xor `machines`) of a
+/// scenario read from `text` at `path`, and the `on` of every step of its
+/// `tests` (name and steps).
+pub(crate) fn check(
+    machines: Machines<'_>,
+    tests: &[(&str, &[PlacedStep])],
+    text: &str,
+    path: &Path,
+) -> Result<()> {
+    let Machines { one, named } = machines;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let at = |keys: &[&str], message: String| Error::Scenario {
         location: locate_path(text, path, keys),
         message,
     };
-    match (&mut sc.machine, sc.machines.is_empty()) {
+    match (&mut *one, named.is_empty()) {
         (Some(_), false) => {
             return Err(at(
                 &["machines"],
@@ -82,16 +66,16 @@ pub(crate) fn check(sc: &mut Scenario, text: &str, path: &Path) -> Result<()> {
             }
         }
         (None, false) => {
-            if sc.machines.len() > MAX_MACHINES {
+            if named.len() > MAX_MACHINES {
                 return Err(at(
                     &["machines"],
                     format!(
                         "{} machines: a scenario has at most {MAX_MACHINES}",
-                        sc.machines.len()
+                        named.len()
                     ),
                 ));
             }
-            for (name, m) in sc.machines.iter_mut() {
+            for (name, m) in named.iter_mut() {
                 if !valid_host_name(name) {
                     return Err(at(
                         &["machines", name],
@@ -108,20 +92,21 @@ pub(crate) fn check(sc: &mut Scenario, text: &str, path: &Path) -> Result<()> {
             }
         }
     }
-    for (i, t) in sc.tests.iter().enumerate() {
-        for (j, step) in t.steps.iter().enumerate() {
-            let problem = match (&step.on, &sc.machine) {
+    let names = || named.keys().cloned().collect::<Vec<_>>().join(", ");
+    for (i, (test, steps)) in tests.iter().enumerate() {
+        for (j, step) in steps.iter().enumerate() {
+            let problem = match (&step.on, &*one) {
                 (Some(on), Some(_)) => Some(format!(
                     "\"on\": {on:?} names one of \"machines\", but this scenario has one \"machine\""
                 )),
-                (Some(on), None) if !sc.machines.contains_key(on) => Some(format!(
+                (Some(on), None) if !named.contains_key(on) => Some(format!(
                     "\"on\": {on:?} is not a machine of this scenario (machines: {})",
-                    names(sc)
+                    names()
                 )),
-                (None, None) if sc.machines.len() > 1 => Some(format!(
+                (None, None) if named.len() > 1 => Some(format!(
                     "the step has no \"on\": with several machines each step names the one it \
                      runs on ({})",
-                    names(sc)
+                    names()
                 )),
                 _ => None,
             };
@@ -130,7 +115,7 @@ pub(crate) fn check(sc: &mut Scenario, text: &str, path: &Path) -> Result<()> {
                     location: locate_test(text, path, i),
                     message: format!(
                         "test {:?}, step {} (`{}`): {problem}",
-                        t.name,
+                        test,
                         j + 1,
                         step.describe()
                     ),
@@ -144,6 +129,7 @@ pub(crate) fn check(sc: &mut Scenario, text: &str, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::scenario::Scenario;
 
     fn parse(text: &str) -> Result<Scenario> {
         Scenario::parse(text, Path::new("dir/web.json"))

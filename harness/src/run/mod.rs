@@ -12,6 +12,7 @@
 pub mod budget;
 pub mod context;
 pub mod engine;
+pub mod locate;
 pub mod machine_spec;
 pub mod machines;
 pub mod marks;

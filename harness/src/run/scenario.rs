@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::errors::{Error, Result};
+use crate::run::locate::{line_col, locate, locate_path, locate_test};
 pub use crate::run::machine_spec::MachineSpec;
+use crate::run::machines::{check as check_machines, Machines};
 use crate::run::steps::{check_seconds, seconds};
 pub use crate::run::steps::{PlacedStep, Step};
-use crate::vm::config::parse_size;
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -127,18 +128,6 @@ impl TryFrom<String> for RegexText {
     }
 }
 
-/// A size given as text (`512M`, `2G`), checked at parse time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct SizeText(pub u64);
-
-impl TryFrom<String> for SizeText {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, String> {
-        parse_size(&s).map(SizeText)
-    }
-}
-
 impl Scenario {
     /// Reads and validates a scenario file. Relative paths in it are made
     /// relative to the file's folder.
@@ -183,7 +172,16 @@ impl Scenario {
                 }
             }
         }
-        crate::run::machines::check(&mut sc, text, path)?;
+        let tests: Vec<(&str, &[PlacedStep])> = sc
+            .tests
+            .iter()
+            .map(|t| (t.name.as_str(), t.steps.as_slice()))
+            .collect();
+        let machines = Machines {
+            one: &mut sc.machine,
+            named: &mut sc.machines,
+        };
+        check_machines(machines, &tests, text, path)?;
         if sc.tests.is_empty() {
             return Err(err("tests", "no tests: \"tests\" is empty".into()));
         }
@@ -241,16 +239,33 @@ impl Scenario {
     }
 }
 
-/// Whether `path` (symbolic links resolved) is inside the folder `base`.
-pub(crate) fn inside(base: &Path, path: &Path) -> bool {
-    let base = fs::canonicalize(if base.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        base
-    });
-    match (base, fs::canonicalize(path)) {
-        (Ok(b), Ok(p)) => p.starts_with(b),
-        _ => false,
+impl Scenario {
+    /// The machines every test boots, in boot order: `(None, machine)` for
+    /// a scenario with one `machine`, `(Some(name), spec)` for each of
+    /// `machines` (sorted by name).
+    pub fn machine_list(&self) -> Vec<(Option<&str>, &MachineSpec)> {
+        match &self.machine {
+            Some(m) => vec![(None, m)],
+            None => self
+                .machines
+                .iter()
+                .map(|(n, m)| (Some(n.as_str()), m))
+                .collect(),
+        }
+    }
+
+    /// The private networks of the scenario, each once, in the order the
+    /// machines (by name) list them.
+    pub fn network_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, m) in self.machine_list() {
+            for n in &m.networks {
+                if !out.contains(&n.as_str()) {
+                    out.push(n);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -260,60 +275,6 @@ fn strip_position(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-/// `file:line:column` of the first `"key"` in `text` (or `file` alone).
-pub(crate) fn locate(text: &str, path: &Path, key: &str) -> String {
-    locate_path(text, path, &[key])
-}
-
-/// `file:line:column` of the last of `keys`, each searched after the one
-/// before (`["timeouts", "test"]`: the `"test"` inside `timeouts`).
-pub(crate) fn locate_path(text: &str, path: &Path, keys: &[&str]) -> String {
-    let mut at = None;
-    for key in keys {
-        let from = at.unwrap_or(0);
-        match text[from..].find(&format!("\"{key}\"")) {
-            Some(off) => at = Some(from + off),
-            None => break,
-        }
-    }
-    match at {
-        Some(off) => {
-            let (line, col) = line_col(text.as_bytes(), off);
-            format!("{}:{line}:{col}", path.display())
-        }
-        None => path.display().to_string(),
-    }
-}
-
-/// `file:line:column` of test number `index`'s `"name"` (counted among
-/// the `"name"` keys after `"tests"`), or of `"tests"`.
-pub(crate) fn locate_test(text: &str, path: &Path, index: usize) -> String {
-    let Some(tests) = text.find("\"tests\"") else {
-        return path.display().to_string();
-    };
-    let names: Vec<usize> = text[tests..]
-        .match_indices("\"name\"")
-        .map(|(off, _)| tests + off)
-        .collect();
-    let off = names.get(index).copied().unwrap_or(tests);
-    let (line, col) = line_col(text.as_bytes(), off);
-    format!("{}:{line}:{col}", path.display())
-}
-
-/// 1-based line and column (in bytes) of byte offset `off`.
-fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
-    let before = &bytes[..off.min(bytes.len())];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let col = off
-        - before
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(0)
-        + 1;
-    (line, col)
 }
 
 /// Finds scenario files: each argument is a `.json` file or a folder
@@ -406,6 +367,7 @@ pub fn check_unique_trials(scenarios: &[impl AsRef<Scenario>]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::guest::session::Key;
+    use crate::run::machine_spec::SizeText;
 
     impl AsRef<Scenario> for Scenario {
         fn as_ref(&self) -> &Scenario {
