@@ -64,6 +64,28 @@ fn by_name_and_nothing_else(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     Ok(())
 }
 
+/// Two Debian guests (systemd-networkd runs DHCP on every `eth*`): the
+/// private NIC is left to bootrig, keeps its address, and the guests reach
+/// each other by name.
+fn debian_by_name(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let lan = ctx.network("lan")?;
+    let debian = Image::builtin("debian");
+    let a = ctx.vm_on("alpha", &debian, &[&lan])?;
+    let b = ctx.vm_on("beta", &debian, &[&lan])?;
+    a.wait_for_unit("multi-user.target")?;
+    b.wait_for_unit("multi-user.target")?;
+    // No ping or nc in this image: a TCP connection to a closed port is
+    // refused by the peer's kernel, which proves it answered.
+    let knock = |to: &str| {
+        format!("timeout 10 bash -c 'exec 3<>/dev/tcp/{to}/9' 2>&1 | grep -q 'Connection refused'")
+    };
+    b.succeed(&knock("alpha"))?;
+    a.succeed(&knock("beta"))?;
+    let addr = a.succeed("ip -4 -o addr show | grep -c ' 10.1.0.1/24 '")?;
+    check!(addr.trim() == "1", "alpha's private address: {addr}");
+    Ok(())
+}
+
 /// Runs the scenario `file` with the CLI into `artifacts`.
 fn run_cli(file: &Path, artifacts: &Path, filter: &str) -> std::process::Output {
     std::process::Command::new(bootrig_bin())
@@ -166,6 +188,11 @@ fn main() -> ExitCode {
             "network::busybox::failure_has_a_folder_per_machine",
             vm_marks(),
             failure_has_a_folder_per_machine,
+        )
+        .test_with(
+            "network::debian::by_name_under_networkd",
+            vm_marks().vms(2),
+            debian_by_name,
         )
         .test(
             "network::load::a_bad_on_is_a_load_error",

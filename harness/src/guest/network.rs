@@ -41,11 +41,14 @@ pub fn configure(vm: &Session, port: &NetworkPort) -> Result<()> {
         .wait_until_succeeds(&find, NIC_TIMEOUT)
         .map_err(|e| failed(port, &format!("finding the NIC with MAC {}", port.mac), e))?;
     let nic = shell_quote(nic.trim());
+    // Written whenever systemd runs, so a networkd that starts later
+    // reads it too; a running one is told to reload.
     let unmanaged = format!(
-        "if systemctl is-active -q systemd-networkd 2>/dev/null; then \
+        "if [ -d /run/systemd/system ]; then \
          mkdir -p /run/systemd/network && \
          printf '[Match]\\nMACAddress=%s\\n\\n[Link]\\nUnmanaged=yes\\n' {mac} \
-         > /run/systemd/network/05-bootrig-{}.network && networkctl reload; fi",
+         > /run/systemd/network/05-bootrig-{}.network && \
+         {{ ! systemctl is-active -q systemd-networkd || networkctl reload; }}; fi",
         port.mac.replace(':', "")
     );
     let up = format!(

@@ -192,7 +192,7 @@ impl TestContext {
 
     /// Boots the machine `name` from a built-in image on `networks`, gets
     /// its shell (root: images with a login are logged in with their
-    /// credentials and become root) and brings it up on its networks
+    /// credentials and become root with `sudo -i`) and brings it up on its networks
     /// ([`TestContext::network_up`]). Its files go to `machines/<name>/`
     /// in the test's folder.
     pub fn vm_on(
@@ -209,11 +209,7 @@ impl TestContext {
         let vm = self.boot(config)?;
         let m = &img.manifest;
         if let Some(login) = &m.login {
-            vm.login(&login.user, &login.password)?;
-            match &m.root_password {
-                Some(pw) => vm.become_root_with(pw)?,
-                None => vm.become_root()?,
-            };
+            vm.login(&login.user, &login.password)?.become_root()?;
         } else if let Some(prompt) = &m.shell_prompt {
             vm.attach_shell(prompt)?;
         }
