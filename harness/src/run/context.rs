@@ -244,6 +244,7 @@ impl TestContext {
         let layout = if config.networks.is_empty() {
             VmLayout::nth(self.vms().len(), &config.name)
         } else {
+            self.networks().check_new(&config.name)?;
             VmLayout::machine(&config.name)
         };
         let out_dir = layout.dir(self.artifacts_dir());
@@ -282,7 +283,7 @@ impl TestContext {
         self.vms()
             .push(VmHandle::new(session.clone(), layout, out_dir));
         self.networks()
-            .add_vm(session.clone(), config.networks.clone());
+            .add_vm(&config.name, session.clone(), config.networks.clone());
         if self.settings.interrupts.interrupted().is_some() {
             // Interrupted while this VM was starting: stop it too.
             session.machine().kill();

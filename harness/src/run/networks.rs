@@ -13,6 +13,7 @@ use crate::vm::network::{Member, Network, NetworkPort, MAX_NETWORKS};
 
 #[derive(Debug)]
 struct NetVm {
+    name: String,
     session: Arc<Session>,
     ports: Vec<NetworkPort>,
     up: bool,
@@ -40,10 +41,24 @@ impl Networks {
         Ok(net)
     }
 
-    /// Remembers that `session`'s VM is on `ports`' networks.
-    pub(crate) fn add_vm(&mut self, session: Arc<Session>, ports: Vec<NetworkPort>) {
+    /// Refuses a second machine called `name` on the test's networks: it
+    /// would have the first one's address, MAC address and folder.
+    pub(crate) fn check_new(&self, name: &str) -> Result<()> {
+        if self.vms.iter().any(|v| v.name == name) {
+            return Err(Error::Config {
+                what: format!("machine {name:?}"),
+                message: "the test already has a machine of that name on a network".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Remembers that `session`'s VM, machine `name`, is on `ports`'
+    /// networks.
+    pub(crate) fn add_vm(&mut self, name: &str, session: Arc<Session>, ports: Vec<NetworkPort>) {
         if !ports.is_empty() {
             self.vms.push(NetVm {
+                name: name.to_string(),
                 session,
                 ports,
                 up: false,
