@@ -55,6 +55,10 @@ pub struct MachineSpec {
     /// `machines`), by name.
     #[serde(default)]
     pub networks: Vec<String>,
+    /// QEMU user-mode networking (outbound only, through the host; default
+    /// true). `false`: the machine's only links are its private networks.
+    #[serde(default = "yes")]
+    pub user_network: bool,
 }
 
 fn yes() -> bool {

@@ -157,6 +157,7 @@ mod tests {
         let names: Vec<Option<&str>> = sc.machine_list().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, [Some("client"), Some("server")]);
         assert_eq!(sc.network_names(), ["lan", "other"]);
+        assert!(sc.machine_list().iter().all(|(_, m)| m.user_network));
         let steps = &sc.tests[0].steps;
         assert_eq!(steps[1].on.as_deref(), Some("client"));
         assert_eq!(steps[1].describe(), "succeed: nc server 80");
@@ -217,6 +218,12 @@ mod tests {
             e.contains("machine \"client\": unknown image \"nope\""),
             "{e}"
         );
+        let off = parse(&TWO.replace(
+            "\"networks\": [\"lan\"] }",
+            "\"networks\": [\"lan\"], \"user_network\": false }",
+        ))
+        .unwrap();
+        assert!(!off.machines["server"].user_network);
         let e = err_of(&TWO.replace("\"on\": \"server\",", "\"on\": 3,"));
         assert!(e.contains("\"on\" names a machine, not 3"), "{e}");
     }

@@ -76,6 +76,7 @@ fn machine_config(
     cfg = cfg
         .with_display(m.display)
         .with_command_channel(m.command_channel);
+    cfg.network = m.user_network;
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),
