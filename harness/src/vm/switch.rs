@@ -35,6 +35,9 @@ struct Port {
     id: u64,
     /// Written to by every reader thread that forwards a frame here.
     writer: Mutex<UnixStream>,
+    /// The same socket, unlocked: shut down when the switch stops, which
+    /// also ends a write blocked on a VM that stopped reading.
+    control: UnixStream,
 }
 
 #[derive(Default)]
@@ -111,16 +114,17 @@ impl Switch {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the acceptor blocked in accept(); it sees `stopping`.
-        let _ = UnixStream::connect(&self.socket);
-        if let Some(t) = self.acceptor.take() {
+        // Wake the acceptor blocked in accept(); it sees `stopping`. If
+        // the socket cannot be reached the thread is left blocked rather
+        // than joined forever (it holds nothing but the listener).
+        let woken = UnixStream::connect(&self.socket).is_ok();
+        if let Some(t) = self.acceptor.take().filter(|_| woken) {
             let _ = t.join();
         }
         let readers = {
             let mut state = self.shared.state();
             for port in &state.ports {
-                let w = port.writer.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = w.shutdown(Shutdown::Both);
+                let _ = port.control.shutdown(Shutdown::Both);
             }
             state.ports.clear();
             std::mem::take(&mut state.readers)
@@ -138,7 +142,7 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
             return;
         }
         let Ok(stream) = conn else { continue };
-        let Ok(reader) = stream.try_clone() else {
+        let (Ok(reader), Ok(control)) = (stream.try_clone(), stream.try_clone()) else {
             continue;
         };
         let mut state = shared.state();
@@ -147,6 +151,7 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
         let port = Arc::new(Port {
             id,
             writer: Mutex::new(stream),
+            control,
         });
         state.ports.push(port);
         let shared2 = shared.clone();
