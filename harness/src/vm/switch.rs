@@ -311,4 +311,29 @@ mod tests {
         drop(sw);
         assert!(!dir.path().join("sw.sock").exists());
     }
+
+    #[test]
+    fn stopping_does_not_wait_for_a_port_that_stopped_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let sw = Switch::start(&dir.path().join("sw.sock")).unwrap();
+        let mut p = connect(&sw, 2);
+        // Port 1 never reads: the switch's write to it blocks once the
+        // socket buffers are full, holding that port's writer.
+        let mut sender = p.remove(0);
+        let flood = std::thread::spawn(move || {
+            let frame = frame(BROADCAST, A, &[0u8; 1400]);
+            while sender.write_all(&frame).is_ok() {}
+        });
+        let mut probe = UnixStream::connect(sw.socket()).unwrap();
+        wait_for_ports(&sw, 3);
+        // The probe gets a flooded frame only while the switch still
+        // forwards; once it is blocked on port 1, nothing comes.
+        probe
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = Vec::new();
+        while read_frame(&mut probe, &mut buf).is_ok() {}
+        drop(sw);
+        flood.join().unwrap();
+    }
 }
