@@ -13,6 +13,8 @@
 //!     diagnostics/<collector>.txt collector outputs (first VM)
 //!     <safe_name(vm)>/            the same VM files and diagnostics/ for
 //!                                 the second and later VMs of the test
+//!     machines/<safe_name(m)>/    the same, for each machine on a private
+//!                                 network (named machines of a test)
 //! ```
 //!
 //! The writers (the machine, the session, the postmortem) and the offline
@@ -142,6 +144,9 @@ pub const VM_FILES: [FileSpec; 7] = [
 /// The folder, inside a VM's folder, of the diagnostics collectors' outputs.
 pub const DIAGNOSTICS_DIR: &str = "diagnostics";
 
+/// The folder, inside a test's folder, of its named machines' folders.
+pub const MACHINES_DIR: &str = "machines";
+
 /// The folder of test `test` in its run folder.
 pub fn test_folder(test: &str) -> String {
     safe_name(test)
@@ -171,6 +176,15 @@ impl VmLayout {
             VmLayout {
                 prefix: format!("{}/", safe_name(vm_name)),
             }
+        }
+    }
+
+    /// The layout of the named machine `machine` (a machine on a private
+    /// network): its files are in `machines/<machine>/`, whichever VM of
+    /// the test it is.
+    pub fn machine(machine: &str) -> VmLayout {
+        VmLayout {
+            prefix: format!("{MACHINES_DIR}/{}/", safe_name(machine)),
         }
     }
 
@@ -234,6 +248,22 @@ mod tests {
             format!("{sub}/diagnostics/lsblk.txt")
         );
         assert_eq!(second.dir(Path::new("/r/t")), Path::new("/r/t").join(&sub));
+    }
+
+    #[test]
+    fn named_machines_have_a_folder_each_under_machines() {
+        let server = VmLayout::machine("server");
+        assert_eq!(server.subfolder(), Some("machines/server"));
+        assert_eq!(server.file(&SERIAL_LOG), "machines/server/serial.log");
+        assert_eq!(server.name(TRANSCRIPT.name), "machines/server/transcript");
+        assert_eq!(
+            server.collector_output("network"),
+            "machines/server/diagnostics/network.txt"
+        );
+        assert_eq!(
+            server.dir(Path::new("/r/t")),
+            Path::new("/r/t/machines/server")
+        );
     }
 
     #[test]

@@ -103,5 +103,6 @@ pub use vm::initramfs::MODULES_TAG;
 pub use vm::kernel::{kernel_release, KernelInfo, ModulesDir, UserKernel, KERNEL_ENV};
 pub use vm::links::{Forward, Share};
 pub use vm::machine::{Machine, MachineOptions};
+pub use vm::network::{Member, Network, NetworkPort};
 pub use vm::process::OwnedChild;
 pub use vm::qmp::{Qmp, QmpError};

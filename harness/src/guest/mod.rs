@@ -9,6 +9,7 @@
 //! - `reboot.rs`: rebooting the guest and getting the shell back;
 //! - [`protocol`]: the markers that delimit each command's output;
 //! - [`keys`]: key presses as terminal bytes;
+//! - [`network`]: a private network's address and `/etc/hosts` in the guest;
 //! - `transcript.rs`: `transcript.log` and `login-transcript.log`.
 //!
 //! `login.rs` and `waits.rs` extend [`Session`](session::Session); the
@@ -20,6 +21,7 @@ mod files;
 pub mod keys;
 mod login;
 mod mounts;
+pub mod network;
 pub mod protocol;
 mod reboot;
 pub mod session;

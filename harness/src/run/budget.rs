@@ -10,9 +10,9 @@ pub struct VmBudget {
     cv: Condvar,
 }
 
-/// A held VM slot, given back on drop.
+/// Held VM slots, given back on drop.
 #[derive(Debug)]
-pub struct VmSlot<'a>(&'a VmBudget);
+pub struct VmSlot<'a>(&'a VmBudget, usize);
 
 impl VmBudget {
     /// A budget of `n` concurrent VMs (at least one).
@@ -47,19 +47,27 @@ impl VmBudget {
 
     /// Waits for a free slot.
     pub fn acquire(&self) -> VmSlot<'_> {
+        self.acquire_many(1)
+    }
+
+    /// Waits until `n` slots are free and takes them together (a test
+    /// with `n` VMs): at most the whole budget, so a test with more VMs
+    /// than the budget runs alone rather than never.
+    pub fn acquire_many(&self, n: usize) -> VmSlot<'_> {
+        let n = n.clamp(1, self.size);
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
+        while *free < n {
             free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
         }
-        *free -= 1;
-        VmSlot(self)
+        *free -= n;
+        VmSlot(self, n)
     }
 }
 
 impl Drop for VmSlot<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.cv.notify_one();
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += self.1;
+        self.0.cv.notify_all();
     }
 }
 
@@ -91,5 +99,17 @@ mod tests {
         drop(b.acquire());
         let _held = b.acquire();
         assert_eq!(*b.free.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn several_slots_are_taken_together_and_capped_at_the_budget() {
+        let b = VmBudget::new(3);
+        let two = b.acquire_many(2);
+        assert_eq!(*b.free.lock().unwrap(), 1);
+        drop(two);
+        let all = b.acquire_many(10);
+        assert_eq!(*b.free.lock().unwrap(), 0);
+        drop(all);
+        assert_eq!(*b.free.lock().unwrap(), 3);
     }
 }

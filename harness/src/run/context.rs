@@ -22,9 +22,11 @@ use crate::events::Event;
 use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
 use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer, VmHandle};
+use crate::run::networks::Networks;
 pub use crate::run::settings::RunSettings;
 use crate::vm::config::MachineConfig;
 use crate::vm::machine::{Machine, MachineOptions};
+use crate::vm::network::Network;
 use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::Phase;
 
@@ -34,6 +36,7 @@ pub struct TestContext {
     name: String,
     settings: RunSettings,
     vms: Mutex<Vec<VmHandle>>,
+    networks: Mutex<Networks>,
     started: Instant,
     deadline: Mutex<Deadline>,
     postmortem: Arc<Postmortem>,
@@ -53,6 +56,7 @@ impl TestContext {
             name: name.to_string(),
             settings,
             vms: Mutex::new(Vec::new()),
+            networks: Mutex::default(),
             started: Instant::now(),
             deadline: Mutex::new(Deadline::never()),
             postmortem,
@@ -173,9 +177,60 @@ impl TestContext {
         Ok(vm)
     }
 
+    fn networks(&self) -> MutexGuard<'_, Networks> {
+        self.networks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the private network `name` for this test: a host-local
+    /// switch and the subnet `10.<n>.0.0/24` (`n` counts the test's
+    /// networks from 1). Machines join it through
+    /// [`MachineConfig::with_network`] or [`TestContext::vm_on`]; it stops
+    /// when the test ends.
+    pub fn network(&self, name: &str) -> Result<Network> {
+        self.networks().create(name)
+    }
+
+    /// Boots the machine `name` from a built-in image on `networks`, gets
+    /// its shell (root: images with a login are logged in with their
+    /// credentials and become root with `sudo -i`) and brings it up on its networks
+    /// ([`TestContext::network_up`]). Its files go to `machines/<name>/`
+    /// in the test's folder.
+    pub fn vm_on(
+        &self,
+        name: &str,
+        image: impl Borrow<ImageRef>,
+        networks: &[&Network],
+    ) -> Result<Arc<Session>> {
+        let img = self.image(image)?;
+        let mut config = img.machine_config(name, None);
+        for net in networks {
+            config = config.with_network(net)?;
+        }
+        let vm = self.boot(config)?;
+        let m = &img.manifest;
+        if let Some(login) = &m.login {
+            vm.login(&login.user, &login.password)?.become_root()?;
+        } else if let Some(prompt) = &m.shell_prompt {
+            vm.attach_shell(prompt)?;
+        }
+        self.network_up(&vm)?;
+        Ok(vm)
+    }
+
+    /// Sets up the guest of `vm` (booted by this context from a config
+    /// with networks) on its private networks, once it has a root shell:
+    /// the NIC of each network (found by the MAC address bootrig gave it)
+    /// gets the machine's address and comes up, `/etc/hosts` names every
+    /// machine of its networks, and the guests already up on a network
+    /// with it learn its name. Nothing for a VM on no network.
+    pub fn network_up(&self, vm: &Arc<Session>) -> Result<()> {
+        self.networks().up(vm)
+    }
+
     /// Boots a VM from an explicit config with the default [`Timeouts`].
     /// The first VM of a test writes its logs into the test folder, later
-    /// ones into `<folder>/<vm name>/`.
+    /// ones into `<folder>/<vm name>/`, and a VM on a private network
+    /// into `<folder>/machines/<vm name>/`.
     pub fn boot(&self, config: MachineConfig) -> Result<Arc<Session>> {
         self.boot_with(config, Timeouts::default())
     }
@@ -191,7 +246,12 @@ impl TestContext {
             config.user_kernel = Some(kernel.clone());
         }
         // Where this VM's files go, decided once and kept with it.
-        let layout = VmLayout::nth(self.vms().len(), &config.name);
+        let layout = if config.networks.is_empty() {
+            VmLayout::nth(self.vms().len(), &config.name)
+        } else {
+            self.networks().check_new(&config.name)?;
+            VmLayout::machine(&config.name)
+        };
         let out_dir = layout.dir(self.artifacts_dir());
         // An ISO or disk boot has no kernel of its own to probe KVM with;
         // use the busybox image's if it is built.
@@ -228,6 +288,8 @@ impl TestContext {
         self.settings.interrupts.register(&session);
         self.vms()
             .push(VmHandle::new(session.clone(), layout, out_dir));
+        self.networks()
+            .add_vm(&config.name, session.clone(), config.networks.clone());
         if self.settings.interrupts.interrupted().is_some() {
             // Interrupted while this VM was starting: stop it too.
             session.machine().kill();

@@ -245,7 +245,7 @@ impl Engine {
             }
         };
         let artifacts = ctx.artifacts_dir().to_path_buf();
-        let _slot = self.budget.acquire();
+        let _slot = self.budget.acquire_many(marks.vms);
         if let Some(timeout) = marks.timeout {
             ctx.set_deadline(Deadline::after(timeout));
         }

@@ -81,6 +81,9 @@ pub struct Marks {
     pub(crate) slow: bool,
     pub(crate) xfail: Option<String>,
     pub(crate) timeout: Option<Duration>,
+    /// How many VMs the test runs at once (slots taken from the budget;
+    /// 0 is read as 1).
+    pub(crate) vms: usize,
     /// The body is bootrig's own code (a declarative scenario test): any
     /// panic in it is a harness bug.
     pub(crate) declarative: bool,
@@ -110,6 +113,14 @@ impl Marks {
     /// it, and the VMs are killed when it passes.
     pub fn timeout(mut self, timeout: Duration) -> Marks {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// The test runs `n` VMs at once (machines on a private network): it
+    /// takes `n` slots of the VM budget (`BOOTRIG_MAX_VMS`, `-j`), at most
+    /// the whole budget.
+    pub fn vms(mut self, n: usize) -> Marks {
+        self.vms = n;
         self
     }
 

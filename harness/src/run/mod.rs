@@ -5,7 +5,8 @@
 //! cli ─┐                         ┌─ marks, budget
 //!      ├─ engine ── context ─────┤
 //! suite┘    │                    └─ settings ── events ── reporters
-//!           └─ scenario_test ── scenario, steps
+//!           ├─ scenario_test ── scenario, steps
+//!           └─ networks (private networks of a test)
 //! ```
 
 pub mod budget;
@@ -13,7 +14,11 @@ pub mod context;
 pub mod engine;
 pub mod hold;
 pub mod host_paths;
+pub mod locate;
+pub mod machine_spec;
+pub mod machines;
 pub mod marks;
+pub mod networks;
 pub mod panics;
 pub mod reporters;
 pub mod scenario;

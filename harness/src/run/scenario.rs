@@ -5,6 +5,7 @@
 //! key names and sizes are reported as `file:line:column: what is wrong`,
 //! and nothing boots.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,12 +13,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::errors::{Error, Result};
-pub use crate::run::host_paths::ShareSpec;
-use crate::run::host_paths::{check_links, inside};
-pub use crate::run::steps::Step;
+use crate::run::locate::{line_col, locate, locate_path, locate_test};
+pub use crate::run::machine_spec::MachineSpec;
+use crate::run::machines::{check as check_machines, Machines};
 use crate::run::steps::{check_seconds, seconds};
-use crate::vm::config::{check_drive_size, check_memory, parse_size, Accel, Firmware};
-use crate::vm::links::Forward;
+pub use crate::run::steps::{PlacedStep, Step};
 
 /// A parsed, validated scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,8 +25,13 @@ use crate::vm::links::Forward;
 pub struct Scenario {
     /// The scenario's name: the first part of its tests' names.
     pub name: String,
-    /// The machine every test boots.
-    pub machine: MachineSpec,
+    /// The machine every test boots (or `machines`).
+    #[serde(default)]
+    pub machine: Option<MachineSpec>,
+    /// Named machines every test boots, on private networks (or
+    /// `machine`); see `run::machines`.
+    #[serde(default)]
+    pub machines: BTreeMap<String, MachineSpec>,
     /// How to log in (for images with a getty).
     #[serde(default)]
     pub login: Option<LoginSpec>,
@@ -44,75 +49,6 @@ pub struct Scenario {
     /// The file it came from.
     #[serde(skip)]
     pub file: PathBuf,
-}
-
-/// The `machine` object.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MachineSpec {
-    /// A built-in image (`busybox`, `debian`, `iso`).
-    pub image: Option<String>,
-    /// A kernel for direct boot; with `image`, your own kernel on its root.
-    pub kernel: Option<PathBuf>,
-    /// Its initrd (not with `image`).
-    pub initrd: Option<PathBuf>,
-    /// Its command line (with `image`: added to the image's).
-    pub append: Option<String>,
-    /// With `image` and `kernel`: its modules (see `crate::UserKernel`).
-    pub modules: Option<PathBuf>,
-    /// An ISO to boot.
-    pub iso: Option<PathBuf>,
-    /// `bios` or `uefi`.
-    pub firmware: Option<Firmware>,
-    /// A disk image (booted through a throwaway overlay).
-    pub disk: Option<PathBuf>,
-    /// Write to the disk image itself (only inside the scenario's folder
-    /// unless `allow_outside`).
-    #[serde(default)]
-    pub persist: bool,
-    /// Allow a `persist` disk outside the scenario's folder.
-    #[serde(default)]
-    pub allow_outside: bool,
-    /// Extra drives.
-    #[serde(default)]
-    pub drives: Vec<DriveSpec>,
-    /// Memory, e.g. `1G`.
-    pub memory: Option<SizeText>,
-    /// Virtual CPUs.
-    pub cpus: Option<u32>,
-    /// `auto`, `kvm`, `tcg`.
-    pub accel: Option<Accel>,
-    /// Give the guest a VGA display (a screendump is taken on failure).
-    #[serde(default)]
-    pub display: bool,
-    /// Carry command output on the command channel (a virtio-serial port;
-    /// default true). `false` reads it from the console between markers.
-    #[serde(default = "yes")]
-    pub command_channel: bool,
-    /// Host folders shared into the guest (9p), mounted by bootrig.
-    #[serde(default)]
-    pub shares: Vec<ShareSpec>,
-    /// Guest TCP ports reachable from the host at 127.0.0.1.
-    #[serde(default)]
-    pub forwards: Vec<Forward>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// An extra drive: an existing file, or a scratch disk of a size.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DriveSpec {
-    /// An existing image file.
-    pub path: Option<PathBuf>,
-    /// A sparse scratch disk size, e.g. `2G`.
-    pub size: Option<SizeText>,
-    /// Allow `path` outside the scenario's folder (it is attached
-    /// read-write, so by default only files next to the scenario are).
-    #[serde(default)]
-    pub allow_outside: bool,
 }
 
 /// The `login` object.
@@ -172,8 +108,8 @@ pub struct DiagnosticsSpec {
 pub struct TestSpec {
     /// The test's name (second part of the trial name).
     pub name: String,
-    /// The steps, run in order.
-    pub steps: Vec<Step>,
+    /// The steps, run in order, each on its machine.
+    pub steps: Vec<PlacedStep>,
     /// Expected to fail, with the reason.
     #[serde(default)]
     pub xfail: Option<String>,
@@ -189,18 +125,6 @@ impl TryFrom<String> for RegexText {
     fn try_from(s: String) -> std::result::Result<Self, String> {
         regex::bytes::Regex::new(&s).map_err(|e| format!("invalid regex {s:?}: {e}"))?;
         Ok(RegexText(s))
-    }
-}
-
-/// A size given as text (`512M`, `2G`), checked at parse time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct SizeText(pub u64);
-
-impl TryFrom<String> for SizeText {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, String> {
-        parse_size(&s).map(SizeText)
     }
 }
 
@@ -237,154 +161,27 @@ impl Scenario {
             location: locate(text, path, key),
             message,
         };
-        let m = &mut sc.machine;
-        let files = [&mut m.kernel, &mut m.initrd, &mut m.iso, &mut m.disk];
-        for p in files.into_iter().chain([&mut m.modules]).flatten() {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-        for d in &mut m.drives {
-            if let Some(p) = &mut d.path {
-                if p.is_relative() {
-                    *p = base.join(&*p);
-                }
-            }
-        }
         // Host files a step copies into the guest are found like the
         // machine's files: next to the scenario.
         for t in &mut sc.tests {
             for step in &mut t.steps {
-                if let Step::CopyToGuest { from, .. } = step {
+                if let Step::CopyToGuest { from, .. } = &mut step.step {
                     if from.is_relative() {
                         *from = base.join(&*from);
                     }
                 }
             }
         }
-        let m = &mut sc.machine;
-        let sources = [
-            m.image.is_some(),
-            m.kernel.is_some(),
-            m.iso.is_some(),
-            m.disk.is_some(),
-        ];
-        if !sources.iter().any(|s| *s) {
-            return Err(err(
-                "machine",
-                "machine needs a boot source: \"image\", \"kernel\", \"iso\" or \"disk\"".into(),
-            ));
-        }
-        if m.image.is_some() && (m.iso.is_some() || m.disk.is_some()) {
-            return Err(err(
-                "image",
-                "\"image\" replaces iso/disk: give one or the other".into(),
-            ));
-        }
-        let (image, initrd) = (m.image.is_some(), m.initrd.is_some());
-        let (kernel, modules) = (m.kernel.as_deref(), m.modules.as_deref());
-        crate::vm::kernel::on_image(image, kernel, initrd, modules, m.append.as_deref())
-            .map_err(|(key, e)| err(key, e))?;
-        if m.kernel.is_some() && m.iso.is_some() {
-            return Err(err("iso", "\"kernel\" and \"iso\" are exclusive".into()));
-        }
-        if m.kernel.is_none() && (m.initrd.is_some() || m.append.is_some()) {
-            return Err(err(
-                "initrd",
-                "\"initrd\" and \"append\" need \"kernel\"".into(),
-            ));
-        }
-        if let Some(name) = &m.image {
-            if !crate::image::BUILTIN.contains(&name.as_str()) {
-                return Err(err(
-                    "image",
-                    format!(
-                        "unknown image {name:?} (built-in images: {})",
-                        crate::image::BUILTIN.join(", ")
-                    ),
-                ));
-            }
-        }
-        for (key, p) in [
-            ("kernel", &m.kernel),
-            ("initrd", &m.initrd),
-            ("iso", &m.iso),
-            ("disk", &m.disk),
-        ] {
-            if let Some(p) = p {
-                if p.is_dir() {
-                    return Err(err(
-                        key,
-                        format!("{key} {} is a directory, not a file", p.display()),
-                    ));
-                }
-                if !p.is_file() {
-                    return Err(err(
-                        key,
-                        format!("{key} file {} does not exist", p.display()),
-                    ));
-                }
-            }
-        }
-        if let Some(mem) = m.memory {
-            check_memory(mem.0).map_err(|e| err("memory", e))?;
-        }
-        for d in &m.drives {
-            if let Some(size) = d.size {
-                check_drive_size(size.0).map_err(|e| err("size", format!("drive size: {e}")))?;
-            }
-            if let Some(p) = d.path.as_ref().filter(|p| p.is_dir()) {
-                return Err(err(
-                    "drives",
-                    format!("drive {} is a directory, not a file", p.display()),
-                ));
-            }
-            match (&d.path, &d.size) {
-                (Some(p), None) if !p.is_file() => {
-                    return Err(err(
-                        "drives",
-                        format!("drive file {} does not exist", p.display()),
-                    ))
-                }
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => {
-                    return Err(err(
-                        "drives",
-                        "each drive has either \"path\" or \"size\"".into(),
-                    ))
-                }
-            }
-        }
-        check_links(&mut m.shares, &m.forwards, &base).map_err(|(key, e)| err(key, e))?;
-        // Files the guest writes stay next to the scenario unless it says
-        // otherwise: `"path": "../../etc/shadow"` is not attached by accident.
-        let writable = m
-            .drives
+        let tests: Vec<(&str, &[PlacedStep])> = sc
+            .tests
             .iter()
-            .filter_map(|d| Some((d.path.as_ref()?, d.allow_outside, "drives")))
-            .chain(
-                m.disk
-                    .as_ref()
-                    .filter(|_| m.persist)
-                    .map(|d| (d, m.allow_outside, "disk")),
-            );
-        for (p, allowed, key) in writable {
-            if !allowed && !inside(&base, p) {
-                return Err(err(
-                    key,
-                    format!(
-                        "{} is outside the scenario's folder and the guest writes to it; \
-                         add \"allow_outside\": true to attach it anyway",
-                        p.display()
-                    ),
-                ));
-            }
-        }
-        if let Some(cpus) = m.cpus {
-            if cpus == 0 || cpus > 64 {
-                return Err(err("cpus", format!("cpus must be 1..=64, not {cpus}")));
-            }
-        }
+            .map(|t| (t.name.as_str(), t.steps.as_slice()))
+            .collect();
+        let machines = Machines {
+            one: &mut sc.machine,
+            named: &mut sc.machines,
+        };
+        check_machines(machines, &tests, text, path)?;
         if sc.tests.is_empty() {
             return Err(err("tests", "no tests: \"tests\" is empty".into()));
         }
@@ -442,66 +239,42 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The machines every test boots, in boot order: `(None, machine)` for
+    /// a scenario with one `machine`, `(Some(name), spec)` for each of
+    /// `machines` (sorted by name).
+    pub fn machine_list(&self) -> Vec<(Option<&str>, &MachineSpec)> {
+        match &self.machine {
+            Some(m) => vec![(None, m)],
+            None => self
+                .machines
+                .iter()
+                .map(|(n, m)| (Some(n.as_str()), m))
+                .collect(),
+        }
+    }
+
+    /// The private networks of the scenario, each once, in the order the
+    /// machines (by name) list them.
+    pub fn network_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, m) in self.machine_list() {
+            for n in &m.networks {
+                if !out.contains(&n.as_str()) {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// serde_json appends " at line L column C"; the location is printed first.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-/// `file:line:column` of the first `"key"` in `text` (or `file` alone).
-fn locate(text: &str, path: &Path, key: &str) -> String {
-    locate_path(text, path, &[key])
-}
-
-/// `file:line:column` of the last of `keys`, each searched after the one
-/// before (`["timeouts", "test"]`: the `"test"` inside `timeouts`).
-fn locate_path(text: &str, path: &Path, keys: &[&str]) -> String {
-    let mut at = None;
-    for key in keys {
-        let from = at.unwrap_or(0);
-        match text[from..].find(&format!("\"{key}\"")) {
-            Some(off) => at = Some(from + off),
-            None => break,
-        }
-    }
-    match at {
-        Some(off) => {
-            let (line, col) = line_col(text.as_bytes(), off);
-            format!("{}:{line}:{col}", path.display())
-        }
-        None => path.display().to_string(),
-    }
-}
-
-/// `file:line:column` of test number `index`'s `"name"` (counted among
-/// the `"name"` keys after `"tests"`), or of `"tests"`.
-fn locate_test(text: &str, path: &Path, index: usize) -> String {
-    let Some(tests) = text.find("\"tests\"") else {
-        return path.display().to_string();
-    };
-    let names: Vec<usize> = text[tests..]
-        .match_indices("\"name\"")
-        .map(|(off, _)| tests + off)
-        .collect();
-    let off = names.get(index).copied().unwrap_or(tests);
-    let (line, col) = line_col(text.as_bytes(), off);
-    format!("{}:{line}:{col}", path.display())
-}
-
-/// 1-based line and column (in bytes) of byte offset `off`.
-fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
-    let before = &bytes[..off.min(bytes.len())];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let col = off
-        - before
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(0)
-        + 1;
-    (line, col)
 }
 
 /// Finds scenario files: each argument is a `.json` file or a folder
@@ -594,6 +367,7 @@ pub fn check_unique_trials(scenarios: &[impl AsRef<Scenario>]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::guest::session::Key;
+    use crate::run::machine_spec::SizeText;
 
     impl AsRef<Scenario> for Scenario {
         fn as_ref(&self) -> &Scenario {
@@ -622,13 +396,19 @@ mod tests {
     fn parses_the_contract_example() {
         let sc = parse(OK).unwrap();
         assert_eq!(sc.name, "smoke");
-        assert_eq!(sc.machine.memory, Some(SizeText(512 << 20)));
-        assert_eq!(sc.machine.drives[0].size, Some(SizeText(1 << 30)));
+        assert_eq!(
+            sc.machine.as_ref().unwrap().memory,
+            Some(SizeText(512 << 20))
+        );
+        assert_eq!(
+            sc.machine.as_ref().unwrap().drives[0].size,
+            Some(SizeText(1 << 30))
+        );
         let steps = &sc.tests[0].steps;
         assert_eq!(steps.len(), 8);
-        assert_eq!(steps[2], Step::SendKey(Key::Down));
+        assert_eq!(steps[2].step, Step::SendKey(Key::Down));
         assert_eq!(
-            steps[5],
+            steps[5].step,
             Step::Run {
                 cmd: "echo hi".into(),
                 exit: 0,
@@ -801,7 +581,10 @@ mod tests {
             r#""image": "debian", "kernel": "bzImage", "modules": "mods", "append": "x=1""#,
         );
         let sc = Scenario::parse(&text, &file).unwrap();
-        assert_eq!(sc.machine.modules.unwrap(), dir.path().join("mods"));
+        assert_eq!(
+            sc.machine.unwrap().modules.unwrap(),
+            dir.path().join("mods")
+        );
     }
 
     #[test]
@@ -922,13 +705,11 @@ mod tests {
             r#""shares": [{"host": "data", "guest": "/mnt/data"}, {"host": "data", "guest": "/mnt/rw", "writable": true}], "forwards": [{"guest": 80}, {"guest": 22, "host": 2222}]"#,
         );
         let sc = Scenario::parse(&ok, &file).unwrap();
-        assert_eq!(sc.machine.shares[0].host, sc_dir.join("data"));
-        assert!(!sc.machine.shares[0].writable && sc.machine.shares[1].writable);
-        assert_eq!(
-            (sc.machine.forwards[0].guest, sc.machine.forwards[0].host),
-            (80, 0)
-        );
-        assert_eq!(sc.machine.forwards[1].host, 2222);
+        let m = sc.machine.as_ref().unwrap();
+        assert_eq!(m.shares[0].host, sc_dir.join("data"));
+        assert!(!m.shares[0].writable && m.shares[1].writable);
+        assert_eq!((m.forwards[0].guest, m.forwards[0].host), (80, 0));
+        assert_eq!(m.forwards[1].host, 2222);
         for (machine, says) in [
             (
                 r#""shares": [{"host": "nope", "guest": "/mnt/x"}]"#,
@@ -1003,11 +784,11 @@ mod tests {
     #[test]
     fn the_command_channel_is_on_unless_turned_off() {
         let on = parse(r##"{"name": "s", "machine": {"image": "busybox"}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"##).unwrap();
-        assert!(on.machine.command_channel);
+        assert!(on.machine.unwrap().command_channel);
         let off = parse(
             r##"{"name": "s", "machine": {"image": "busybox", "command_channel": false}, "shell_prompt": "# $", "tests": [{"name": "t", "steps": [{"succeed": "true"}]}]}"##,
         )
         .unwrap();
-        assert!(!off.machine.command_channel);
+        assert!(!off.machine.unwrap().command_channel);
     }
 }

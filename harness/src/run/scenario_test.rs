@@ -1,14 +1,18 @@
 //! Runs one test of a scenario file inside a [`TestContext`]: resolve the
-//! machine, boot, get a shell, run the steps. [`scenario_test`] makes it a
+//! machines (one `machine`, or named `machines` on private networks),
+//! boot them, get their shells, bring up their networks, run the steps,
+//! each on its machine. [`scenario_test`] makes it a
 //! [`Test`] for the engine, shared by `bootrig run` and [`crate::Suite`].
 
 use std::sync::Arc;
 
 use crate::errors::{Error, Result};
 use crate::events::Event;
+use crate::guest::session::Session;
 use crate::image::Image;
 use crate::run::context::TestContext;
 use crate::run::engine::Test;
+use crate::run::machine_spec::MachineSpec;
 use crate::run::marks::Marks;
 use crate::run::scenario::{Scenario, TestSpec};
 use crate::vm::config::{Drive, MachineConfig};
@@ -20,6 +24,7 @@ pub fn scenario_test(sc: &Arc<Scenario>, index: usize) -> Test {
     let test = &sc.tests[index];
     let mut marks = Marks::new();
     marks.declarative = true;
+    marks = marks.vms(sc.machine_list().len());
     if let Some(t) = sc.test_timeout() {
         marks = marks.timeout(t);
     }
@@ -32,19 +37,18 @@ pub fn scenario_test(sc: &Arc<Scenario>, index: usize) -> Test {
     })
 }
 
-/// Resolves the scenario's machine into a config (building the image if
-/// one is named). Returns the config and the built image, if any.
+/// Resolves a scenario machine `m` into a config for the VM `vm_name`
+/// (building the image if one is named). Returns the config and the built
+/// image, if any.
 fn machine_config(
     ctx: &TestContext,
-    sc: &Scenario,
-    test: &TestSpec,
+    m: &MachineSpec,
+    vm_name: &str,
 ) -> Result<(MachineConfig, Option<Image>)> {
-    let m = &sc.machine;
-    let vm_name = format!("{}-{}", sc.name, test.name);
     let (mut cfg, image) = match &m.image {
         Some(name) => {
             let img = ctx.image(Image::builtin(name))?;
-            let mut cfg = img.machine_config(&vm_name, m.firmware);
+            let mut cfg = img.machine_config(vm_name, m.firmware);
             if let Some(kernel) = &m.kernel {
                 cfg = cfg.with_user_kernel(crate::vm::kernel::UserKernel {
                     kernel: kernel.clone(),
@@ -55,7 +59,7 @@ fn machine_config(
             (cfg, Some(img))
         }
         None => {
-            let mut cfg = MachineConfig::new(&vm_name);
+            let mut cfg = MachineConfig::new(vm_name);
             if let Some(k) = &m.kernel {
                 cfg = cfg.with_kernel(k, m.initrd.clone(), m.append.clone().unwrap_or_default());
             }
@@ -84,6 +88,7 @@ fn machine_config(
         cfg = cfg.with_share(s.share());
     }
     cfg.forwards.extend(m.forwards.iter().copied());
+    cfg.network = m.user_network;
     for d in &m.drives {
         cfg = cfg.with_drive(match (&d.path, &d.size) {
             (Some(p), _) => Drive::File(p.clone()),
@@ -94,52 +99,121 @@ fn machine_config(
     Ok((cfg, image))
 }
 
-/// Boots the scenario's machine and runs `test`'s steps. The session
-/// reports its own phases (`login`, `become root`, `shell`) through the
-/// context's hooks.
+/// A machine of the test, resolved, before it boots.
+struct Planned {
+    name: Option<String>,
+    config: MachineConfig,
+    shell_prompt: Option<String>,
+}
+
+/// Resolves every machine of the scenario (networks started and joined)
+/// and checks, before anything boots, that each machine a step needs a
+/// shell on (or that is on a network) can get one.
+fn plan(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<Vec<Planned>> {
+    let networks = sc
+        .network_names()
+        .into_iter()
+        .map(|n| ctx.network(n))
+        .collect::<Result<Vec<_>>>()?;
+    let mut planned = Vec::new();
+    for (name, m) in sc.machine_list() {
+        let vm_name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{}", sc.name, test.name));
+        let (mut config, image) = machine_config(ctx, m, &vm_name)?;
+        for net in networks
+            .iter()
+            .filter(|n| m.networks.iter().any(|x| x == n.name()))
+        {
+            config = config.with_network(net)?;
+        }
+        let shell_prompt = sc
+            .shell_prompt
+            .as_ref()
+            .map(|r| r.0.clone())
+            .or_else(|| image.as_ref().and_then(|i| i.manifest.shell_prompt.clone()));
+        if sc.login.is_none() && shell_prompt.is_none() {
+            let mine = |on: &Option<String>| on.is_none() || on.as_deref() == name;
+            let what = match name {
+                Some(n) => format!("machine {n:?}"),
+                None => "the scenario".to_string(),
+            };
+            let needs = test.steps.iter().find(|s| mine(&s.on) && s.needs_shell());
+            let reason = match needs {
+                Some(step) => Some(format!("step `{}` needs a shell", step.describe())),
+                None if !m.networks.is_empty() => {
+                    Some("its networks are set up from a shell".to_string())
+                }
+                None => None,
+            };
+            if let Some(reason) = reason {
+                return Err(Error::Config {
+                    what: format!("scenario {}", sc.file.display()),
+                    message: format!(
+                        "{reason}, but {what} has neither \"login\" nor \"shell_prompt\""
+                    ),
+                });
+            }
+        }
+        planned.push(Planned {
+            name: name.map(str::to_string),
+            config,
+            shell_prompt,
+        });
+    }
+    Ok(planned)
+}
+
+/// Boots the scenario's machines and runs `test`'s steps. Every machine's
+/// QEMU starts before the first shell is awaited, so the boots overlap;
+/// then each gets its shell and its networks. The session reports its own
+/// phases (`login`, `become root`, `shell`) through the context's hooks.
 pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()> {
-    let (cfg, image) = machine_config(ctx, sc, test)?;
     let pm = ctx.postmortem();
     pm.set_scenario(&sc.name, &sc.file);
     pm.set_diagnostics_spec(&sc.diagnostics.units, &sc.diagnostics.commands);
     pm.set_warnings_fatal(sc.diagnostics.warnings_fatal);
-    let manifest = image.as_ref().map(|i| &i.manifest);
-    let shell_prompt = sc
-        .shell_prompt
-        .as_ref()
-        .map(|r| r.0.clone())
-        .or_else(|| manifest.and_then(|m| m.shell_prompt.clone()));
     // Decided before booting: a scenario that cannot get a shell must not
     // boot a VM to find out.
-    if sc.login.is_none() && shell_prompt.is_none() {
-        if let Some(step) = test.steps.iter().find(|s| s.needs_shell()) {
-            return Err(Error::Config {
-                what: format!("scenario {}", sc.file.display()),
-                message: format!(
-                    "step `{}` needs a shell, but the scenario has neither \"login\" nor \"shell_prompt\"",
-                    step.describe()
-                ),
-            });
-        }
+    let planned = plan(ctx, sc, test)?;
+    let mut vms: Vec<(Option<String>, Arc<Session>, Option<String>)> = Vec::new();
+    for p in planned {
+        let vm = ctx.boot_with(p.config, sc.timeouts.session())?;
+        vms.push((p.name, vm, p.shell_prompt));
     }
-    let vm = ctx.boot_with(cfg, sc.timeouts.session())?;
-    if let Some(login) = &sc.login {
-        vm.login(&login.user, &login.password)?;
-        if login.root {
-            vm.become_root()?;
+    for (_, vm, shell_prompt) in &vms {
+        if let Some(login) = &sc.login {
+            vm.login(&login.user, &login.password)?;
+            if login.root {
+                vm.become_root()?;
+            }
+        } else if let Some(prompt) = shell_prompt {
+            vm.attach_shell(prompt)?;
         }
-    } else if let Some(prompt) = &shell_prompt {
-        vm.attach_shell(prompt)?;
+        ctx.network_up(vm)?;
     }
     for (i, step) in test.steps.iter().enumerate() {
-        let description = step.describe();
+        let vm = match &step.on {
+            None => &vms[0].1,
+            Some(on) => match vms
+                .iter()
+                .find(|(n, _, _)| n.as_deref() == Some(on.as_str()))
+            {
+                Some((_, vm, _)) => vm,
+                None => unreachable!("`on` is checked when the scenario is loaded"),
+            },
+        };
+        let mut description = step.describe();
+        if let Some(on) = &step.on {
+            description = format!("on {on}: {description}");
+        }
         pm.step_start(i, &description);
         ctx.settings().events.send(Event::Step {
             test: ctx.name().to_string(),
             index: i,
             description,
         });
-        let result = step.execute(&vm);
+        let result = step.execute(vm);
         pm.step_end(i, result.is_ok());
         result?;
     }

@@ -623,13 +623,52 @@ impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Step, D::Error> {
         // Which kind, and its checks, once the whole object is read (as
         // serde's `try_from` did: errors are located as they always were).
-        let map = d.deserialize_map(StepVisitor)?;
+        let map = d.deserialize_map(StepVisitor { placed: false })?;
         let fields = Fields::check(map).map_err(de::Error::custom)?;
         fields.kind.parse(&fields).map_err(de::Error::custom)
     }
 }
 
-struct StepVisitor;
+/// A step of a scenario test and the machine it runs on: `"on"`, one of
+/// the scenario's `machines` (checked when the scenario is loaded). It
+/// dereferences to its [`Step`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacedStep {
+    /// The machine's name; `None`: the scenario's only machine.
+    pub on: Option<String>,
+    /// The step.
+    pub step: Step,
+}
+
+impl std::ops::Deref for PlacedStep {
+    type Target = Step;
+    fn deref(&self) -> &Step {
+        &self.step
+    }
+}
+
+impl<'de> Deserialize<'de> for PlacedStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<PlacedStep, D::Error> {
+        let mut map = d.deserialize_map(StepVisitor { placed: true })?;
+        let on = match map.remove("on") {
+            None => None,
+            Some(Value::String(name)) => Some(name),
+            Some(other) => {
+                return Err(de::Error::custom(format!(
+                    "\"on\" names a machine, not {other}"
+                )))
+            }
+        };
+        let fields = Fields::check(map).map_err(de::Error::custom)?;
+        let step = fields.kind.parse(&fields).map_err(de::Error::custom)?;
+        Ok(PlacedStep { on, step })
+    }
+}
+
+/// Reads a step's object; `placed`: `"on"` is a field too.
+struct StepVisitor {
+    placed: bool,
+}
 
 /// Reads a step object's fields, refusing unknown and repeated ones.
 impl<'de> Visitor<'de> for StepVisitor {
@@ -643,7 +682,10 @@ impl<'de> Visitor<'de> for StepVisitor {
         self,
         mut access: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let fields = all_fields();
+        let mut fields = all_fields();
+        if self.placed {
+            fields.push("on");
+        }
         let mut map = serde_json::Map::new();
         while let Some(key) = access.next_key::<String>()? {
             if !fields.contains(&key.as_str()) {

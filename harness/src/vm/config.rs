@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::vm::kernel::UserKernel;
 use crate::vm::links::{check_forwards, check_shares, Forward, Share};
+use crate::vm::network::{Network, NetworkPort};
 
 /// The least guest memory bootrig boots with, in MiB.
 pub const MIN_MEMORY_MIB: u64 = 64;
@@ -128,6 +129,9 @@ pub struct MachineConfig {
     pub qemu: PathBuf,
     /// User-mode network.
     pub network: bool,
+    /// The private networks the machine is on, one NIC each
+    /// ([`MachineConfig::with_network`]).
+    pub networks: Vec<NetworkPort>,
     /// A VGA display (for screendumps).
     pub display: bool,
     /// The command channel (a virtio-serial port that carries each
@@ -161,6 +165,7 @@ impl Default for MachineConfig {
             accel: Accel::Auto,
             qemu: PathBuf::from("qemu-system-x86_64"),
             network: true,
+            networks: Vec::new(),
             display: false,
             command_channel: true,
             shares: Vec::new(),
@@ -247,6 +252,19 @@ impl MachineConfig {
     pub fn with_qemu(mut self, qemu: impl Into<PathBuf>) -> Self {
         self.qemu = qemu.into();
         self
+    }
+
+    /// Puts the machine on the private network `network`: a NIC whose
+    /// backend is the network's switch, and the next address of its
+    /// subnet, under the machine's `name` (its host name there). The guest
+    /// side (address, `/etc/hosts`) is set by
+    /// [`crate::TestContext::network_up`].
+    pub fn with_network(mut self, network: &Network) -> crate::errors::Result<Self> {
+        let port = network.join(&self.name)?;
+        if !self.networks.contains(&port) {
+            self.networks.push(port);
+        }
+        Ok(self)
     }
 
     /// Gives the guest a VGA display, so `screendump` works.

@@ -241,6 +241,11 @@ impl Machine {
                 .enumerate()
                 .map(|(i, s)| (abs(&s.host), mount_tag(i), !s.writable))
                 .collect(),
+            private_networks: config
+                .networks
+                .iter()
+                .map(|p| (p.socket.clone(), p.mac.clone()))
+                .collect(),
             no_reboot: true,
             display: config.display,
             modules_share: prepared.as_ref().and_then(|p| p.share.clone()),

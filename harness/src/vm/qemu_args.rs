@@ -47,6 +47,8 @@ pub struct QemuArgs {
     pub forwards: Vec<(u16, u16)>,
     /// Host folders shared over 9p: (folder, mount tag, read-only).
     pub shares: Vec<(PathBuf, String, bool)>,
+    /// NICs on private networks: the switch socket and the MAC address.
+    pub private_networks: Vec<(PathBuf, String)>,
     /// Exit QEMU instead of rebooting the guest.
     pub no_reboot: bool,
     /// Give the guest a VGA display (needed for `screendump`).
@@ -92,6 +94,9 @@ impl QemuArgs {
         }
         for (i, (folder, tag, readonly)) in self.shares.iter().enumerate() {
             args.extend(share_args(i, folder, tag, *readonly));
+        }
+        for (i, (socket, mac)) in self.private_networks.iter().enumerate() {
+            args.extend(private_network_args(i, socket, mac));
         }
         args.extend(rng_args());
         if let Some(dir) = &self.modules_share {
@@ -308,6 +313,24 @@ pub fn share_args(index: usize, folder: &Path, tag: &str, readonly: bool) -> Vec
     ]
 }
 
+/// A NIC on a private network: a `stream` backend connecting to the
+/// network's switch on its Unix socket (no host interface, nothing routed
+/// out of it) and a virtio NIC with the MAC address bootrig assigned, by
+/// which the guest side finds it.
+pub fn private_network_args(index: usize, socket: &Path, mac: &str) -> Vec<OsString> {
+    let id = format!("pnet{index}");
+    vec![
+        os("-netdev"),
+        joined(
+            &format!("stream,id={id},server=off,addr.type=unix,addr.path="),
+            socket,
+            "",
+        ),
+        os("-device"),
+        os(format!("virtio-net-pci,netdev={id},mac={mac}")),
+    ]
+}
+
 /// A virtio RNG so guests do not stall waiting for entropy.
 pub fn rng_args() -> Vec<OsString> {
     vec![os("-device"), os("virtio-rng-pci")]
@@ -422,6 +445,7 @@ mod tests {
             network: true,
             forwards: vec![(0, 80)],
             shares: vec![("/srv/a,b".into(), "bootrig0".into(), true)],
+            private_networks: Vec::new(),
             no_reboot: true,
             display: false,
             modules_share: None,
@@ -454,5 +478,23 @@ mod tests {
         );
         assert!(args.contains(&"virtio-blk-pci,drive=drive1,serial=bootrig1".to_string()));
         assert_eq!(args.last().unwrap(), "-S");
+    }
+
+    #[test]
+    fn a_private_network_nic_connects_to_its_switch_and_nothing_else() {
+        let args = strings(private_network_args(
+            1,
+            Path::new("/t/a,b.sock"),
+            "02:b7:01:00:00:02",
+        ));
+        assert_eq!(
+            args,
+            [
+                "-netdev",
+                "stream,id=pnet1,server=off,addr.type=unix,addr.path=/t/a,,b.sock",
+                "-device",
+                "virtio-net-pci,netdev=pnet1,mac=02:b7:01:00:00:02"
+            ]
+        );
     }
 }
