@@ -285,7 +285,7 @@ impl Session {
     }
 
     /// Sets the private prompt marker and quiet terminal settings.
-    fn setup_shell(&self) -> Result<()> {
+    pub(super) fn setup_shell(&self) -> Result<()> {
         let queries = self.machine.console().queries_answered();
         self.send(&self.markers.setup_line())?;
         let re = self.markers.prompt()?;

@@ -17,6 +17,7 @@ mod channel;
 mod files;
 pub mod keys;
 mod login;
+pub mod restore;
 pub mod protocol;
 pub mod session;
 mod transcript;

@@ -84,6 +84,10 @@ pub struct MachineSpec {
     /// default true). `false` reads it from the console between markers.
     #[serde(default = "yes")]
     pub command_channel: bool,
+    /// `cold` (default: every test boots) or `warm` (tests restore a
+    /// snapshot of the machine in its ready state; see `run/warm.rs`).
+    #[serde(default)]
+    pub start: crate::run::warm::Start,
 }
 
 fn yes() -> bool {
@@ -271,6 +275,25 @@ impl Scenario {
                 "image",
                 "\"image\" replaces kernel/iso/disk: give one or the other".into(),
             ));
+        }
+        if m.start == crate::run::warm::Start::Warm {
+            let why = if m.persist {
+                Some("a \"persist\" disk")
+            } else if !m.drives.is_empty() {
+                Some("\"drives\"")
+            } else if m.iso.is_some() {
+                Some("an \"iso\"")
+            } else if m.firmware == Some(Firmware::Uefi) {
+                Some("\"firmware\": \"uefi\"")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(err(
+                    "start",
+                    format!("\"start\": \"warm\" cannot be used with {why} (their state is not saved)"),
+                ));
+            }
         }
         if m.kernel.is_some() && m.iso.is_some() {
             return Err(err("iso", "\"kernel\" and \"iso\" are exclusive".into()));

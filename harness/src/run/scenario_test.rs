@@ -10,7 +10,9 @@ use crate::image::Image;
 use crate::run::context::TestContext;
 use crate::run::engine::Test;
 use crate::run::marks::Marks;
+use crate::guest::session::Session;
 use crate::run::scenario::{Scenario, TestSpec};
+use crate::run::warm::{Start, WarmState};
 use crate::vm::config::{Drive, MachineConfig};
 
 /// The engine's test for test `index` of a scenario: its name
@@ -110,6 +112,22 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
             });
         }
     }
+    if sc.machine.start == Start::Warm {
+        let state = match (&sc.login, &shell_prompt) {
+            (Some(l), _) => {
+                let s = WarmState::login(&l.user, &l.password).with_unit("multi-user.target");
+                if l.root {
+                    s.root()
+                } else {
+                    s
+                }
+            }
+            (None, Some(p)) => WarmState::shell(p),
+            (None, None) => WarmState::default(),
+        };
+        let vm = ctx.boot_warm(cfg, &state, sc.timeouts.session())?;
+        return run_steps(ctx, test, &vm);
+    }
     let vm = ctx.boot_with(cfg, sc.timeouts.session())?;
     if let Some(login) = &sc.login {
         vm.login(&login.user, &login.password)?;
@@ -119,6 +137,12 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     } else if let Some(prompt) = &shell_prompt {
         vm.attach_shell(prompt)?;
     }
+    run_steps(ctx, test, &vm)
+}
+
+/// Runs `test`'s steps on `vm`, recording each.
+fn run_steps(ctx: &TestContext, test: &TestSpec, vm: &Session) -> Result<()> {
+    let pm = ctx.postmortem();
     for (i, step) in test.steps.iter().enumerate() {
         let description = step.describe();
         pm.step_start(i, &description);
@@ -127,7 +151,7 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
             index: i,
             description,
         });
-        let result = step.execute(&vm);
+        let result = step.execute(vm);
         pm.step_end(i, result.is_ok());
         result?;
     }

@@ -23,6 +23,7 @@ use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
 use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
+use crate::vm::migrate::{overlay_over_saved_disk, Snapshotting};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
 use crate::vm::qmp::Qmp;
@@ -55,6 +56,8 @@ pub struct MachineOptions {
     pub probe_kernel: Option<PathBuf>,
     /// Watches console lines (kernel crash detection).
     pub observer: Option<Box<dyn ConsoleObserver>>,
+    /// Whether the machine's state is saved or restored (warm start).
+    pub snapshot: Option<Snapshotting>,
 }
 
 impl std::fmt::Debug for MachineOptions {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for MachineOptions {
             .field("cache_dir", &self.cache_dir)
             .field("probe_kernel", &self.probe_kernel)
             .field("observer", &self.observer.is_some())
+            .field("snapshot", &self.snapshot)
             .finish()
     }
 }
@@ -76,6 +80,7 @@ impl MachineOptions {
             cache_dir: accel::default_cache_dir(),
             probe_kernel: None,
             observer: None,
+            snapshot: None,
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Machine {
     display: bool,
     out_dir: PathBuf,
     started: Instant,
+    /// The throwaway overlay QEMU writes the root disk to, if any.
+    disk_overlay: Option<PathBuf>,
     // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
     _workdir: tempfile::TempDir,
 }
@@ -156,6 +163,10 @@ impl Machine {
         };
 
         let mut boot_files = Vec::new();
+        let restore_disk = match &options.snapshot {
+            Some(Snapshotting::Restore { disk, .. }) => disk.clone(),
+            _ => None,
+        };
         let args = QemuArgs {
             name: sanitize_vm_name(&config.name),
             accel: verdict.accel,
@@ -192,7 +203,10 @@ impl Machine {
                         role: "disk",
                         path: disk.clone(),
                     });
-                    Some(prepare_disk(disk, config.persist, workdir.path())?)
+                    Some(match &restore_disk {
+                        Some(saved) => overlay_over_saved_disk(saved, workdir.path())?,
+                        None => prepare_disk(disk, config.persist, workdir.path())?,
+                    })
                 }
                 None => None,
             },
@@ -211,9 +225,16 @@ impl Machine {
             channel_socket: channel_listener.as_ref().map(|_| channel_socket.clone()),
             network: config.network,
             no_reboot: true,
+            vmgenid: options.snapshot.is_some(),
+            incoming: matches!(options.snapshot, Some(Snapshotting::Restore { .. })),
             display: config.display,
             extra: config.extra_args.clone(),
         };
+        let disk_overlay = args
+            .disk
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p.starts_with(workdir.path()));
         let argv_os = args.build();
         let argv: Vec<String> = std::iter::once(qemu.to_string_lossy().into_owned())
             .chain(argv_os.iter().map(|a| a.to_string_lossy().into_owned()))
@@ -280,6 +301,7 @@ impl Machine {
             display: config.display,
             out_dir: options.out_dir,
             started,
+            disk_overlay,
             _workdir: workdir,
         })
     }
@@ -338,6 +360,12 @@ impl Machine {
     /// When QEMU was started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// The throwaway qcow2 overlay over the root disk, if the machine has
+    /// one (not for `persist`).
+    pub fn disk_overlay(&self) -> Option<&Path> {
+        self.disk_overlay.as_deref()
     }
 
     fn qmp_lock(&self) -> MutexGuard<'_, Option<Qmp>> {

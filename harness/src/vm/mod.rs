@@ -6,6 +6,7 @@ pub mod accel;
 pub mod channel;
 pub mod config;
 mod drives;
+pub mod migrate;
 pub mod machine;
 pub mod process;
 pub mod qemu_args;

@@ -46,6 +46,12 @@ pub struct QemuArgs {
     pub no_reboot: bool,
     /// Give the guest a VGA display (needed for `screendump`).
     pub display: bool,
+    /// A VM generation ID device (machines whose state is snapshotted:
+    /// a restored guest sees a new ID and reseeds its random generator).
+    pub vmgenid: bool,
+    /// Wait for an incoming migration (`-incoming defer`): the machine
+    /// is restored from a saved state instead of booting.
+    pub incoming: bool,
     /// Extra arguments appended verbatim, last.
     pub extra: Vec<String>,
 }
@@ -83,6 +89,12 @@ impl QemuArgs {
             args.extend(network_args());
         }
         args.extend(rng_args());
+        if self.vmgenid {
+            args.extend(vmgenid_args());
+        }
+        if self.incoming {
+            args.extend(incoming_args());
+        }
         args.extend(self.extra.iter().map(OsString::from));
         args
     }
@@ -255,6 +267,20 @@ pub fn rng_args() -> Vec<OsString> {
     vec![os("-device"), os("virtio-rng-pci")]
 }
 
+/// A VM generation ID (`vmgenid`, ACPI) with a new random ID every time
+/// QEMU starts: a guest restored from a saved state sees its ID change and
+/// Linux (5.18+, `CONFIG_VMGENID`) reseeds its random number generator, so
+/// two restored guests never share random state.
+pub fn vmgenid_args() -> Vec<OsString> {
+    vec![os("-device"), os("vmgenid,guid=auto")]
+}
+
+/// Start paused, waiting for a saved state to be loaded over QMP
+/// (`migrate-incoming`) instead of booting.
+pub fn incoming_args() -> Vec<OsString> {
+    vec![os("-incoming"), os("defer")]
+}
+
 /// The firmware files for a [`Firmware`] choice, as found on Debian
 /// (package `ovmf`). Returns `None` for BIOS (QEMU's built-in SeaBIOS).
 pub fn find_uefi_code() -> Option<(PathBuf, PathBuf)> {
@@ -338,6 +364,8 @@ mod tests {
             channel_socket: Some("/c".into()),
             network: true,
             no_reboot: true,
+            vmgenid: false,
+            incoming: false,
             display: false,
             extra: vec!["-S".into()],
         };

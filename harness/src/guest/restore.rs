@@ -1,0 +1,147 @@
+//! A session over a machine restored from a saved state (warm start).
+//!
+//! The guest's shell is where it was when the state was saved: at its
+//! prompt, logged in, perhaps root, holding the command channel open. But
+//! the session is new: a new QEMU process with new console and channel
+//! sockets, and a new private token, while the old token is baked into the
+//! shell's prompt and functions. [`Session::resume`] sets the shell up
+//! again with the new token (the same set-up a login ends with), then sets
+//! the guest's clock from the host's and mixes host random bytes into its
+//! entropy pool, so restored guests share neither time nor random state
+//! (the `vmgenid` device makes the kernel reseed as well).
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::errors::{Error, Result};
+use crate::guest::protocol::shell_quote;
+use crate::guest::session::Session;
+
+/// Host random bytes written into a restored guest's `/dev/urandom`.
+const ENTROPY_BYTES: usize = 64;
+
+/// What a session knows about its shell that a saved state must carry,
+/// so that a session over the restored machine can drive the same shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedShell {
+    /// The logged-in user, if the shell came from a login.
+    pub user: Option<String>,
+    /// The login password (answered to sudo's prompt).
+    pub password: Option<String>,
+    /// Whether the shell is root.
+    pub root: bool,
+    /// Whether the shell asks for the cursor position after its prompt.
+    pub asks_cursor: bool,
+}
+
+impl Session {
+    /// The shell's state, to be saved with the machine's. Fails when the
+    /// session has no shell yet.
+    pub fn shell_state(&self) -> Result<SavedShell> {
+        let st = self.state();
+        if !st.ready {
+            return Err(Error::Config {
+                what: "session".into(),
+                message: "no shell to save (log in or attach first)".into(),
+            });
+        }
+        Ok(SavedShell {
+            user: st.user.clone(),
+            password: st.password.clone(),
+            root: st.root,
+            asks_cursor: st.asks_cursor,
+        })
+    }
+
+    /// Takes over the shell of a restored machine (see the module
+    /// documentation): the shell is set up with this session's token and
+    /// checked to answer, the clock set and the entropy pool reseeded.
+    /// Reported to the session's hooks as a ready shell.
+    pub fn resume(&self, shell: &SavedShell) -> Result<&Self> {
+        if let Some(pw) = &shell.password {
+            self.transcript.add_secret(pw);
+        }
+        self.transcript
+            .entry("restored from a saved state: setting the shell up with a new token");
+        {
+            let mut st = self.state();
+            st.user = shell.user.clone();
+            st.password = shell.password.clone();
+            st.root = shell.root;
+            st.asks_cursor = shell.asks_cursor;
+            st.ready = false;
+        }
+        self.setup_shell()?;
+        self.set_clock_from_host();
+        self.reseed_entropy();
+        if let Some(h) = self.hooks() {
+            h.shell_ready();
+        }
+        Ok(self)
+    }
+
+    /// Sets the guest's clock to the host's (it stood still while the
+    /// state was on disk). Needs root, or the login password for `sudo`;
+    /// the transcript says when it could not be done.
+    fn set_clock_from_host(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let (secs, nanos) = (now.as_secs(), now.subsec_nanos());
+        // GNU date takes fractions of a second, busybox date does not.
+        let set = format!("{{ date -s @{secs}.{nanos:09} || date -s @{secs}; }} >/dev/null 2>&1");
+        let (root, password) = {
+            let st = self.state();
+            (st.root, st.password.clone())
+        };
+        let cmd = match (root, password) {
+            (true, _) => set,
+            (false, Some(pw)) => format!(
+                "printf '%s\\n' {} | sudo -S -p '' sh -c {} 2>/dev/null",
+                shell_quote(&pw),
+                shell_quote(&set)
+            ),
+            (false, None) => {
+                self.transcript
+                    .entry("clock not set after the restore: the shell is not root");
+                return;
+            }
+        };
+        match self.run(&cmd) {
+            Ok(o) if o.exit == 0 => {}
+            Ok(o) => self.transcript.entry(&format!(
+                "clock not set after the restore: exit {}",
+                o.exit
+            )),
+            Err(e) => self
+                .transcript
+                .entry(&format!("clock not set after the restore: {e}")),
+        }
+    }
+
+    /// Mixes host random bytes into the guest's entropy pool (any user
+    /// may write to `/dev/urandom`).
+    fn reseed_entropy(&self) {
+        let mut bytes = [0u8; ENTROPY_BYTES];
+        let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+        if let Err(e) = read {
+            self.transcript
+                .entry(&format!("entropy not reseeded: host /dev/urandom: {e}"));
+            return;
+        }
+        // Octal escapes: understood by every printf, and no `%` or quote.
+        let escaped: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+        let cmd = format!("printf '{escaped}' >/dev/urandom");
+        match self.run(&cmd) {
+            Ok(o) if o.exit == 0 => {}
+            Ok(o) => self
+                .transcript
+                .entry(&format!("entropy not reseeded: exit {}", o.exit)),
+            Err(e) => self
+                .transcript
+                .entry(&format!("entropy not reseeded: {e}")),
+        }
+    }
+}
