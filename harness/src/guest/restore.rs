@@ -34,6 +34,9 @@ pub struct SavedShell {
     pub root: bool,
     /// Whether the shell asks for the cursor position after its prompt.
     pub asks_cursor: bool,
+    /// The command channel's device, when the shell held it open.
+    #[serde(default)]
+    pub port: Option<String>,
 }
 
 impl Session {
@@ -52,6 +55,7 @@ impl Session {
             password: st.password.clone(),
             root: st.root,
             asks_cursor: st.asks_cursor,
+            port: st.port.clone(),
         })
     }
 
@@ -73,9 +77,12 @@ impl Session {
             st.asks_cursor = shell.asks_cursor;
             st.ready = false;
         }
-        self.setup_shell()?;
-        self.set_clock_from_host();
-        self.reseed_entropy();
+        self.set_prompt(Some(shell.asks_cursor))?;
+        match &shell.port {
+            Some(port) => self.use_channel(port),
+            None => self.probe_channel(),
+        }
+        self.reseed_clock_and_entropy();
         if let Some(h) = self.hooks() {
             h.shell_ready();
         }
@@ -83,65 +90,60 @@ impl Session {
     }
 
     /// Sets the guest's clock to the host's (it stood still while the
-    /// state was on disk). Needs root, or the login password for `sudo`;
-    /// the transcript says when it could not be done.
-    fn set_clock_from_host(&self) {
+    /// state was on disk) and mixes host random bytes into the guest's
+    /// entropy pool, in one command. The clock needs root, or the login
+    /// password for `sudo`; any user may write to `/dev/urandom`. The
+    /// transcript says what could not be done.
+    fn reseed_clock_and_entropy(&self) {
+        let mut bytes = [0u8; ENTROPY_BYTES];
+        let entropy =
+            match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+                // Octal escapes: understood by every printf, and no `%` or quote.
+                Ok(()) => {
+                    let escaped: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+                    format!("printf '{escaped}' >/dev/urandom || echo entropy")
+                }
+                Err(e) => {
+                    self.transcript
+                        .entry(&format!("entropy not reseeded: host /dev/urandom: {e}"));
+                    String::new()
+                }
+            };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let (secs, nanos) = (now.as_secs(), now.subsec_nanos());
         // GNU date takes fractions of a second, busybox date does not.
-        let set = format!("{{ date -s @{secs}.{nanos:09} || date -s @{secs}; }} >/dev/null 2>&1");
+        let set = format!("date -s @{secs}.{nanos:09} || date -s @{secs}");
         let (root, password) = {
             let st = self.state();
             (st.root, st.password.clone())
         };
-        let cmd = match (root, password) {
-            (true, _) => set,
+        let clock = match (root, password) {
+            (true, _) => format!("{{ {set}; }} >/dev/null 2>&1 || echo clock"),
             (false, Some(pw)) => format!(
-                "printf '%s\\n' {} | sudo -S -p '' sh -c {} 2>/dev/null",
+                "printf '%s\\n' {} | sudo -S -p '' sh -c {} >/dev/null 2>&1 || echo clock",
                 shell_quote(&pw),
-                shell_quote(&set)
+                shell_quote(&format!("{set} >/dev/null"))
             ),
-            (false, None) => {
-                self.transcript
-                    .entry("clock not set after the restore: the shell is not root");
-                return;
-            }
+            (false, None) => "echo clock".to_string(),
+        };
+        let cmd = if entropy.is_empty() {
+            clock
+        } else {
+            format!("{clock}; {entropy}")
         };
         match self.run(&cmd) {
-            Ok(o) if o.exit == 0 => {}
-            Ok(o) => self.transcript.entry(&format!(
-                "clock not set after the restore: exit {}",
-                o.exit
+            Ok(o) => {
+                for what in o.output.split_whitespace() {
+                    self.transcript.entry(&format!(
+                        "after the restore: {what} could not be set (not root?)"
+                    ));
+                }
+            }
+            Err(e) => self.transcript.entry(&format!(
+                "after the restore: clock and entropy not set: {e}"
             )),
-            Err(e) => self
-                .transcript
-                .entry(&format!("clock not set after the restore: {e}")),
-        }
-    }
-
-    /// Mixes host random bytes into the guest's entropy pool (any user
-    /// may write to `/dev/urandom`).
-    fn reseed_entropy(&self) {
-        let mut bytes = [0u8; ENTROPY_BYTES];
-        let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-        if let Err(e) = read {
-            self.transcript
-                .entry(&format!("entropy not reseeded: host /dev/urandom: {e}"));
-            return;
-        }
-        // Octal escapes: understood by every printf, and no `%` or quote.
-        let escaped: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
-        let cmd = format!("printf '{escaped}' >/dev/urandom");
-        match self.run(&cmd) {
-            Ok(o) if o.exit == 0 => {}
-            Ok(o) => self
-                .transcript
-                .entry(&format!("entropy not reseeded: exit {}", o.exit)),
-            Err(e) => self
-                .transcript
-                .entry(&format!("entropy not reseeded: {e}")),
         }
     }
 }

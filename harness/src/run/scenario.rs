@@ -291,7 +291,9 @@ impl Scenario {
             if let Some(why) = why {
                 return Err(err(
                     "start",
-                    format!("\"start\": \"warm\" cannot be used with {why} (their state is not saved)"),
+                    format!(
+                        "\"start\": \"warm\" cannot be used with {why} (their state is not saved)"
+                    ),
                 ));
             }
         }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::errors::{Error, Result};
 use crate::events::Event;
+use crate::guest::session::Session;
 use crate::image::Image;
 use crate::run::context::TestContext;
 use crate::run::engine::Test;
 use crate::run::marks::Marks;
-use crate::guest::session::Session;
 use crate::run::scenario::{Scenario, TestSpec};
 use crate::run::warm::{Start, WarmState};
 use crate::vm::config::{Drive, MachineConfig};

@@ -322,7 +322,9 @@ mod tests {
         );
         assert_ne!(snapshot_key(&inputs(&cfg, &json!({ "root": true }))), k0);
         assert_ne!(
-            snapshot_key(&key_inputs(&cfg, "QEMU 9", "tcg", &shell, &mut HashCache::in_memory()).unwrap()),
+            snapshot_key(
+                &key_inputs(&cfg, "QEMU 9", "tcg", &shell, &mut HashCache::in_memory()).unwrap()
+            ),
             k0
         );
         fs::write(&initrd, b"another initrd").unwrap();
@@ -352,10 +354,9 @@ mod tests {
             password: None,
             root: true,
             asks_cursor: true,
+            port: None,
         };
-        let info = store
-            .commit(&tmp, "k1", "vm", shell, json!({}))
-            .unwrap();
+        let info = store.commit(&tmp, "k1", "vm", shell, json!({})).unwrap();
         assert_eq!(info.state_bytes, 5);
         assert_eq!(store.load("k1"), Some(info.clone()));
         assert_eq!(store.list(), vec![info]);

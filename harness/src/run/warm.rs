@@ -27,8 +27,7 @@ use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
 use crate::run::context::TestContext;
 use crate::run::snapshots::{
-    key_inputs, snapshot_key, warm_unsupported, SnapshotInfo, SnapshotStore, DISK_FILE,
-    STATE_FILE,
+    key_inputs, snapshot_key, warm_unsupported, SnapshotInfo, SnapshotStore, DISK_FILE, STATE_FILE,
 };
 use crate::vm::config::MachineConfig;
 use crate::vm::migrate::Snapshotting;
@@ -224,13 +223,8 @@ impl TestContext {
         let version = crate::vm::machine::qemu_version(&qemu)?;
         let cache = &self.settings().images.cache;
         let probe = config.kernel.as_ref().map(|k| k.kernel.clone());
-        let verdict = crate::vm::accel::resolve(
-            config.accel,
-            &qemu,
-            &version,
-            probe.as_deref(),
-            cache,
-        );
+        let verdict =
+            crate::vm::accel::resolve(config.accel, &qemu, &version, probe.as_deref(), cache);
         let mut hashes = HashCache::load(&cache.join("hashes.json"));
         let state = serde_json::to_value(state).expect("serialising a warm state");
         let inputs = key_inputs(
