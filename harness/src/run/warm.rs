@@ -110,8 +110,9 @@ impl WarmState {
         }
     }
 
-    /// Brings a freshly booted machine's session to this state.
-    fn reach(&self, vm: &Session) -> Result<()> {
+    /// Brings a freshly booted machine's session to this state (what a
+    /// cold start does before the snapshot is saved).
+    pub fn reach(&self, vm: &Session) -> Result<()> {
         if let Some((user, password)) = &self.login {
             vm.login(user, password)?;
             if self.root {
