@@ -99,7 +99,7 @@ pub use run::suite::Suite;
 pub use run::warm::{Start, WarmState, PHASE_WARM_START};
 pub use vm::accel::AccelVerdict;
 pub use vm::config::{parse_size, Accel, Drive, Firmware, MachineConfig};
+pub use vm::machine::Snapshotting;
 pub use vm::machine::{Machine, MachineOptions};
-pub use vm::migrate::Snapshotting;
 pub use vm::process::OwnedChild;
 pub use vm::qmp::{Qmp, QmpError};

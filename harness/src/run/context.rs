@@ -24,8 +24,8 @@ use crate::image::{Image, ImageRef};
 use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer, VmHandle};
 pub use crate::run::settings::RunSettings;
 use crate::vm::config::MachineConfig;
+use crate::vm::machine::Snapshotting;
 use crate::vm::machine::{Machine, MachineOptions};
-use crate::vm::migrate::Snapshotting;
 use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::Phase;
 

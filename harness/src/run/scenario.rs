@@ -84,8 +84,7 @@ pub struct MachineSpec {
     /// default true). `false` reads it from the console between markers.
     #[serde(default = "yes")]
     pub command_channel: bool,
-    /// `cold` (default: every test boots) or `warm` (tests restore a
-    /// snapshot of the machine in its ready state; see `run/warm.rs`).
+    /// `cold` (default) or `warm` (see `run/warm.rs`).
     #[serde(default)]
     pub start: crate::run::warm::Start,
 }
@@ -276,27 +275,9 @@ impl Scenario {
                 "\"image\" replaces kernel/iso/disk: give one or the other".into(),
             ));
         }
-        if m.start == crate::run::warm::Start::Warm {
-            let why = if m.persist {
-                Some("a \"persist\" disk")
-            } else if !m.drives.is_empty() {
-                Some("\"drives\"")
-            } else if m.iso.is_some() {
-                Some("an \"iso\"")
-            } else if m.firmware == Some(Firmware::Uefi) {
-                Some("\"firmware\": \"uefi\"")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(err(
-                    "start",
-                    format!(
-                        "\"start\": \"warm\" cannot be used with {why} (their state is not saved)"
-                    ),
-                ));
-            }
-        }
+        let uefi = m.firmware == Some(Firmware::Uefi);
+        let drives = !m.drives.is_empty();
+        (m.start.check(m.persist, drives, m.iso.is_some(), uefi)).map_err(|e| err("start", e))?;
         if m.kernel.is_some() && m.iso.is_some() {
             return Err(err("iso", "\"kernel\" and \"iso\" are exclusive".into()));
         }

@@ -219,19 +219,35 @@ fn folder_bytes(dir: &Path) -> u64 {
 /// Why a machine cannot start warm, if it cannot: its drives would have
 /// to be saved too, and a persistent disk is the image itself.
 pub fn warm_unsupported(config: &MachineConfig) -> Option<String> {
-    if config.persist {
-        return Some("its disk is persistent (\"persist\")".into());
-    }
-    if !config.drives.is_empty() {
-        return Some("it has extra drives".into());
-    }
-    if config.iso.is_some() {
-        return Some("it boots an ISO".into());
-    }
-    if crate::vm::qemu_args::needs_ovmf(config.firmware) {
-        return Some("it boots with UEFI (its variable store is not saved)".into());
-    }
-    None
+    let uefi = crate::vm::qemu_args::needs_ovmf(config.firmware);
+    warm_conflict(
+        config.persist,
+        !config.drives.is_empty(),
+        config.iso.is_some(),
+        uefi,
+    )
+    .map(|what| format!("it has {what}"))
+}
+
+/// What of a machine (a persistent disk, extra drives, an ISO, UEFI) keeps
+/// it from starting warm, in a scenario's words: their state is not saved.
+pub(crate) fn warm_conflict(
+    persist: bool,
+    drives: bool,
+    iso: bool,
+    uefi: bool,
+) -> Option<&'static str> {
+    [
+        (persist, "a \"persist\" disk (the image itself is written)"),
+        (drives, "\"drives\" (their contents are not saved)"),
+        (iso, "an \"iso\" (a CD-ROM's state is not saved)"),
+        (
+            uefi,
+            "\"firmware\": \"uefi\" (its variable store is not saved)",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(yes, what)| yes.then_some(what))
 }
 
 /// What a snapshot key is computed from: the format, QEMU (binary,

@@ -27,10 +27,11 @@ use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
 use crate::run::context::TestContext;
 use crate::run::snapshots::{
-    key_inputs, snapshot_key, warm_unsupported, SnapshotInfo, SnapshotStore, DISK_FILE, STATE_FILE,
+    key_inputs, snapshot_key, warm_conflict, warm_unsupported, SnapshotInfo, SnapshotStore,
+    DISK_FILE, STATE_FILE,
 };
 use crate::vm::config::MachineConfig;
-use crate::vm::migrate::Snapshotting;
+use crate::vm::machine::Snapshotting;
 
 /// How long saving a machine's state may take.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -51,6 +52,26 @@ pub enum Start {
     Cold,
     /// Tests restore a snapshot of the machine in its ready state.
     Warm,
+}
+
+impl Start {
+    /// Whether a machine with these parts may start this way: `warm`
+    /// cannot save a persistent disk, extra drives, an ISO or UEFI's
+    /// variables.
+    pub(crate) fn check(
+        self,
+        persist: bool,
+        drives: bool,
+        iso: bool,
+        uefi: bool,
+    ) -> Result<(), String> {
+        match (self, warm_conflict(persist, drives, iso, uefi)) {
+            (Start::Warm, Some(why)) => {
+                Err(format!("\"start\": \"warm\" cannot be used with {why}"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The state a warm machine is saved in, and part of its snapshot's key.

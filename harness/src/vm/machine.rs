@@ -22,8 +22,7 @@ use crate::errors::{Error, Result};
 use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
-use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
-use crate::vm::migrate::{overlay_over_saved_disk, Snapshotting};
+use crate::vm::drives::{abs, overlay_over_saved_disk, prepare_disk, prepare_drives, prepare_uefi};
 use crate::vm::process::OwnedChild;
 use crate::vm::qemu_args::QemuArgs;
 use crate::vm::qmp::Qmp;
@@ -83,6 +82,19 @@ impl MachineOptions {
             snapshot: None,
         }
     }
+}
+
+/// The part a machine plays in a warm start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshotting {
+    /// Booted normally, its state may be saved ([`Machine::save_state`]).
+    Source,
+    /// Started from a saved state: waits for it (`-incoming defer`), its
+    /// root disk an overlay over `disk` (the saved copy) when there is one.
+    Restore {
+        /// The saved disk to put the machine's overlay over.
+        disk: Option<PathBuf>,
+    },
 }
 
 /// A boot input file, with the role it plays (for metadata and hashing).

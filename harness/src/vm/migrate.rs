@@ -5,15 +5,14 @@
 //! to a `file:` URI, with the guest paused) plus, for a machine with a
 //! root disk, a copy of its throwaway qcow2 overlay taken at the same
 //! moment (the disk the state refers to). A machine restored from it gets
-//! its own throwaway overlay over that copy (`overlay_over_saved_disk`)
-//! and starts with `-incoming defer`; [`Machine::load_state`] then feeds
+//! its own throwaway overlay over that copy (see `vm/drives.rs`)
+//! and starts with `-incoming defer` ([`Snapshotting::Restore`]); [`Machine::load_state`] then feeds
 //! it the file. Both sides carry the same devices, plus a `vmgenid` device
 //! whose ID changes with every QEMU start (see
 //! [`vmgenid_args`](crate::vm::qemu_args::vmgenid_args)).
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -21,6 +20,8 @@ use serde_json::{json, Value};
 use crate::deadline::{poll_until, Deadline};
 use crate::errors::{Error, Result};
 use crate::vm::machine::Machine;
+#[cfg(doc)]
+use crate::vm::machine::Snapshotting;
 use crate::vm::qmp::QmpError;
 
 /// How often the migration's progress is asked for. A restore takes well
@@ -31,43 +32,6 @@ const MIGRATION_POLL: Duration = Duration::from_millis(5);
 /// No bandwidth limit for a migration to a local file (QEMU's default
 /// caps it at 128 MiB/s, meant for networks).
 const UNLIMITED_BANDWIDTH: u64 = 1 << 40;
-
-/// The part a machine plays in a warm start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Snapshotting {
-    /// Booted normally, its state may be saved ([`Machine::save_state`]).
-    Source,
-    /// Started from a saved state: waits for it (`-incoming defer`), its
-    /// root disk an overlay over `disk` (the saved copy) when there is one.
-    Restore {
-        /// The saved disk to put the machine's overlay over.
-        disk: Option<PathBuf>,
-    },
-}
-
-/// A throwaway qcow2 overlay in `workdir` over `saved`, a disk bootrig
-/// saved with a machine's state (a qcow2 whose backing file is the
-/// image's disk: bootrig wrote that header, no guest did).
-pub(crate) fn overlay_over_saved_disk(saved: &Path, workdir: &Path) -> Result<(PathBuf, String)> {
-    let overlay = workdir.join("root-overlay.qcow2");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(saved)
-        .arg(&overlay)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("running qemu-img create (package qemu-utils)", e))?;
-    if !out.status.success() {
-        return Err(Error::Config {
-            what: format!("saved disk {}", saved.display()),
-            message: format!(
-                "qemu-img could not create an overlay: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok((overlay, "qcow2".into()))
-}
 
 /// A `file:` migration URI for `path` (absolute: QEMU has its own idea of
 /// the working folder).
