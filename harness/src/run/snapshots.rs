@@ -16,7 +16,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use bootrig_diagnostics::hash::{digest_file, HashCache};
+use bootrig_diagnostics::hash::HashCache;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -117,7 +117,9 @@ impl SnapshotStore {
     }
 
     /// Completes a snapshot saved into `tmp` (from [`SnapshotStore::begin`]):
-    /// hashes its state, writes `snapshot.json`, moves it into place.
+    /// moves it into place, hashes its state (remembered in `hashes`, so
+    /// a restore checks it for free while the file is unchanged) and
+    /// writes `snapshot.json` last, which makes it whole.
     pub(crate) fn commit(
         &self,
         tmp: &Path,
@@ -125,33 +127,63 @@ impl SnapshotStore {
         machine: &str,
         shell: SavedShell,
         inputs: Value,
+        hashes: &mut HashCache,
     ) -> Result<SnapshotInfo> {
-        let state = tmp.join(STATE_FILE);
-        let digest = digest_file(&state).map_err(|e| Error::Config {
-            what: format!("snapshot {key}"),
-            message: e.to_string(),
-        })?;
+        let dir = self.path(key);
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(tmp, &dir)
+            .map_err(|e| Error::io(format!("moving {} into place", tmp.display()), e))?;
+        let digest = hashes
+            .digest(&dir.join(STATE_FILE))
+            .map_err(|e| Error::Config {
+                what: format!("snapshot {key}"),
+                message: e.to_string(),
+            })?;
+        let _ = hashes.save();
         let info = SnapshotInfo {
             key: key.to_string(),
             created: chrono::Utc::now().to_rfc3339(),
             machine: machine.to_string(),
             state_sha256: digest.sha256,
             state_bytes: digest.size,
-            disk_bytes: fs::metadata(tmp.join(DISK_FILE))
+            disk_bytes: fs::metadata(dir.join(DISK_FILE))
                 .map(|m| m.len())
                 .unwrap_or(0),
             shell,
             inputs,
         };
         let json = serde_json::to_vec_pretty(&info).expect("serialising snapshot info");
-        let info_path = tmp.join(INFO_FILE);
-        fs::write(&info_path, json)
-            .map_err(|e| Error::io(format!("writing {}", info_path.display()), e))?;
-        let dir = self.path(key);
-        let _ = fs::remove_dir_all(&dir);
-        fs::rename(tmp, &dir)
-            .map_err(|e| Error::io(format!("moving {} into place", tmp.display()), e))?;
+        let info_path = dir.join(INFO_FILE);
+        bootrig_diagnostics::atomic::write_atomic(&info_path, &json).map_err(|e| {
+            Error::Config {
+                what: format!("snapshot {key}"),
+                message: e.to_string(),
+            }
+        })?;
         Ok(info)
+    }
+
+    /// Checks that snapshot `info`'s state file is the one that was saved
+    /// (its sha256, from `hashes` while the file is unchanged).
+    pub(crate) fn verify(&self, info: &SnapshotInfo, hashes: &mut HashCache) -> Result<()> {
+        let state = self.path(&info.key).join(STATE_FILE);
+        let what = || format!("snapshot {}", info.key);
+        let digest = hashes.digest(&state).map_err(|e| Error::Config {
+            what: what(),
+            message: e.to_string(),
+        })?;
+        let _ = hashes.save();
+        if digest.sha256 != info.state_sha256 {
+            return Err(Error::Config {
+                what: what(),
+                message: format!(
+                    "its state file changed since it was saved (sha256 {}, saved {})",
+                    &digest.sha256[..16],
+                    &info.state_sha256[..16.min(info.state_sha256.len())]
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Removes snapshot `key` (one that could not be restored), under its
@@ -372,8 +404,24 @@ mod tests {
             asks_cursor: true,
             port: None,
         };
-        let info = store.commit(&tmp, "k1", "vm", shell, json!({})).unwrap();
+        let mut hashes = HashCache::in_memory();
+        let info = store
+            .commit(&tmp, "k1", "vm", shell, json!({}), &mut hashes)
+            .unwrap();
         assert_eq!(info.state_bytes, 5);
+        store.verify(&info, &mut hashes).unwrap();
+        // Same size, other bytes, a later mtime: caught.
+        let state = store.path("k1").join(STATE_FILE);
+        fs::write(&state, b"STATE").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        File::options()
+            .write(true)
+            .open(&state)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let e = store.verify(&info, &mut hashes).unwrap_err().to_string();
+        assert!(e.contains("changed since it was saved"), "{e}");
         assert_eq!(store.load("k1"), Some(info.clone()));
         assert_eq!(store.list(), vec![info]);
         drop(_lock);

@@ -226,7 +226,8 @@ impl TestContext {
         let deadline = Deadline::after(SAVE_TIMEOUT).min(self.deadline());
         vm.machine()
             .save_state(&tmp.join(STATE_FILE), disk.as_deref(), deadline)?;
-        let info = store.commit(&tmp, &key, vm.machine().name(), vm.shell_state()?, inputs)?;
+        let (name, shell) = (vm.machine().name(), vm.shell_state()?);
+        let info = store.commit(&tmp, &key, name, shell, inputs, &mut self.hashes())?;
         drop(lock);
         vm.note(&format!("saved as warm-start snapshot {key}"));
         self.record_start(json!({
@@ -247,7 +248,7 @@ impl TestContext {
         let probe = config.kernel.as_ref().map(|k| k.kernel.clone());
         let verdict =
             crate::vm::accel::resolve(config.accel, &qemu, &version, probe.as_deref(), cache);
-        let mut hashes = HashCache::load(&cache.join("hashes.json"));
+        let mut hashes = self.hashes();
         let state = serde_json::to_value(state).expect("serialising a warm state");
         let inputs = key_inputs(
             config,
@@ -271,16 +272,7 @@ impl TestContext {
         let started = Instant::now();
         let dir = store.path(&info.key);
         let state = dir.join(STATE_FILE);
-        let size = std::fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
-        if size != info.state_bytes {
-            return Err(crate::Error::Config {
-                what: format!("snapshot {}", info.key),
-                message: format!(
-                    "its state file has {size} bytes, {} were saved",
-                    info.state_bytes
-                ),
-            });
-        }
+        store.verify(info, &mut self.hashes())?;
         let disk = (info.disk_bytes > 0).then(|| dir.join(DISK_FILE));
         let vm = self.start_vm(
             config.clone(),
@@ -347,6 +339,11 @@ impl TestContext {
         let vm = self.start_vm(config, timeouts, snapshot)?;
         state.reach(&vm)?;
         Ok(vm)
+    }
+
+    /// The file-hash memo of the cache (`hashes.json`).
+    fn hashes(&self) -> HashCache {
+        HashCache::load(&self.settings().images.cache.join("hashes.json"))
     }
 
     fn record_start(&self, start: Value) {
