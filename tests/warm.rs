@@ -362,6 +362,29 @@ fn main() -> ExitCode {
                 check!(start["created"] == true, "{start}");
                 let (again, _) = run_warm(&sc, 1, &snaps, &arts)?;
                 check!(again[0].start["created"] == false, "{}", again[0].start);
+                // A snapshot broken when it was saved (its recorded sha256
+                // is that of the garbage): QEMU refuses it, and says why.
+                let state = snaps.join(&key).join("state");
+                let mut bytes = std::fs::read(&state).unwrap();
+                bytes[..4096].fill(0xa5);
+                std::fs::write(&state, &bytes).unwrap();
+                let info_path = snaps.join(&key).join("snapshot.json");
+                let mut info: Value =
+                    serde_json::from_slice(&std::fs::read(&info_path).unwrap()).unwrap();
+                info["state_sha256"] = bootrig_diagnostics::hash::digest_bytes(&bytes)
+                    .sha256
+                    .into();
+                std::fs::write(&info_path, info.to_string()).unwrap();
+                let (cold, text) = run_warm(&sc, 1, &snaps, &arts)?;
+                let why: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains(&format!("restoring snapshot {key} failed")))
+                    .collect();
+                check!(
+                    why.len() == 1 && why[0].contains("(QEMU: ") && why[0].contains("booting cold"),
+                    "expected one line with QEMU's reason:\n{text}"
+                );
+                check!(cold[0].start["created"] == true, "{}", cold[0].start);
                 Ok(())
             },
         )

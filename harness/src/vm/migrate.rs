@@ -40,11 +40,18 @@ fn file_uri(path: &Path) -> String {
 }
 
 impl Machine {
-    /// A QEMU failure with what was being done and the end of its stderr.
+    /// A QEMU failure with what was being done, QEMU's last word on it
+    /// (the last line of its stderr, which says why a migration failed),
+    /// and the end of its stderr.
     fn qemu_err(&self, doing: &str, e: impl std::fmt::Display) -> Error {
+        let tail = self.stderr_tail(20);
+        let message = match tail.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+            Some(last) => format!("{doing}: {e} (QEMU: {last})"),
+            None => format!("{doing}: {e}"),
+        };
         Error::Qemu {
-            message: format!("{doing}: {e}"),
-            stderr_tail: self.stderr_tail(20),
+            message,
+            stderr_tail: tail,
         }
     }
 
