@@ -210,25 +210,39 @@ impl TestContext {
         let lock = store.lock(&key)?;
         if let Some(info) = store.load(&key) {
             drop(lock);
-            return match self.restore(&store, &info, &config, timeouts) {
-                Ok(vm) => Ok(vm),
-                Err(e) => {
-                    self.restore_failed(&store, &key, &e.to_string());
-                    let vm = self.cold(config, state, timeouts, None)?;
-                    Ok(vm)
-                }
-            };
+            return self.restore(&store, &info, &config, timeouts).or_else(|e| {
+                self.restore_failed(&store, &key, &e.to_string());
+                self.cold(config, state, timeouts, None)
+            });
         }
         let vm = self.cold(config, state, timeouts, Some(Snapshotting::Source))?;
         let tmp = store.begin(&key)?;
         let saved_at = Instant::now();
         let disk = vm.machine().disk_overlay().map(|_| tmp.join(DISK_FILE));
         let deadline = Deadline::after(SAVE_TIMEOUT).min(self.deadline());
-        vm.machine()
-            .save_state(&tmp.join(STATE_FILE), disk.as_deref(), deadline)?;
-        let (name, shell) = (vm.machine().name(), vm.shell_state()?);
-        let info = store.commit(&tmp, &key, name, shell, inputs, &mut self.hashes())?;
+        let saved = vm
+            .machine()
+            .save_state(&tmp.join(STATE_FILE), disk.as_deref(), deadline)
+            .and_then(|()| {
+                let (name, shell) = (vm.machine().name(), vm.shell_state()?);
+                store.commit(&tmp, &key, name, shell, inputs, &mut self.hashes())
+            });
         drop(lock);
+        let info = match saved {
+            Ok(info) => info,
+            Err(e) => {
+                // The test goes on cold: the guest runs again if it can.
+                let why = e.to_string();
+                let first = why.lines().next().unwrap_or(&why);
+                self.output(&format!("warm start: saving snapshot {key} failed ({first}); the test goes on in the machine it booted"));
+                let _ = vm.machine().qmp(|q| q.execute("cont", None));
+                let _ = std::fs::remove_dir_all(&tmp);
+                self.record_start(
+                    json!({ "mode": "cold", "requested": "warm", "save_failed": why }),
+                );
+                return Ok(vm);
+            }
+        };
         vm.note(&format!("saved as warm-start snapshot {key}"));
         self.record_start(json!({
             "mode": "warm",
