@@ -14,6 +14,7 @@ use crate::run::reporters::JunitReporter;
 use crate::run::scenario::{self, Scenario};
 use crate::run::scenario_test::scenario_test;
 use crate::run::settings::RunSettings;
+use crate::run::snapshots::SnapshotStore;
 
 /// Test operating-system images in QEMU.
 #[derive(Debug, Parser)]
@@ -98,8 +99,11 @@ enum ImageCmd {
         /// `busybox`, `debian`, `iso`, or `all`.
         name: String,
     },
-    /// Show the built-in images and whether they are built.
+    /// Show the built-in images and whether they are built, and the
+    /// warm-start snapshots.
     List,
+    /// Remove the warm-start snapshots.
+    Prune,
 }
 
 /// Runs the CLI with the process arguments.
@@ -313,7 +317,42 @@ fn image(action: ImageCmd) -> ExitCode {
                     Err(e) => println!("{n:8} error: {e}"),
                 }
             }
+            let snapshots = SnapshotStore::for_cache(&store.cache);
+            let all = snapshots.list();
+            println!(
+                "{} warm-start snapshot(s) in {}",
+                all.len(),
+                snapshots.dir().display()
+            );
+            for s in all {
+                let mib = (s.state_bytes + s.disk_bytes) as f64 / f64::from(1 << 20);
+                println!(
+                    "snapshot {}  {:.0} MiB  {}  {}  state sha256 {}",
+                    s.key,
+                    mib,
+                    s.created,
+                    s.machine,
+                    &s.state_sha256[..16.min(s.state_sha256.len())]
+                );
+            }
             ExitCode::SUCCESS
+        }
+        ImageCmd::Prune => {
+            let snapshots = SnapshotStore::for_cache(&store.cache);
+            match snapshots.prune() {
+                Ok((n, bytes)) => {
+                    println!(
+                        "removed {n} warm-start snapshot(s), {:.0} MiB, from {}",
+                        bytes as f64 / f64::from(1 << 20),
+                        snapshots.dir().display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bootrig: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

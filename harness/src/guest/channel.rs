@@ -39,10 +39,10 @@ impl Session {
     /// Switches command output to the command channel if this shell can
     /// use it (see the module documentation).
     pub(super) fn probe_channel(&self) {
-        let Some(channel) = self.machine.channel() else {
+        if self.machine.channel().is_none() {
             self.console_output_because("the machine was started without the command channel");
             return;
-        };
+        }
         // A new shell (after a login, `sudo -i`, `su`) has neither the
         // descriptor nor the functions of the one before: set it up again.
         self.state().port = None;
@@ -59,7 +59,7 @@ impl Session {
             }
         };
         let mut lines = found.lines().map(str::trim);
-        let port = match lines.next().and_then(|l| l.split_once(' ')) {
+        let port: String = match lines.next().and_then(|l| l.split_once(' ')) {
             Some(("ok", dev)) => dev.to_string(),
             Some((_, dev)) => {
                 self.console_output_because(&format!("this shell may not write to {dev}"));
@@ -72,7 +72,19 @@ impl Session {
                 return;
             }
         };
-        match self.run_timeout(&Markers::open_channel(&port), LOOKUP_TIMEOUT) {
+        self.use_channel(&port);
+    }
+
+    /// Switches command output to the channel device `port` (found by
+    /// [`Session::probe_channel`], or known from before a restore): this
+    /// shell holds it open and gets this session's shell functions.
+    pub(super) fn use_channel(&self, port: &str) {
+        let Some(channel) = self.machine.channel() else {
+            self.console_output_because("the machine was started without the command channel");
+            return;
+        };
+        self.state().port = None;
+        match self.run_timeout(&Markers::open_channel(port), LOOKUP_TIMEOUT) {
             Ok(o) if o.output.trim() == "ok" => {}
             Ok(o) => {
                 self.console_output_because(&format!(
@@ -100,7 +112,7 @@ impl Session {
         );
         match (sent, arrived) {
             (Ok(o), Ok(_)) if o.exit == 0 => {
-                self.state().port = Some(port.clone());
+                self.state().port = Some(port.to_string());
                 self.transcript.entry(&format!(
                     "command output: on the command channel ({port}, virtio-serial port {PORT_NAME})"
                 ));

@@ -30,6 +30,10 @@ pub const PHASE_SHELL: &str = "shell";
 /// costs this much once per prompt during setup.
 const QUERY_SETTLE: Duration = Duration::from_millis(300);
 
+/// How long a shell known to ask for the cursor position after its
+/// prompt may take to ask.
+const PROMPT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The least time given to a shell prompt that needs no login, even when
 /// the boot timeout (counted from QEMU's start) has already run out.
 const MIN_SHELL_PROMPT_WAIT: Duration = Duration::from_secs(1);
@@ -291,8 +295,18 @@ impl Session {
         Ok(())
     }
 
-    /// Sets the private prompt marker and quiet terminal settings.
+    /// Sets the private prompt marker and quiet terminal settings, then
+    /// looks for the command channel.
     fn setup_shell(&self) -> Result<()> {
+        self.set_prompt(None)?;
+        self.probe_channel();
+        Ok(())
+    }
+
+    /// Sets the private prompt marker and quiet terminal settings.
+    /// `asks_cursor`: whether the shell asks for the cursor position after
+    /// its prompt, when known (else it is found out, which costs a wait).
+    pub(super) fn set_prompt(&self, asks_cursor: Option<bool>) -> Result<()> {
         let queries = self.machine.console().queries_answered();
         self.send(&self.markers.setup_line())?;
         let re = self.markers.prompt()?;
@@ -309,13 +323,17 @@ impl Session {
                 },
                 other => other,
             })?;
-        let asks = self.settle_prompt(queries);
-        {
-            let mut st = self.state();
-            st.ready = true;
-            st.asks_cursor = asks;
-        }
-        self.probe_channel();
+        let asks = match asks_cursor {
+            Some(true) => {
+                self.settle_prompt_within(queries, PROMPT_QUERY_TIMEOUT);
+                true
+            }
+            Some(false) => false,
+            None => self.settle_prompt(queries),
+        };
+        let mut st = self.state();
+        st.ready = true;
+        st.asks_cursor = asks;
         Ok(())
     }
 

@@ -24,6 +24,7 @@ mod mounts;
 pub mod network;
 pub mod protocol;
 mod reboot;
+pub mod restore;
 pub mod session;
 mod transcript;
 mod waits;

@@ -306,6 +306,13 @@ impl Postmortem {
         self.phase_event(name, PhaseEdge::End);
     }
 
+    /// Sets a free-form entry of `metadata.json` (`extra.<key>`).
+    pub fn set_extra(&self, key: &str, value: serde_json::Value) {
+        let mut inner = self.inner();
+        inner.dir.metadata_mut().extra.insert(key.into(), value);
+        Self::save(&inner);
+    }
+
     /// The scenario this test comes from.
     pub fn set_scenario(&self, name: &str, file: &Path) {
         let mut inner = self.inner();

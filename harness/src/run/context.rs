@@ -25,6 +25,7 @@ use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer,
 use crate::run::networks::Networks;
 pub use crate::run::settings::RunSettings;
 use crate::vm::config::MachineConfig;
+use crate::vm::machine::Snapshotting;
 use crate::vm::machine::{Machine, MachineOptions};
 use crate::vm::network::Network;
 use bootrig_diagnostics::layout::VmLayout;
@@ -236,7 +237,18 @@ impl TestContext {
     }
 
     /// [`TestContext::boot`] with other deadlines.
-    pub fn boot_with(&self, mut config: MachineConfig, timeouts: Timeouts) -> Result<Arc<Session>> {
+    pub fn boot_with(&self, config: MachineConfig, timeouts: Timeouts) -> Result<Arc<Session>> {
+        self.start_vm(config, timeouts, None)
+    }
+
+    /// [`TestContext::boot_with`] for a machine whose state is saved or
+    /// restored (`run/warm.rs`).
+    pub(crate) fn start_vm(
+        &self,
+        mut config: MachineConfig,
+        timeouts: Timeouts,
+        snapshot: Option<Snapshotting>,
+    ) -> Result<Arc<Session>> {
         if let Some(accel) = self.settings.accel {
             config.accel = accel;
         }
@@ -271,6 +283,7 @@ impl TestContext {
         options.probe_kernel = probe_kernel;
         options.observer = Some(Box::new(self.postmortem.console_observer()));
         options.owner = Some((self.settings.run_dir.clone(), self.name.clone()));
+        options.snapshot = snapshot;
         self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end(Phase::QEMU_START);
@@ -295,6 +308,14 @@ impl TestContext {
             session.machine().kill();
         }
         Ok(session)
+    }
+
+    /// Stops and forgets the test's last VM (a warm start whose restore
+    /// failed, replaced by a cold boot that writes into its folder).
+    pub(crate) fn discard_last_vm(&self) {
+        if let Some(vm) = self.vms().pop() {
+            vm.machine().kill();
+        }
     }
 
     /// Kills every VM now (deadline enforcement from another thread).

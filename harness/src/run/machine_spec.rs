@@ -54,6 +54,9 @@ pub struct MachineSpec {
     /// default true). `false` reads it from the console between markers.
     #[serde(default = "yes")]
     pub command_channel: bool,
+    /// `cold` (default) or `warm` (see `run/warm.rs`).
+    #[serde(default)]
+    pub start: crate::run::warm::Start,
     /// Host folders shared into the guest (9p), mounted by bootrig.
     #[serde(default)]
     pub shares: Vec<ShareSpec>,
@@ -128,6 +131,9 @@ impl MachineSpec {
                 "\"image\" replaces iso/disk: give one or the other".into(),
             ));
         }
+        let uefi = m.firmware == Some(Firmware::Uefi);
+        let drives = !m.drives.is_empty();
+        (m.start.check(m.persist, drives, m.iso.is_some(), uefi)).map_err(|e| err("start", e))?;
         let (image, initrd) = (m.image.is_some(), m.initrd.is_some());
         let (kernel, modules) = (m.kernel.as_deref(), m.modules.as_deref());
         crate::vm::kernel::on_image(image, kernel, initrd, modules, m.append.as_deref())

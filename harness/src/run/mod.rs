@@ -25,5 +25,7 @@ pub mod scenario;
 pub mod scenario_test;
 pub mod settings;
 pub mod signals;
+pub mod snapshots;
 pub mod steps;
 pub mod suite;
+pub mod warm;

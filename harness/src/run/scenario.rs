@@ -791,4 +791,38 @@ mod tests {
         .unwrap();
         assert!(!off.machine.unwrap().command_channel);
     }
+
+    #[test]
+    fn machines_start_cold_unless_warm_and_warm_refuses_unsaved_parts() {
+        let sc = |machine: &str| {
+            parse(&format!(
+                r##"{{"name": "s", "machine": {machine}, "shell_prompt": "# $", "tests": [{{"name": "t", "steps": [{{"succeed": "true"}}]}}]}}"##
+            ))
+        };
+        use crate::run::warm::Start;
+        assert_eq!(
+            sc(r#"{"image": "busybox"}"#)
+                .unwrap()
+                .machine
+                .unwrap()
+                .start,
+            Start::Cold
+        );
+        let warm = sc(r#"{"image": "busybox", "start": "warm"}"#).unwrap();
+        assert_eq!(warm.machine.as_ref().unwrap().start, Start::Warm);
+        let e = sc(r#"{"image": "busybox", "start": "hot"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hot") && e.contains("warm"), "{e}");
+        let e = sc(r#"{"image": "busybox", "start": "warm", "drives": [{"size": "1G"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"start\": \"warm\" cannot be used with \"drives\""),
+            "{e}"
+        );
+        assert!(e.starts_with("s.json:1:"), "{e}");
+        // Cold machines may have them.
+        sc(r#"{"image": "busybox", "drives": [{"size": "1G"}]}"#).unwrap();
+    }
 }

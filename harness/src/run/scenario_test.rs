@@ -15,6 +15,7 @@ use crate::run::engine::Test;
 use crate::run::machine_spec::MachineSpec;
 use crate::run::marks::Marks;
 use crate::run::scenario::{Scenario, TestSpec};
+use crate::run::warm::{Start, WarmState};
 use crate::vm::config::{Drive, MachineConfig};
 
 /// The engine's test for test `index` of a scenario: its name
@@ -176,7 +177,27 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     // Decided before booting: a scenario that cannot get a shell must not
     // boot a VM to find out.
     let planned = plan(ctx, sc, test)?;
-    let mut vms: Vec<(Option<String>, Arc<Session>, Option<String>)> = Vec::new();
+    let warm = sc.machine.as_ref().is_some_and(|m| m.start == Start::Warm);
+    if let (true, [p]) = (warm, planned.as_slice()) {
+        // One machine, started from a snapshot of the state the scenario
+        // asks for (booted, logged in, root; `multi-user.target` with a
+        // login).
+        let state = match (&sc.login, &p.shell_prompt) {
+            (Some(l), _) => {
+                let s = WarmState::login(&l.user, &l.password).with_unit("multi-user.target");
+                if l.root {
+                    s.root()
+                } else {
+                    s
+                }
+            }
+            (None, Some(prompt)) => WarmState::shell(prompt),
+            (None, None) => WarmState::default(),
+        };
+        let vm = ctx.boot_warm(p.config.clone(), &state, sc.timeouts.session())?;
+        return run_steps(ctx, test, &[(None, vm, None)]);
+    }
+    let mut vms: Vec<Booted> = Vec::new();
     for p in planned {
         let vm = ctx.boot_with(p.config, sc.timeouts.session())?;
         vms.push((p.name, vm, p.shell_prompt));
@@ -192,6 +213,17 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
         }
         ctx.network_up(vm)?;
     }
+    run_steps(ctx, test, &vms)
+}
+
+/// A booted machine of a test: its name (None for the only `machine`),
+/// its session, its shell prompt.
+type Booted = (Option<String>, Arc<Session>, Option<String>);
+
+/// Runs `test`'s steps, each on its machine (`on`, else the first),
+/// recording each.
+fn run_steps(ctx: &TestContext, test: &TestSpec, vms: &[Booted]) -> Result<()> {
+    let pm = ctx.postmortem();
     for (i, step) in test.steps.iter().enumerate() {
         let vm = match &step.on {
             None => &vms[0].1,

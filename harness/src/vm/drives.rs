@@ -46,6 +46,30 @@ pub(crate) fn prepare_disk(
     Ok((overlay, "qcow2".into()))
 }
 
+/// A throwaway qcow2 overlay in `workdir` over `saved`, a disk bootrig
+/// saved with a machine's state (a qcow2 whose backing file is the
+/// image's disk: bootrig wrote that header, no guest did).
+pub(crate) fn overlay_over_saved_disk(saved: &Path, workdir: &Path) -> Result<(PathBuf, String)> {
+    let overlay = workdir.join("root-overlay.qcow2");
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(saved)
+        .arg(&overlay)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running qemu-img create (package qemu-utils)", e))?;
+    if !out.status.success() {
+        return Err(Error::Config {
+            what: format!("saved disk {}", saved.display()),
+            message: format!(
+                "qemu-img could not create an overlay: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok((overlay, "qcow2".into()))
+}
+
 /// The image format as qemu-img sees it, if bootrig may attach it: `raw`,
 /// or a `qcow2` that names no other host file.
 ///

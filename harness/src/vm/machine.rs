@@ -21,7 +21,7 @@ use crate::vm::accel::{self, AccelVerdict};
 use crate::vm::channel::CommandChannel;
 use crate::vm::config::{Drive, MachineConfig};
 use crate::vm::connect::{accept_until, CONNECT_TIMEOUT};
-use crate::vm::drives::{abs, prepare_disk, prepare_drives, prepare_uefi};
+use crate::vm::drives::{abs, overlay_over_saved_disk, prepare_disk, prepare_drives, prepare_uefi};
 use crate::vm::kernel::KernelInfo;
 use crate::vm::links::{bound_ports, mount_tag, Share};
 use crate::vm::process::OwnedChild;
@@ -54,6 +54,8 @@ pub struct MachineOptions {
     /// The run folder and test recorded with the VM in the host's VM
     /// registry (see [`crate::vm::registry`]).
     pub owner: Option<(PathBuf, String)>,
+    /// Whether the machine's state is saved or restored (warm start).
+    pub snapshot: Option<Snapshotting>,
 }
 
 impl std::fmt::Debug for MachineOptions {
@@ -64,6 +66,7 @@ impl std::fmt::Debug for MachineOptions {
             .field("probe_kernel", &self.probe_kernel)
             .field("observer", &self.observer.is_some())
             .field("owner", &self.owner)
+            .field("snapshot", &self.snapshot)
             .finish()
     }
 }
@@ -77,8 +80,22 @@ impl MachineOptions {
             probe_kernel: None,
             observer: None,
             owner: None,
+            snapshot: None,
         }
     }
+}
+
+/// The part a machine plays in a warm start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshotting {
+    /// Booted normally, its state may be saved ([`Machine::save_state`]).
+    Source,
+    /// Started from a saved state: waits for it (`-incoming defer`), its
+    /// root disk an overlay over `disk` (the saved copy) when there is one.
+    Restore {
+        /// The saved disk to put the machine's overlay over.
+        disk: Option<PathBuf>,
+    },
 }
 
 /// A boot input file, with the role it plays (for metadata and hashing).
@@ -115,6 +132,8 @@ pub struct Machine {
     stopping: std::sync::atomic::AtomicBool,
     // Removed after QEMU is reaped (Drop kills it first).
     _registration: Registration,
+    /// The throwaway overlay QEMU writes the root disk to, if any.
+    disk_overlay: Option<PathBuf>,
     // Last: removed after QEMU is gone (sockets, overlay, scratch drives).
     _workdir: tempfile::TempDir,
 }
@@ -180,6 +199,10 @@ impl Machine {
         };
 
         let mut boot_files = Vec::new();
+        let restore_disk = match &options.snapshot {
+            Some(Snapshotting::Restore { disk, .. }) => disk.clone(),
+            _ => None,
+        };
         let args = QemuArgs {
             name: sanitize_vm_name(&config.name),
             accel: verdict.accel,
@@ -216,7 +239,10 @@ impl Machine {
                         role: "disk",
                         path: disk.clone(),
                     });
-                    Some(prepare_disk(disk, config.persist, workdir.path())?)
+                    Some(match &restore_disk {
+                        Some(saved) => overlay_over_saved_disk(saved, workdir.path())?,
+                        None => prepare_disk(disk, config.persist, workdir.path())?,
+                    })
                 }
                 None => None,
             },
@@ -247,10 +273,17 @@ impl Machine {
                 .map(|p| (p.socket.clone(), p.mac.clone()))
                 .collect(),
             no_reboot: true,
+            vmgenid: options.snapshot.is_some(),
+            incoming: matches!(options.snapshot, Some(Snapshotting::Restore { .. })),
             display: config.display,
             modules_share: prepared.as_ref().and_then(|p| p.share.clone()),
             extra: config.extra_args.clone(),
         };
+        let disk_overlay = args
+            .disk
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p.starts_with(workdir.path()));
         let argv_os = args.build();
         let argv: Vec<String> = std::iter::once(qemu.to_string_lossy().into_owned())
             .chain(argv_os.iter().map(|a| a.to_string_lossy().into_owned()))
@@ -336,6 +369,7 @@ impl Machine {
             started,
             stopping: std::sync::atomic::AtomicBool::new(false),
             _registration: registration,
+            disk_overlay,
             _workdir: workdir,
         })
     }
@@ -420,6 +454,12 @@ impl Machine {
     /// When QEMU was started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// The throwaway qcow2 overlay over the root disk, if the machine has
+    /// one (not for `persist`).
+    pub fn disk_overlay(&self) -> Option<&Path> {
+        self.disk_overlay.as_deref()
     }
 
     fn qmp_lock(&self) -> MutexGuard<'_, Option<Qmp>> {

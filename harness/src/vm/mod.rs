@@ -12,6 +12,7 @@ pub mod kernel;
 pub mod links;
 pub mod machine;
 mod machine_qmp;
+pub mod migrate;
 pub mod network;
 pub mod process;
 pub mod qemu_args;

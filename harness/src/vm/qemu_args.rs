@@ -56,6 +56,12 @@ pub struct QemuArgs {
     /// A host folder shared read-only over 9p as the user kernel's
     /// modules (tag [`crate::vm::initramfs::MODULES_TAG`]).
     pub modules_share: Option<PathBuf>,
+    /// A VM generation ID device (machines whose state is snapshotted:
+    /// a restored guest sees a new ID and reseeds its random generator).
+    pub vmgenid: bool,
+    /// Wait for an incoming migration (`-incoming defer`): the machine
+    /// is restored from a saved state instead of booting.
+    pub incoming: bool,
     /// Extra arguments appended verbatim, last.
     pub extra: Vec<String>,
 }
@@ -101,6 +107,12 @@ impl QemuArgs {
         args.extend(rng_args());
         if let Some(dir) = &self.modules_share {
             args.extend(modules_share_args(dir));
+        }
+        if self.vmgenid {
+            args.extend(vmgenid_args());
+        }
+        if self.incoming {
+            args.extend(incoming_args());
         }
         args.extend(self.extra.iter().map(OsString::from));
         args
@@ -336,6 +348,20 @@ pub fn rng_args() -> Vec<OsString> {
     vec![os("-device"), os("virtio-rng-pci")]
 }
 
+/// A VM generation ID (`vmgenid`, ACPI) with a new random ID every time
+/// QEMU starts: a guest restored from a saved state sees its ID change and
+/// Linux (5.18+, `CONFIG_VMGENID`) reseeds its random number generator, so
+/// two restored guests never share random state.
+pub fn vmgenid_args() -> Vec<OsString> {
+    vec![os("-device"), os("vmgenid,guid=auto")]
+}
+
+/// Start paused, waiting for a saved state to be loaded over QMP
+/// (`migrate-incoming`) instead of booting.
+pub fn incoming_args() -> Vec<OsString> {
+    vec![os("-incoming"), os("defer")]
+}
+
 /// The firmware files for a [`Firmware`] choice, as found on Debian
 /// (package `ovmf`). Returns `None` for BIOS (QEMU's built-in SeaBIOS).
 pub fn find_uefi_code() -> Option<(PathBuf, PathBuf)> {
@@ -447,6 +473,8 @@ mod tests {
             shares: vec![("/srv/a,b".into(), "bootrig0".into(), true)],
             private_networks: Vec::new(),
             no_reboot: true,
+            vmgenid: false,
+            incoming: false,
             display: false,
             modules_share: None,
             extra: vec!["-S".into()],
