@@ -53,6 +53,32 @@ fn nextest_vm(verb: &str, extra: &[&str]) -> (bool, String) {
     nextest(&args)
 }
 
+/// `cargo nextest run -p bootrig-tests --test vm -E FILTER EXTRA...` with
+/// `env`, booting nothing (an image cache that cannot be created makes
+/// any image build fail loudly); returns whether it passed and its output.
+fn nextest_vm_filtered(
+    filter: &str,
+    extra: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["nextest", "run", "-p", "bootrig-tests", "--test", "vm"])
+        .args(extra)
+        .args(["-E", filter])
+        .current_dir(workspace())
+        .env("BOOTRIG_CACHE", "/proc/bootrig-must-not-build-images");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running cargo nextest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 fn listed(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("bootrig-tests::vm "))
@@ -135,23 +161,15 @@ fn bootrig_junit_under_nextest_holds_every_test() {
     }
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
-    let out = Command::new(env!("CARGO"))
-        .args(["nextest", "run", "-p", "bootrig-tests", "--test", "vm", "-E"])
-        // Two trials that boot no guest: one never starts QEMU, the other
-        // makes QEMU reject its command line.
-        .arg("test(=runner::xfail_expected_failure_passes) | test(=machine::qemu_start_failure_is_clear)")
-        .current_dir(workspace())
-        .env("BOOTRIG_CACHE", "/proc/bootrig-must-not-build-images")
-        .env("BOOTRIG_ARTIFACTS", dir.path().join("artifacts"))
-        .env("BOOTRIG_JUNIT", &junit)
-        .output()
-        .expect("running cargo nextest");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let artifacts = dir.path().join("artifacts");
+    // Two trials that boot no guest: one never starts QEMU, the other
+    // makes QEMU reject its command line.
+    let (ok, text) = nextest_vm_filtered(
+        "test(=runner::xfail_expected_failure_passes) | test(=machine::qemu_start_failure_is_clear)",
+        &[],
+        &[("BOOTRIG_ARTIFACTS", &artifacts), ("BOOTRIG_JUNIT", &junit)],
     );
-    assert!(out.status.success(), "{text}");
+    assert!(ok, "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(r#"tests="2""#), "{xml}");
     assert!(
@@ -171,31 +189,16 @@ fn a_retried_test_keeps_every_attempt_and_is_flaky() {
     }
     let dir = tempfile::tempdir().unwrap();
     let artifacts = dir.path().join("artifacts");
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "nextest",
-            "run",
-            "-p",
-            "bootrig-tests",
-            "--test",
-            "vm",
-            "--retries",
-            "1",
-            "-E",
-        ])
-        .arg("test(=runner::flaky_on_first_attempt)")
-        .current_dir(workspace())
-        .env("BOOTRIG_CACHE", "/proc/bootrig-must-not-build-images")
-        .env("BOOTRIG_ARTIFACTS", &artifacts)
-        .env("BOOTRIG_FLAKY_PROBE", dir.path().join("probe"))
-        .output()
-        .expect("running cargo nextest");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let probe = dir.path().join("probe");
+    let (ok, text) = nextest_vm_filtered(
+        "test(=runner::flaky_on_first_attempt)",
+        &["--retries", "1"],
+        &[
+            ("BOOTRIG_ARTIFACTS", &artifacts),
+            ("BOOTRIG_FLAKY_PROBE", &probe),
+        ],
     );
-    assert!(out.status.success(), "{text}");
+    assert!(ok, "{text}");
     let run = std::fs::canonicalize(artifacts.join("latest")).unwrap();
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();

@@ -865,7 +865,7 @@ fn cli_parallel(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     Ok(())
 }
 
-/// QEMU rejecting its command line is reported at once as `qemu-exit`,
+/// QEMU rejecting its command line is reported at once as `qemu-start` (the infrastructure's),
 /// with QEMU's own words and its stderr kept as an artifact.
 fn qemu_start_failure(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     // A kernel file gets past validation; QEMU rejects the bogus option.
@@ -880,7 +880,7 @@ fn qemu_start_failure(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         Err(e @ Error::Qemu { .. }) => {
             let msg = e.to_string();
             check!(
-                e.failure_kind().as_str() == "qemu-exit",
+                e.failure_kind().as_str() == "qemu-start",
                 "kind {}",
                 e.failure_kind()
             );

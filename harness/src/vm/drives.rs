@@ -26,41 +26,32 @@ pub(crate) fn prepare_disk(
     if persist {
         return Ok((abs(disk), format));
     }
-    let overlay = workdir.join("root-overlay.qcow2");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", &format, "-b"])
-        .arg(abs(disk))
-        .arg(&overlay)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("running qemu-img create (package qemu-utils)", e))?;
-    if !out.status.success() {
-        return Err(Error::Config {
-            what: format!("disk {}", disk.display()),
-            message: format!(
-                "qemu-img could not create an overlay: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok((overlay, "qcow2".into()))
+    let what = format!("disk {}", disk.display());
+    overlay(&abs(disk), &format, workdir, &what)
 }
 
 /// A throwaway qcow2 overlay in `workdir` over `saved`, a disk bootrig
 /// saved with a machine's state (a qcow2 whose backing file is the
 /// image's disk: bootrig wrote that header, no guest did).
 pub(crate) fn overlay_over_saved_disk(saved: &Path, workdir: &Path) -> Result<(PathBuf, String)> {
+    let what = format!("saved disk {}", saved.display());
+    overlay(saved, "qcow2", workdir, &what)
+}
+
+/// Creates `workdir/root-overlay.qcow2` over `backing` (of `format`);
+/// `what` names the disk in errors.
+fn overlay(backing: &Path, format: &str, workdir: &Path, what: &str) -> Result<(PathBuf, String)> {
     let overlay = workdir.join("root-overlay.qcow2");
     let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(saved)
+        .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
+        .arg(backing)
         .arg(&overlay)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::io("running qemu-img create (package qemu-utils)", e))?;
     if !out.status.success() {
         return Err(Error::Config {
-            what: format!("saved disk {}", saved.display()),
+            what: what.to_string(),
             message: format!(
                 "qemu-img could not create an overlay: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
