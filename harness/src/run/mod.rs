@@ -2,7 +2,7 @@
 //! the run engine, its events and the reporters that show a run.
 //!
 //! ```text
-//! cli ─┐                         ┌─ marks, budget
+//! cli ─┐                         ┌─ marks, select, budget
 //!      ├─ engine ── context ─────┤
 //! suite┘    │                    └─ settings ── events ── reporters
 //!           └─ scenario_test ── scenario, steps
@@ -13,9 +13,11 @@ pub mod context;
 pub mod engine;
 pub mod marks;
 pub mod panics;
+pub mod params;
 pub mod reporters;
 pub mod scenario;
 pub mod scenario_test;
+pub mod select;
 pub mod settings;
 pub mod signals;
 pub mod steps;
