@@ -306,6 +306,7 @@ impl Session {
         {
             let mut st = self.state();
             st.ready = true;
+            st.lost = None;
             st.asks_cursor = asks;
         }
         self.probe_channel();

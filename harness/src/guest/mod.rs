@@ -5,11 +5,12 @@
 //! - [`session`]: [`Session`](session::Session), commands over the console;
 //! - `login.rs`: logging in, becoming root, attaching to a shell;
 //! - `waits.rs`: polled waits (a command succeeding, a systemd unit);
+//! - `sync.rs`: resynchronising after a timeout, noticing a left shell;
 //! - [`protocol`]: the markers that delimit each command's output;
 //! - [`keys`]: key presses as terminal bytes;
 //! - `transcript.rs`: `transcript.log` and `login-transcript.log`.
 //!
-//! `login.rs` and `waits.rs` extend [`Session`](session::Session); the
+//! `login.rs`, `waits.rs`, `sync.rs` and `channel.rs` extend [`Session`](session::Session); the
 //! session uses the console, protocol, keys and transcript, none of which
 //! know about sessions.
 
@@ -19,6 +20,7 @@ pub mod keys;
 mod login;
 pub mod protocol;
 pub mod session;
+mod sync;
 mod transcript;
 mod waits;
 
