@@ -27,37 +27,37 @@ fn main() -> ExitCode {
             "protocol::busybox::unparsable_commands_fail_at_once",
             ["channel", "console"],
             vm_marks(),
-            |ctx, path: &&str| unparsable(&busybox(ctx, path)?),
+            |ctx, path: &&str| unparsable(&*busybox(ctx, path)?),
         )
         .parametrize(
             "protocol::busybox::a_timeout_resynchronises",
             ["channel", "console"],
             vm_marks(),
-            |ctx, path: &&str| resync(&busybox(ctx, path)?),
+            |ctx, path: &&str| resync(&*busybox(ctx, path)?),
         )
         .parametrize(
             "protocol::busybox::a_left_shell_is_reported",
             ["channel", "console"],
             vm_marks(),
-            |ctx, path: &&str| left_shell(&busybox(ctx, path)?),
+            |ctx, path: &&str| left_shell(&*busybox(ctx, path)?),
         )
         .parametrize(
             "protocol::busybox::lost_output_is_survived",
             ["channel", "console"],
             vm_marks(),
-            |ctx, path: &&str| lost_output(&busybox(ctx, path)?),
+            |ctx, path: &&str| lost_output(&*busybox(ctx, path)?),
         )
         .parametrize(
             "protocol::busybox::unterminated_escape_strings",
             ["channel", "console"],
             vm_marks(),
-            |ctx, path: &&str| escape_strings(&busybox(ctx, path)?),
+            |ctx, path: &&str| escape_strings(&*busybox(ctx, path)?),
         )
         .parametrize(
             "protocol::busybox::forged_end_markers_do_not_count",
             ["channel", "console"],
             vm_marks(),
-            |ctx, path: &&str| forged(ctx, &busybox(ctx, path)?),
+            |ctx, path: &&str| forged(ctx, &*busybox(ctx, path)?),
         )
         .test_with(
             "protocol::debian::leaving_the_root_shell_is_reported",
