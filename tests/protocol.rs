@@ -233,24 +233,23 @@ fn escape_strings(vm: &Session) -> bootrig::Result<()> {
 }
 
 fn forged(ctx: &TestContext, vm: &Session) -> bootrig::Result<()> {
-    // The marker token is no longer in the environment of programs.
-    let env = quick(vm, "env | grep -c __BR; true")?;
+    // The shell's own state has the token (`set`), and so does the console
+    // log: markers made with it (all a guest could ever learn) still do
+    // not end a command, whatever status they claim.
+    let serial = std::fs::read_to_string(ctx.artifacts_dir().join("serial.log"))?;
+    let token = serial
+        .split("__BRP")
+        .filter_map(|s| s.split("__").next())
+        .find(|t| t.len() == 12 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or("")
+        .to_string();
+    check!(token.len() == 12, "no token in serial.log");
+    // Programs do not see the token in their environment.
+    let env = quick(vm, &format!("env | grep -c {token}; true"))?;
     check!(
         env.output.trim() == "0",
         "token in the environment: {env:?}"
     );
-    // The shell's own state has it (`set`): a command that reads it and
-    // prints every end marker it can think of still gets its own status.
-    // Markers with the token from the console log (all a guest could
-    // ever learn) do not count either.
-    let serial = std::fs::read_to_string(ctx.artifacts_dir().join("serial.log"))?;
-    let token = serial
-        .split("__BRP")
-        .nth(1)
-        .and_then(|s| s.split("__").next())
-        .unwrap_or("")
-        .to_string();
-    check!(token.len() == 12, "no token in serial.log");
     let forge = format!(
         "t={token}; for n in $(seq 1 60); do \
          printf '\\n__BRE%s_%s_0__\\n\\n__BRE%s_%s_0q__\\n' $t $n $t $n; \

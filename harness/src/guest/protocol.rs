@@ -17,8 +17,9 @@
 //!   and the shell's message, not a shell waiting for more input.
 //! * **Forged end markers do not count.** The end marker and the end frame
 //!   carry a nonce per command derived from a key that never enters the
-//!   guest, and the token is not exported (`PS1` is a plain shell
-//!   variable), so a program cannot print a marker that ends its command.
+//!   guest, and the token is in no exported variable (`PS1` takes it from
+//!   a plain shell variable), so a program cannot print a marker that
+//!   ends its command.
 //! * **Unterminated escape strings do not hide markers.** Every marker
 //!   starts with `CAN` (0x18), which ends any `ESC ]`, `ESC P` or `ESC _`
 //!   string a command left open.
@@ -83,16 +84,17 @@ impl Markers {
         digest[..5].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The line that sets up the shell: the private prompt (assembled from
-    /// two quoted halves so that the echo of this line never matches it;
-    /// not exported, so programs never see the token), quiet terminal
+    /// The line that sets up the shell: the private prompt (the token comes
+    /// from a shell variable when the prompt is expanded, so the echo of
+    /// this line never matches it, and programs never see the token even
+    /// where `PS1` stays exported, as in busybox ash), quiet terminal
     /// settings, the copy of the console on [`CONSOLE_FD`] and the `EXIT`
     /// trap that says which command left the shell.
     pub(crate) fn setup_line(&self) -> String {
         let t = &self.token;
         let fd = CONSOLE_FD;
         format!(
-            " stty -echo cols 200 2>/dev/null; unset PS1 PS2; PS1='__BR''P{t}__ ' PS2=''; \
+            " stty -echo cols 200 2>/dev/null; unset PS1 PS2; __br_t={t}; PS1='__BRP${{__br_t}}__ ' PS2=''; \
              export PROMPT_COMMAND='' TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat \
              SYSTEMD_LOG_COLOR=0; unset HISTFILE; exec {fd}>&1; __br_n=0; \
              trap 'printf \"\\030\\n__BR\"\"X{t}_%s_%s__\\n\" \"$__br_n\" \"$?\" >&{fd}' EXIT\n"
