@@ -68,10 +68,15 @@ impl Session {
                 Err(_) => break,
             }
         }
-        self.lose_shell(format!(
-            "the shell did not answer within {}s after `{cmd}` timed out and was interrupted",
-            RESYNC_TIMEOUT.as_secs()
-        ));
+        let why = if k == 0 {
+            format!("no time was left to wait for the shell after `{cmd}` timed out")
+        } else {
+            format!(
+                "the shell did not answer within {}s after `{cmd}` timed out and was interrupted",
+                RESYNC_TIMEOUT.as_secs()
+            )
+        };
+        self.lose_shell(why);
         false
     }
 
