@@ -25,7 +25,7 @@ use crate::guest::session::{marker_status, Session};
 
 /// How long the shell may take to answer the sync lines after an
 /// interrupt, in all.
-const RESYNC_TIMEOUT: Duration = Duration::from_secs(60);
+const RESYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long one sync line may take to be answered before another is
 /// typed (the first may have been flushed with the interrupt).
@@ -99,6 +99,13 @@ impl Session {
             exit: status,
             output: String::from_utf8_lossy(&m.before).into_owned(),
         }
+    }
+
+    /// Why the session lost its shell (it exited, or stopped answering
+    /// after a timeout), until a new login or attach; `None` while it has
+    /// one or never had one.
+    pub fn lost_shell(&self) -> Option<String> {
+        self.state().lost.clone()
     }
 
     /// Forgets the shell (why: for the transcript and later commands'
