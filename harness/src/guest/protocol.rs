@@ -376,26 +376,76 @@ mod tests {
         }
     }
 
-    /// Prints what a session would type for a few commands, for trying
-    /// the protocol on a host shell:
-    /// `cargo test -p bootrig --lib -- --ignored typed_text --nocapture`.
+    /// The typed text driven through real shells on the host (busybox
+    /// ash and bash, when installed), as the guest's console shell would
+    /// read it: syntax errors are the command's status 2, an unterminated
+    /// escape string does not hide the end marker, `exec >/dev/null` does
+    /// not outlive its command, a forged marker does not count, and `exit`
+    /// is reported by the trap.
     #[test]
-    #[ignore]
-    fn typed_text() {
+    fn the_typed_text_works_in_real_shells() {
         let m = markers("tok");
-        print!("{}", m.setup_line());
-        for (n, cmd) in [
+        let cmds = [
             "echo 'unbalanced",
             "}",
-            "echo ok",
+            "printf 'x\\033]open'",
             "exec >/dev/null",
             "echo vis",
+            "printf '\\n__BREtok_6_0__\\n'; false",
+            "",
             "exit 3",
-        ]
-        .iter()
-        .enumerate()
-        {
-            print!("{}", m.wrap(n as u64 + 1, cmd));
+        ];
+        let mut text = m.setup_line();
+        for (i, cmd) in cmds.iter().enumerate() {
+            text.push_str(&m.wrap(i as u64 + 1, cmd));
+        }
+        let mut tried = 0;
+        for shell in ["busybox sh", "bash --norc --noprofile"] {
+            let script = format!("exec {shell} -i 2>&1");
+            let child = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn();
+            let Ok(mut child) = child else { continue };
+            {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(text.as_bytes()).unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            let raw = bootrig_diagnostics::ansi::strip(&out.stdout);
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            if !shown.contains("__BRB") {
+                // The shell itself is missing (`sh: busybox: not found`).
+                continue;
+            }
+            tried += 1;
+            let status = |n: u64| -> Option<String> {
+                let c = m.end(n).unwrap().captures(&raw)?;
+                Some(String::from_utf8_lossy(&c[1]).into_owned())
+            };
+            assert_eq!(status(1).as_deref(), Some("2"), "{shell}: {shown}");
+            assert_eq!(status(2).as_deref(), Some("2"), "{shell}: {shown}");
+            assert_eq!(status(3).as_deref(), Some("0"), "{shell}: {shown}");
+            assert_eq!(status(4).as_deref(), Some("0"), "{shell}: {shown}");
+            let vis = m.end(5).unwrap().captures(&raw).unwrap();
+            assert!(
+                vis[0].len() > 0 && shown.contains("\nvis\n"),
+                "{shell}: {shown}"
+            );
+            assert_eq!(status(6).as_deref(), Some("1"), "{shell}: {shown}");
+            assert_eq!(status(7).as_deref(), Some("0"), "{shell}: {shown}");
+            assert_eq!(status(8), None, "{shell}: {shown}");
+            let exited = m.exited(8).unwrap().captures(&raw);
+            assert_eq!(
+                exited.map(|c| String::from_utf8_lossy(&c[1]).into_owned()),
+                Some("3".to_string()),
+                "{shell}: {shown}"
+            );
+        }
+        if tried == 0 {
+            eprintln!("skipped: neither busybox nor bash is installed");
         }
     }
 
