@@ -89,7 +89,10 @@ impl Markers {
     /// this line never matches it, and programs never see the token even
     /// where `PS1` stays exported, as in busybox ash), quiet terminal
     /// settings, the copy of the console on [`CONSOLE_FD`] and the `EXIT`
-    /// trap that says which command left the shell.
+    /// trap that says which command left the shell. The trap's `stty`
+    /// (a `tcsetattr(TCSADRAIN)`) waits until the console has sent the
+    /// trap's line: a console shell that exits hangs up its terminal, and
+    /// a hangup discards output the (slow, emulated) UART has not sent.
     pub(crate) fn setup_line(&self) -> String {
         let t = &self.token;
         let fd = CONSOLE_FD;
@@ -97,7 +100,8 @@ impl Markers {
             " stty -echo cols 200 2>/dev/null; unset PS1 PS2; __br_t={t}; PS1='__BRP${{__br_t}}__ ' PS2=''; \
              export PROMPT_COMMAND='' TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat \
              SYSTEMD_LOG_COLOR=0; unset HISTFILE; exec {fd}>&1; __br_n=0; \
-             trap 'printf \"\\030\\n__BR\"\"X{t}_%s_%s__\\n\" \"$__br_n\" \"$?\" >&{fd}' EXIT\n"
+             trap 'printf \"\\030\\n__BR\"\"X{t}_%s_%s__\\n\" \"$__br_n\" \"$?\" >&{fd}; \
+             stty -echo <&{fd} 2>/dev/null' EXIT\n"
         )
     }
 
@@ -132,13 +136,31 @@ impl Markers {
     /// The text typed to resynchronise with the shell (attempt `k`): a
     /// leading space, so that a first byte lost to the interrupt costs
     /// nothing, and a marker printed from split quoted pieces.
+    ///
+    /// The answer carries the shell's `__br_t` (set by
+    /// [`Markers::setup_line`]): a shell that was never set up (one that
+    /// replaced the session's, such as a respawned console shell) answers
+    /// without it.
     pub(crate) fn sync_line(&self, k: u64) -> String {
-        format!("  printf '\\030\\n__BR''S{}_%s__\\n' {k}\n", self.token)
+        format!(
+            "  printf '\\030\\n__BR''S{}_%s_%s__\\n' {k} \"${{__br_t:-}}\"\n",
+            self.token
+        )
     }
 
-    /// The line printed by any [`Markers::sync_line`].
+    /// The line printed by any [`Markers::sync_line`]; group 1 is the
+    /// answering shell's token (empty: a shell the session never set up).
     pub(crate) fn synced(&self) -> Result<Regex> {
-        compile(&format!("\n__BRS{}_\\d+__\n", self.token))
+        compile(&format!("\n__BRS{}_\\d+_([0-9A-Za-z]*)__\n", self.token))
+    }
+
+    /// Whether a [`Markers::synced`] match came from a shell this session
+    /// set up.
+    pub(crate) fn synced_by_own_shell(&self, m: &crate::console::Match) -> bool {
+        m.captures
+            .get(1)
+            .and_then(|c| c.as_deref())
+            .is_some_and(|t| t == self.token.as_bytes())
     }
 
     /// The text typed for command number `n`: begin marker, the command
@@ -323,7 +345,10 @@ impl Markers {
                 format!(r"/\n__BRX{t}_(\d+)_\(\\d\+\)__\n/"),
                 "the shell's exit during command #$1",
             ),
-            (format!(r"/\n__BRS{t}_\\d\+__\n/"), "the shell's answer"),
+            (
+                format!(r"/\n__BRS{t}_\\d\+_\(\[0-9A-Za-z\]\*\)__\n/"),
+                "the shell's answer",
+            ),
             (format!(r"/__BRP{t}__ /"), "the session's prompt"),
         ];
         let mut out = pattern.to_string();
@@ -501,7 +526,8 @@ mod tests {
             .unwrap();
         assert_eq!(&caps[1], b"3");
         assert!(!m.exited(7).unwrap().is_match(typed.as_bytes()));
-        assert!(m.synced().unwrap().is_match(b"\n__BRStok_2__\n"));
+        assert!(m.synced().unwrap().is_match(b"\n__BRStok_2_tok__\n"));
+        assert!(m.synced().unwrap().is_match(b"\n__BRStok_2___\n"));
         assert!(!m.synced().unwrap().is_match(m.sync_line(2).as_bytes()));
     }
 

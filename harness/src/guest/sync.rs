@@ -52,6 +52,13 @@ impl Session {
                 break;
             }
             match console.expect(&synced, until.min(Deadline::after(RESYNC_ATTEMPT))) {
+                Ok(m) if !self.markers.synced_by_own_shell(&m) => {
+                    self.lose_shell(format!(
+                        "the shell exited during `{cmd}`: after the timeout another shell, \
+                         one the session never set up, answered"
+                    ));
+                    return false;
+                }
                 Ok(_) => {
                     let after = self.deadline_within(PROMPT_AFTER_SYNC);
                     if console.expect(&prompt, after).is_ok() && self.state().asks_cursor {
