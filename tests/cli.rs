@@ -307,3 +307,92 @@ fn a_bad_kernel_or_modules_folder_is_refused_before_anything_boots() {
         "{t}"
     );
 }
+
+fn marked_scenarios(dir: &Path) {
+    std::fs::write(
+        dir.join("m.json"),
+        r#"{"name": "m", "marks": ["busybox"], "machine": {"image": "busybox"}, "tests": [
+            {"name": "fast", "marks": ["net"], "steps": [{"succeed": "true"}]},
+            {"name": "slow", "marks": ["net", "slow"], "steps": [{"succeed": "true"}]},
+            {"name": "local", "steps": [{"succeed": "true"}]}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("n.json"),
+        r#"{"name": "n", "machine": {"image": "debian"}, "tests": [
+            {"name": "smoke", "marks": ["smoke"], "steps": [{"succeed": "true"}]},
+            {"name": "known", "xfail": "bug 1", "steps": [{"succeed": "true"}]}]}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn marker_selection_in_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    marked_scenarios(dir.path());
+    let list = |expr: &str| {
+        let out = bootrig(&["run", "--list", "-m", expr, "."], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{expr}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(list("net and not slow"), "m::fast\n");
+    assert_eq!(list("busybox and not net"), "m::local\n");
+    assert_eq!(list("smoke or xfail"), "n::smoke\nn::known\n");
+    assert_eq!(list("not (busybox or smoke)"), "n::known\n");
+    // The long form, with the filter.
+    let out = bootrig(
+        &["run", "--list", "--marks", "net", "--filter", "slow", "."],
+        dir.path(),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "m::slow\n");
+}
+
+#[test]
+fn marker_errors_are_exit_2_with_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    marked_scenarios(dir.path());
+    let out = bootrig(
+        &["run", "--list", "-m", "net and (slow or", "."],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("column 17") && t.contains("expected a marker name"),
+        "{t}"
+    );
+    // An unknown marker: a warning (pytest's default), and nothing
+    // matches it; with --strict-markers an error.
+    let out = bootrig(&["run", "--list", "-m", "not nett", "."], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("warning: no test carries the marker(s) nett"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    let out = bootrig(
+        &["run", "--list", "--strict-markers", "-m", "not nett", "."],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown marker(s) nett"),
+        "{}",
+        text(&out)
+    );
+    // Selecting nothing runs nothing (and says so).
+    let out = bootrig(&["run", "-m", "nett", "."], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no test matches -m"), "{}", text(&out));
+    assert!(!dir.path().join("artifacts").exists());
+    // A marker name in a scenario is checked where it is written.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"name\": \"b\", \"machine\": {\"image\": \"busybox\"}, \"tests\": [\n  {\"name\": \"t\", \"marks\": [\"not ok\"], \"steps\": []}]}",
+    )
+    .unwrap();
+    let out = bootrig(&["run", "--list", "bad.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("bad.json:2:") && t.contains("invalid marker name \"not ok\""),
+        "{t}"
+    );
+}

@@ -360,3 +360,123 @@ fn a_trial_name_given_twice_is_refused_before_running() {
     assert_eq!(*ran.lock().unwrap(), 0, "a duplicate ran");
     assert!(!dir.path().join("run").exists(), "a run folder was made");
 }
+
+/// A suite with user markers and a parameter grid, for selection.
+fn marked_suite(dir: &Path) -> Suite {
+    Suite::with_args(args())
+        .with_settings(settings(dir, false))
+        .test_with("sel::net_fast", Marks::new().mark("net"), |_| Ok(()))
+        .test_with("sel::net_slow", Marks::new().mark("net").slow(), |_| Ok(()))
+        .test_with("sel::disk", Marks::new().mark("disk").mark("smoke"), |_| {
+            Ok(())
+        })
+        .test("sel::plain", |_| Ok(()))
+        .parametrize_grid(
+            "sel::grid",
+            [
+                ("image", vec!["busybox", "debian"]),
+                ("fs", vec!["ext4", "xfs"]),
+            ],
+            Marks::new().mark("grid"),
+            |ctx, p| {
+                let (image, fs) = (p.value("image")?, p.value("fs")?);
+                if ctx.name() == format!("sel::grid::{image}-{fs}") {
+                    Ok(())
+                } else {
+                    check_failed!("{} got {p}", ctx.name())
+                }
+            },
+        )
+}
+
+fn ran(records: &[bootrig_diagnostics::results::TestRecord]) -> Vec<String> {
+    let mut names: Vec<String> = records.iter().map(|r| r.name().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn marker_expressions_select_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    // `slow` is a marker like any other for selection (it still needs
+    // --include-ignored to run, as a libtest ignored test).
+    let mut a = args();
+    a.include_ignored = true;
+    let run = |expr: &str| {
+        let (records, code) = marked_suite(dir.path())
+            .select_marks(expr, false)
+            .run_collect();
+        assert_eq!(code, std::process::ExitCode::SUCCESS, "{expr}");
+        ran(&records)
+    };
+    assert_eq!(run("net and not slow"), ["sel::net_fast"]);
+    assert_eq!(
+        run("disk or (net and not slow)"),
+        ["sel::disk", "sel::net_fast"]
+    );
+    assert_eq!(
+        run("grid and not (disk or net)"),
+        [
+            "sel::grid::busybox-ext4",
+            "sel::grid::busybox-xfs",
+            "sel::grid::debian-ext4",
+            "sel::grid::debian-xfs"
+        ]
+    );
+    // Without --include-ignored the slow test is listed but not run.
+    assert_eq!(run("slow"), Vec::<String>::new());
+    let (records, _) = Suite::with_args(a)
+        .with_settings(settings(dir.path(), false))
+        .test_with("x::slow", Marks::new().slow(), |_| Ok(()))
+        .test("x::fast", |_| Ok(()))
+        .select_marks("slow", false)
+        .run_collect();
+    assert_eq!(ran(&records), ["x::slow"]);
+}
+
+#[test]
+fn bad_marker_expressions_run_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (records, code) = marked_suite(dir.path())
+        .select_marks("net and (slow or", false)
+        .run_collect();
+    assert!(records.is_empty());
+    assert_eq!(code, std::process::ExitCode::from(2));
+    // An unknown marker matches nothing (a warning)...
+    let (records, code) = marked_suite(dir.path())
+        .select_marks("nett", false)
+        .run_collect();
+    assert!(records.is_empty());
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    // ...and is an error when strict.
+    let (records, code) = marked_suite(dir.path())
+        .select_marks("not nett", true)
+        .run_collect();
+    assert!(records.is_empty());
+    assert_eq!(code, std::process::ExitCode::from(2));
+}
+
+/// `Suite::run` takes the expression from `BOOTRIG_MARKS` (cargo test
+/// passes no `-m`). Only this test of the target sets the variable, and
+/// only this test calls `Suite::run`.
+#[test]
+fn bootrig_marks_selects_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = || {
+        Suite::with_args(args())
+            .with_settings(settings(dir.path(), false))
+            .test_with("env::good", Marks::new().mark("good"), |_| Ok(()))
+            .test("env::bad", |_| {
+                check_failed!("not selected by BOOTRIG_MARKS=good")
+            })
+    };
+    std::env::remove_var("BOOTRIG_MARKS");
+    assert_eq!(suite().run(), std::process::ExitCode::from(101));
+    std::env::set_var("BOOTRIG_MARKS", "good");
+    let selected = suite().run();
+    std::env::set_var("BOOTRIG_MARKS", "good and");
+    let invalid = suite().run();
+    std::env::remove_var("BOOTRIG_MARKS");
+    assert_eq!(selected, std::process::ExitCode::SUCCESS);
+    assert_eq!(invalid, std::process::ExitCode::from(2));
+}

@@ -63,6 +63,14 @@ struct RunArgs {
     /// Only run tests whose `scenario::test` name contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// Only run tests whose markers match this expression, as pytest's
+    /// `-m`: `slow`, `not slow`, `net and not slow`, parentheses.
+    #[arg(short = 'm', long = "marks", value_name = "EXPR")]
+    marks: Option<String>,
+    /// A marker in `-m` that no test carries is an error (exit 2) instead
+    /// of a warning.
+    #[arg(long)]
+    strict_markers: bool,
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
@@ -144,6 +152,8 @@ fn run(args: RunArgs) -> ExitCode {
         scenarios: paths,
         artifacts,
         filter,
+        marks,
+        strict_markers,
         junit,
         accel,
         jobs,
@@ -196,6 +206,20 @@ fn run(args: RunArgs) -> ExitCode {
         .flat_map(|sc| (0..sc.tests.len()).map(move |i| scenario_test(sc, i)))
         .filter(|t| filter.as_ref().is_none_or(|f| t.name.contains(f.as_str())))
         .collect();
+    if let Some(expr) = &marks {
+        match crate::run::select::select(&mut tests, expr, strict_markers) {
+            Ok(unknown) if !unknown.is_empty() => eprintln!(
+                "bootrig: warning: no test carries the marker(s) {} of -m {expr:?} \
+                 (--strict-markers makes this an error)",
+                unknown.join(", ")
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("bootrig: -m: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if last_failed {
         // The same artifacts root the run would use.
         let root = artifacts
@@ -225,6 +249,10 @@ fn run(args: RunArgs) -> ExitCode {
     }
     if let (Some(f), true) = (&filter, tests.is_empty()) {
         eprintln!("bootrig: no test matches the filter {f:?}; nothing was run");
+        return ExitCode::from(2);
+    }
+    if let (Some(m), true) = (&marks, tests.is_empty()) {
+        eprintln!("bootrig: no test matches -m {m:?}; nothing was run");
         return ExitCode::from(2);
     }
     let mut settings = match artifacts {

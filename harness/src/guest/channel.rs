@@ -104,7 +104,7 @@ impl Session {
             ));
             return;
         }
-        let sent = self.run_timeout(self.markers.hello(), HELLO_TIMEOUT);
+        let sent = self.run_timeout(&self.markers.hello(), HELLO_TIMEOUT);
         let arrived = channel.take_frame(
             &self.markers.frame_begin(0),
             &self.markers.frame_end(0),
@@ -175,6 +175,7 @@ impl Session {
         let queries = console.queries_answered();
         self.console_send(&self.markers.wrap_quiet(n, cmd))?;
         let end = self.markers.end(n)?;
+        let exited = self.markers.exited(n)?;
         let (begin_frame, end_frame) = (self.markers.frame_begin(n), self.markers.frame_end(n));
         let frame = loop {
             let slice = deadline.min(Deadline::after(CONSOLE_CHECK));
@@ -203,6 +204,13 @@ impl Session {
                     // console path.
                     if let Some(report) = console.fault() {
                         return Err(Error::KernelCrash(report));
+                    }
+                    // The command ended the shell (its EXIT trap).
+                    if console.peek(&exited).is_some() {
+                        let m = console.expect(&exited, Deadline::after(Duration::ZERO));
+                        if let Ok(m) = m {
+                            return Err(self.shell_left(cmd, &m));
+                        }
                     }
                     // Looked at, not consumed: console text stays for the
                     // test's own console waits.

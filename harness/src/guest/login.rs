@@ -333,6 +333,7 @@ impl Session {
         };
         let mut st = self.state();
         st.ready = true;
+        st.lost = None;
         st.asks_cursor = asks;
         Ok(())
     }

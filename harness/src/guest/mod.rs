@@ -7,12 +7,13 @@
 //! - `waits.rs`: polled waits (a command succeeding, a systemd unit);
 //! - `mounts.rs`: the machine's host shares mounted in the guest;
 //! - `reboot.rs`: rebooting the guest and getting the shell back;
+//! - `sync.rs`: resynchronising after a timeout, noticing a left shell;
 //! - [`protocol`]: the markers that delimit each command's output;
 //! - [`keys`]: key presses as terminal bytes;
 //! - [`network`]: a private network's address and `/etc/hosts` in the guest;
 //! - `transcript.rs`: `transcript.log` and `login-transcript.log`.
 //!
-//! `login.rs` and `waits.rs` extend [`Session`](session::Session); the
+//! `login.rs`, `waits.rs`, `sync.rs` and `channel.rs` extend [`Session`](session::Session); the
 //! session uses the console, protocol, keys and transcript, none of which
 //! know about sessions.
 
@@ -26,6 +27,7 @@ pub mod protocol;
 mod reboot;
 pub mod restore;
 pub mod session;
+mod sync;
 mod transcript;
 mod waits;
 

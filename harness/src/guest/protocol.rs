@@ -2,11 +2,36 @@
 //!
 //! After login the session sets a private prompt, `__BRP<token>__ `, and
 //! wraps command number `n` so that the shell prints `__BRB<token>_<n>__`
-//! before its output and `__BRE<token>_<n>_<status>__` after it. The token
-//! is random per session, and the markers are printed with `printf` from
-//! split quoted pieces, so the terminal's echo of the typed text never
-//! looks like a marker and output is delimited exactly even on a chatty
-//! console.
+//! before its output and `__BRE<token>_<n>_<status>_<nonce>__` after it.
+//! The token is random per session, and the markers are printed with
+//! `printf` from split quoted pieces, so the terminal's echo of the typed
+//! text never looks like a marker and output is delimited exactly even on
+//! a chatty console.
+//!
+//! What the protocol guarantees (each a test in `tests/protocol.rs`):
+//!
+//! * **Unparsable commands fail at once.** The command is assigned to a
+//!   shell variable in single quotes (which always parses) and run with
+//!   `command eval`, so the shell's syntax error (an unbalanced quote, a
+//!   stray `}`, an unfinished `if`) is the command's own: exit status 2
+//!   and the shell's message, not a shell waiting for more input.
+//! * **Forged end markers do not count.** The end marker and the end frame
+//!   carry a nonce per command derived from a key that never enters the
+//!   guest, and the token is in no exported variable (`PS1` takes it from
+//!   a plain shell variable), so a program cannot print a marker that
+//!   ends its command.
+//! * **Unterminated escape strings do not hide markers.** Every marker
+//!   starts with `CAN` (0x18), which ends any `ESC ]`, `ESC P` or `ESC _`
+//!   string a command left open.
+//! * **A left shell is reported.** The shell's `EXIT` trap prints
+//!   `__BRX<token>_<n>_<status>__` when command `n` ends the shell; the
+//!   session then has no shell (see `Session::run_until`).
+//! * **The shell's own output survives the command.** The command runs
+//!   with its stdout and stderr redirected as a group (to descriptor 8, a
+//!   copy of the console, or to the command channel), so `exec >/dev/null`
+//!   inside it does not outlive it.
+//! * **After a timeout the session resynchronises** (`__BRS<token>_<k>__`)
+//!   before it types anything else (see `Session::resync`).
 //!
 //! `Markers` builds the typed text and the patterns that find the
 //! markers, and renders console tails with the markers made readable.
@@ -15,6 +40,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 
 use regex::bytes::Regex;
+use sha2::{Digest, Sha256};
 
 use crate::errors::{Error, Result};
 
@@ -29,28 +55,53 @@ pub(crate) const CHANNEL_FD: u8 = 9;
 /// Size of one piece of a long command (see [`Markers::wrap`]).
 const COMMAND_PIECE: usize = 200;
 
-/// One session's markers (its private token).
+/// The descriptor on which the shell keeps a copy of its console output
+/// (for the markers and the `EXIT` trap, whatever a command does to its
+/// own stdout).
+pub(crate) const CONSOLE_FD: u8 = 8;
+
+/// One session's markers (its private token, and the key of its
+/// per-command nonces, which never leaves the host).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Markers {
     token: String,
+    key: String,
 }
 
 impl Markers {
-    /// Markers with a fresh random token.
+    /// Markers with a fresh random token and key.
     pub(crate) fn new() -> Markers {
         Markers {
             token: random_token(),
+            key: random_token(),
         }
     }
 
-    /// The line that sets up the shell: the private prompt (assembled from
-    /// two quoted halves so that the echo of this line never matches it)
-    /// and quiet terminal settings.
+    /// Command `n`'s nonce: only the host can compute it, so only the
+    /// typed wrapper (never the command's output) can print it.
+    fn nonce(&self, n: u64) -> String {
+        let digest = Sha256::digest(format!("{}:{n}", self.key));
+        digest[..5].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The line that sets up the shell: the private prompt (the token comes
+    /// from a shell variable when the prompt is expanded, so the echo of
+    /// this line never matches it, and programs never see the token even
+    /// where `PS1` stays exported, as in busybox ash), quiet terminal
+    /// settings, the copy of the console on [`CONSOLE_FD`] and the `EXIT`
+    /// trap that says which command left the shell. The trap's `stty`
+    /// (a `tcsetattr(TCSADRAIN)`) waits until the console has sent the
+    /// trap's line: a console shell that exits hangs up its terminal, and
+    /// a hangup discards output the (slow, emulated) UART has not sent.
     pub(crate) fn setup_line(&self) -> String {
         let t = &self.token;
+        let fd = CONSOLE_FD;
         format!(
-            " stty -echo cols 200 2>/dev/null; export PS1='__BR''P{t}__ ' PS2='' PROMPT_COMMAND='' \
-             TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat SYSTEMD_LOG_COLOR=0; unset HISTFILE\n"
+            " stty -echo cols 200 2>/dev/null; unset PS1 PS2; __br_t={t}; PS1='__BRP${{__br_t}}__ ' PS2=''; \
+             export PROMPT_COMMAND='' TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat \
+             SYSTEMD_LOG_COLOR=0; unset HISTFILE; exec {fd}>&1; __br_n=0; \
+             trap 'printf \"\\030\\n__BR\"\"X{t}_%s_%s__\\n\" \"$__br_n\" \"$?\" >&{fd}; \
+             stty -echo <&{fd} 2>/dev/null' EXIT\n"
         )
     }
 
@@ -69,7 +120,47 @@ impl Markers {
     /// command channel (`q`: the channel, `c`: the console, because the
     /// channel could not be opened), empty without it.
     pub(crate) fn end(&self, n: u64) -> Result<Regex> {
-        compile(&format!("\n__BRE{}_{n}_(\\d+)([qcx]?)__\n", self.token))
+        compile(&format!(
+            "\n__BRE{}_{n}_(\\d+)([qcx]?)_{}__\n",
+            self.token,
+            self.nonce(n)
+        ))
+    }
+
+    /// The line the shell's `EXIT` trap prints when command `n` ended the
+    /// shell; group 1 is the shell's exit status.
+    pub(crate) fn exited(&self, n: u64) -> Result<Regex> {
+        compile(&format!("\n__BRX{}_{n}_(\\d+)__\n", self.token))
+    }
+
+    /// The text typed to resynchronise with the shell (attempt `k`): a
+    /// leading space, so that a first byte lost to the interrupt costs
+    /// nothing, and a marker printed from split quoted pieces.
+    ///
+    /// The answer carries the shell's `__br_t` (set by
+    /// [`Markers::setup_line`]): a shell that was never set up (one that
+    /// replaced the session's, such as a respawned console shell) answers
+    /// without it.
+    pub(crate) fn sync_line(&self, k: u64) -> String {
+        format!(
+            "  printf '\\030\\n__BR''S{}_%s_%s__\\n' {k} \"${{__br_t:-}}\"\n",
+            self.token
+        )
+    }
+
+    /// The line printed by any [`Markers::sync_line`]; group 1 is the
+    /// answering shell's token (empty: a shell the session never set up).
+    pub(crate) fn synced(&self) -> Result<Regex> {
+        compile(&format!("\n__BRS{}_\\d+_([0-9A-Za-z]*)__\n", self.token))
+    }
+
+    /// Whether a [`Markers::synced`] match came from a shell this session
+    /// set up.
+    pub(crate) fn synced_by_own_shell(&self, m: &crate::console::Match) -> bool {
+        m.captures
+            .get(1)
+            .and_then(|c| c.as_deref())
+            .is_some_and(|t| t == self.token.as_bytes())
     }
 
     /// The text typed for command number `n`: begin marker, the command
@@ -80,10 +171,12 @@ impl Markers {
     /// with `eval`, so no input line exceeds the line editor's limit.
     pub(crate) fn wrap(&self, n: u64, cmd: &str) -> String {
         let token = &self.token;
-        let begin = format!("printf '\\n__BR''B{token}_%s__\\n' {n}; ");
-        let end = format!("printf '\\n__BR''E{token}_%s_%s__\\n' {n} \"$?\"\n");
+        let fd = CONSOLE_FD;
+        let nonce = self.nonce(n);
+        let begin = format!("printf '\\030\\n__BR''B{token}_%s__\\n' {n}; __br_n={n}; ");
+        let end = format!("printf '\\030\\n__BR''E{token}_%s_%s_%s__\\n' {n} \"$?\" {nonce}\n");
         let (preamble, group) = Self::group(cmd);
-        format!("{preamble}{begin}{group} </dev/null; {end}")
+        format!("{preamble}{begin}{group} </dev/null >&{fd} 2>&{fd}; {end}")
     }
 
     /// [`Markers::wrap`] for a shell set up with [`Markers::quiet_setup`]
@@ -101,29 +194,33 @@ impl Markers {
     /// crosses the emulated UART, the slow part of a round trip).
     pub(crate) fn wrap_quiet(&self, n: u64, cmd: &str) -> String {
         let (preamble, group) = Self::group(cmd);
-        format!("{preamble}__brb {n}; {group} </dev/null >&$__br_o 2>&$__br_o; __bre {n} $?\n")
+        let nonce = self.nonce(n);
+        format!(
+            "{preamble}__brb {n}; {group} </dev/null >&$__br_o 2>&$__br_o; __bre {n} $? {nonce}\n"
+        )
     }
 
     /// The shell functions [`Markers::wrap_quiet`] relies on: `__brq`
     /// writes a frame to the channel; `__brb N` prints command N's begin
     /// marker and its begin frame, choosing the channel (`__br_o=9`) or,
-    /// when it cannot be written, the console (`__br_o=1`); `__bre N S`
-    /// writes the end frame and prints the end marker with the status and
-    /// where the output went.
+    /// when it cannot be written, the console (`__br_o=8`, see
+    /// [`CONSOLE_FD`]); `__bre N S K` writes the end frame and prints the
+    /// end marker with the status, where the output went and the nonce.
     pub(crate) fn quiet_setup(&self) -> String {
         let t = &self.token;
         let fd = CHANNEL_FD;
+        let cfd = CONSOLE_FD;
         // `ignoreeof`: on this path busybox ash's line editor has been seen
         // to read an end of file when a background job of an earlier
         // command exits while the shell waits for input (SIGCHLD), and the
         // shell then exits; with `ignoreeof` it goes on reading.
         format!(
             "set -o ignoreeof 2>/dev/null; __brq() {{ printf '\\000BR''Q{t}%s\\000' \"$1\" >&{fd}; }}; \
-             __brb() {{ printf '\\n__BR''B{t}_%s__\\n' \"$1\"; \
-             if {{ __brq \"B$1\"; }} 2>/dev/null; then __br_o={fd}; else __br_o=1; fi; }}; \
+             __brb() {{ __br_n=$1; printf '\\030\\n__BR''B{t}_%s__\\n' \"$1\"; \
+             if {{ __brq \"B$1\"; }} 2>/dev/null; then __br_o={fd}; else __br_o={cfd}; fi; }}; \
              __bre() {{ __br_m=c; if [ \"$__br_o\" = {fd} ]; then __br_m=x; \
-             {{ __brq \"E$1_$2\"; }} 2>/dev/null && __br_m=q; fi; \
-             printf '\\n__BR''E{t}_%s_%s%s__\\n' \"$1\" \"$2\" \"$__br_m\"; }}"
+             {{ __brq \"E$1_$3_$2\"; }} 2>/dev/null && __br_m=q; fi; \
+             printf '\\030\\n__BR''E{t}_%s_%s%s_%s__\\n' \"$1\" \"$2\" \"$__br_m\" \"$3\"; }}"
         )
     }
 
@@ -147,26 +244,29 @@ impl Markers {
         format!("\0BRQ{}B{n}\0", self.token).into_bytes()
     }
 
-    /// The start of the frame written after command `n`'s output; its
-    /// exit status and a `\0` follow.
+    /// The start of the frame written after command `n`'s output (with
+    /// its nonce); its exit status and a `\0` follow.
     pub(crate) fn frame_end(&self, n: u64) -> Vec<u8> {
-        format!("\0BRQ{}E{n}_", self.token).into_bytes()
+        format!("\0BRQ{}E{n}_{}_", self.token, self.nonce(n)).into_bytes()
     }
 
     /// The text that writes an empty frame for command number 0 to the
     /// channel (with the functions of [`Markers::quiet_setup`]): sent once
     /// to check that the channel works from this shell.
-    pub(crate) fn hello(&self) -> &'static str {
-        "__brq B0 && __brq E0_0"
+    pub(crate) fn hello(&self) -> String {
+        format!("__brq B0 && __brq E0_{}_0", self.nonce(0))
     }
 
-    /// The text that runs `cmd` as one brace group: as it is when it is
-    /// short, else assembled into a shell variable in short single-quoted
-    /// pieces (the preamble) and run with `eval`, so no input line exceeds
-    /// the line editor's limit.
+    /// The text that runs `cmd` as one brace group: the command is
+    /// assigned to a shell variable in single quotes (a short command on
+    /// the line itself, a long one in short pieces, one input line each,
+    /// so no line exceeds the line editor's limit) and run with `command
+    /// eval`, so that a syntax error in it is the command's failure
+    /// (status 2) instead of an input the shell waits to see completed.
     fn group(cmd: &str) -> (String, String) {
+        let group = "{ command eval \"$__br_cmd\"\n}".to_string();
         if cmd.len() <= MAX_INLINE_COMMAND {
-            return (String::new(), format!("{{ {cmd}\n}}"));
+            return (format!("__br_cmd={}; ", shell_quote(cmd)), group);
         }
         let mut text = String::from("__br_cmd=''\n");
         let mut chunk = String::new();
@@ -180,7 +280,7 @@ impl Markers {
         if !chunk.is_empty() {
             text.push_str(&format!("__br_cmd=\"$__br_cmd\"{}\n", shell_quote(&chunk)));
         }
-        (text, "{ eval \"$__br_cmd\"\n}".to_string())
+        (text, group)
     }
 
     /// Console text with the markers made readable: `[bootrig #3] $ uname
@@ -206,12 +306,20 @@ impl Markers {
                     }
                 }
                 if let Some(rest) = l.strip_prefix(&format!("__BRE{t}_")) {
-                    if let Some((num, code)) =
-                        rest.strip_suffix("__").and_then(|r| r.split_once('_'))
-                    {
+                    let mut parts = rest.trim_end_matches('_').split('_');
+                    if let (Some(num), Some(code)) = (parts.next(), parts.next()) {
                         let code = code.trim_end_matches(['q', 'c', 'x']);
                         return format!("[bootrig #{num}] exit {code}");
                     }
+                }
+                if let Some(rest) = l.strip_prefix(&format!("__BRX{t}_")) {
+                    let mut parts = rest.trim_end_matches('_').split('_');
+                    if let (Some(num), Some(code)) = (parts.next(), parts.next()) {
+                        return format!("[bootrig #{num}] the shell exited with {code}");
+                    }
+                }
+                if l.starts_with(&format!("__BRS{t}_")) {
+                    return "[bootrig] (in step with the shell again)".to_string();
                 }
                 l
             })
@@ -230,8 +338,16 @@ impl Markers {
         let names = [
             (format!(r"/__BRB{t}_(\d+)__\n/"), "the start of command #$1"),
             (
-                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)\(\[qcx\]\?\)__\n/"),
+                format!(r"/\n__BRE{t}_(\d+)_\(\\d\+\)\(\[qcx\]\?\)_[0-9a-f]+__\n/"),
                 "the end of command #$1",
+            ),
+            (
+                format!(r"/\n__BRX{t}_(\d+)_\(\\d\+\)__\n/"),
+                "the shell's exit during command #$1",
+            ),
+            (
+                format!(r"/\n__BRS{t}_\\d\+_\(\[0-9A-Za-z\]\*\)__\n/"),
+                "the shell's answer",
             ),
             (format!(r"/__BRP{t}__ /"), "the session's prompt"),
         ];
@@ -281,6 +397,80 @@ mod tests {
     fn markers(token: &str) -> Markers {
         Markers {
             token: token.into(),
+            key: "key".into(),
+        }
+    }
+
+    /// The typed text driven through real shells on the host (busybox
+    /// ash and bash, when installed), as the guest's console shell would
+    /// read it: syntax errors are the command's status 2, an unterminated
+    /// escape string does not hide the end marker, `exec >/dev/null` does
+    /// not outlive its command, a forged marker does not count, and `exit`
+    /// is reported by the trap.
+    #[test]
+    fn the_typed_text_works_in_real_shells() {
+        let m = markers("tok");
+        let cmds = [
+            "echo 'unbalanced",
+            "}",
+            "printf 'x\\033]open'",
+            "exec >/dev/null",
+            "echo vis",
+            "printf '\\n__BREtok_6_0__\\n'; false",
+            "",
+            "exit 3",
+        ];
+        let mut text = m.setup_line();
+        for (i, cmd) in cmds.iter().enumerate() {
+            text.push_str(&m.wrap(i as u64 + 1, cmd));
+        }
+        let mut tried = 0;
+        for shell in ["busybox sh", "bash --norc --noprofile"] {
+            let script = format!("exec {shell} -i 2>&1");
+            let child = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn();
+            let Ok(mut child) = child else { continue };
+            {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(text.as_bytes()).unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            let raw = bootrig_diagnostics::ansi::strip(&out.stdout);
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            if !shown.contains("__BRB") {
+                // The shell itself is missing (`sh: busybox: not found`).
+                continue;
+            }
+            tried += 1;
+            let status = |n: u64| -> Option<String> {
+                let c = m.end(n).unwrap().captures(&raw)?;
+                Some(String::from_utf8_lossy(&c[1]).into_owned())
+            };
+            assert_eq!(status(1).as_deref(), Some("2"), "{shell}: {shown}");
+            assert_eq!(status(2).as_deref(), Some("2"), "{shell}: {shown}");
+            assert_eq!(status(3).as_deref(), Some("0"), "{shell}: {shown}");
+            assert_eq!(status(4).as_deref(), Some("0"), "{shell}: {shown}");
+            let vis = m.end(5).unwrap().captures(&raw).unwrap();
+            assert!(
+                vis[0].len() > 0 && shown.contains("\nvis\n"),
+                "{shell}: {shown}"
+            );
+            assert_eq!(status(6).as_deref(), Some("1"), "{shell}: {shown}");
+            assert_eq!(status(7).as_deref(), Some("0"), "{shell}: {shown}");
+            assert_eq!(status(8), None, "{shell}: {shown}");
+            let exited = m.exited(8).unwrap().captures(&raw);
+            assert_eq!(
+                exited.map(|c| String::from_utf8_lossy(&c[1]).into_owned()),
+                Some("3".to_string()),
+                "{shell}: {shown}"
+            );
+        }
+        if tried == 0 {
+            eprintln!("skipped: neither busybox nor bash is installed");
         }
     }
 
@@ -289,11 +479,12 @@ mod tests {
         let m = markers("tok");
         let short = m.wrap(3, "echo hi");
         assert_eq!(short.lines().count(), 2, "{short}");
-        assert!(short.contains("{ echo hi\n} </dev/null;"));
+        assert!(short.starts_with("__br_cmd='echo hi'; "), "{short}");
+        assert!(short.contains("{ command eval \"$__br_cmd\"\n} </dev/null"));
         let cmd = format!("echo {} | wc -c; echo 'it''s'", "x".repeat(3000));
         let long = m.wrap(4, &cmd);
         assert!(long.lines().all(|l| l.len() < 300), "a line is too long");
-        assert!(long.contains("eval \"$__br_cmd\""));
+        assert!(long.contains("command eval \"$__br_cmd\""));
         // Rebuild the command the way the shell would, from the pieces.
         let rebuilt: String = long
             .lines()
@@ -310,21 +501,46 @@ mod tests {
         assert!(!m.prompt().unwrap().is_match(typed.as_bytes()));
         assert!(!m.begin(7).unwrap().is_match(typed.as_bytes()));
         assert!(!m.end(7).unwrap().is_match(typed.as_bytes()));
-        let printed = b"\n__BRBtok_7__\nout\n__BREtok_7_0__\n__BRPtok__ ";
+        let printed = format!(
+            "\n__BRBtok_7__\nout\n__BREtok_7_0_{}__\n__BRPtok__ ",
+            m.nonce(7)
+        );
+        let printed = printed.as_bytes();
         assert!(m.begin(7).unwrap().is_match(printed));
         assert!(m.prompt().unwrap().is_match(printed));
         let caps = m.end(7).unwrap().captures(printed).unwrap();
         assert_eq!(&caps[1], b"0");
+        // Without its nonce an end marker (or frame) is not command 7's
+        // end, whatever else it gets right.
+        assert!(!m.end(7).unwrap().is_match(b"\n__BREtok_7_0__\n"));
+        assert!(!m.end(7).unwrap().is_match(b"\n__BREtok_7_0_0000000000__\n"));
+        assert_ne!(m.nonce(7), m.nonce(8));
+        assert_ne!(m.nonce(7), Markers::new().nonce(7));
+        let frame = m.frame_end(7);
+        assert!(!b"\0BRQtokE7_0\0".starts_with(&frame));
+        // The shell's exit and the sync answer.
+        let caps = m
+            .exited(7)
+            .unwrap()
+            .captures(b"x\n__BRXtok_7_3__\n")
+            .unwrap();
+        assert_eq!(&caps[1], b"3");
+        assert!(!m.exited(7).unwrap().is_match(typed.as_bytes()));
+        assert!(m.synced().unwrap().is_match(b"\n__BRStok_2_tok__\n"));
+        assert!(m.synced().unwrap().is_match(b"\n__BRStok_2___\n"));
+        assert!(!m.synced().unwrap().is_match(m.sync_line(2).as_bytes()));
     }
 
     #[test]
     fn tails_show_markers_readably() {
         let m = markers("tok");
         let recent = VecDeque::from([(7, "uname -r\nsecond line".to_string())]);
-        let raw = "__BRPtok__ \n__BRBtok_7__\n6.1.0\n__BREtok_7_0__\n__BRPtok__ ";
+        let raw = "__BRPtok__ \n__BRBtok_7__\n6.1.0\n__BREtok_7_0q_0a1b2c3d4e__\n__BRPtok__ \n\
+                   __BRXtok_8_3__\n__BRStok_1__";
         assert_eq!(
             m.readable(raw, &recent),
-            "[bootrig] $ \n[bootrig #7] $ uname -r\n6.1.0\n[bootrig #7] exit 0\n[bootrig] $ "
+            "[bootrig] $ \n[bootrig #7] $ uname -r\n6.1.0\n[bootrig #7] exit 0\n[bootrig] $ \n\
+             [bootrig #8] the shell exited with 3\n[bootrig] (in step with the shell again)"
         );
     }
 
@@ -340,6 +556,14 @@ mod tests {
         assert_eq!(
             m.readable_pattern(&shown(m.end(12).unwrap())),
             "the end of command #12"
+        );
+        assert_eq!(
+            m.readable_pattern(&shown(m.exited(12).unwrap())),
+            "the shell's exit during command #12"
+        );
+        assert_eq!(
+            m.readable_pattern(&shown(m.synced().unwrap())),
+            "the shell's answer"
         );
         let any = format!("any of {}, /# $/", shown(m.prompt().unwrap()));
         assert_eq!(

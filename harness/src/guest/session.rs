@@ -70,6 +70,9 @@ pub(super) struct ShellState {
     /// Whether the transcript already says that output comes from the
     /// console.
     pub(super) console_noted: bool,
+    /// Why the session lost its shell (it exited, or stopped answering),
+    /// until a new login or attach.
+    pub(super) lost: Option<String>,
     /// How this shell was obtained, to get it again after a reboot.
     pub(super) origin: Option<ShellOrigin>,
     /// How the shell became root (method, password), to do it again after
@@ -335,9 +338,13 @@ impl Session {
         let n = {
             let mut st = self.state();
             if !st.ready {
+                let message = match &st.lost {
+                    Some(why) => format!("cannot run `{cmd}`: {why} (log in or attach again)"),
+                    None => format!("cannot run `{cmd}`: no shell yet (log in or attach first)"),
+                };
                 return Err(Error::Config {
                     what: "session".into(),
-                    message: format!("cannot run `{cmd}`: no shell yet (log in or attach first)"),
+                    message,
                 });
             }
             if deadline.expired() {
@@ -373,8 +380,14 @@ impl Session {
                 other => self.console_err(format!("running `{cmd}`"), other),
             }
         };
+        let exited = self.markers.exited(n)?;
         console.expect(&begin, deadline).map_err(waited)?;
-        let m = console.expect(&end, deadline).map_err(waited)?;
+        let (which, m) = console
+            .expect_any(&[&end, &exited], deadline)
+            .map_err(waited)?;
+        if which == 1 {
+            return Err(self.shell_left(cmd, &m));
+        }
         let exit = marker_status(&m);
         // Consume the prompt that follows, and let its cursor query be
         // answered before anything else is typed.
@@ -412,17 +425,20 @@ impl Session {
         out
     }
 
-    /// A command ran out of time: interrupts it with Ctrl-C (so the session
-    /// stays usable), forgets its partial output on the command channel,
-    /// and says what happened.
+    /// A command ran out of time: interrupts it with Ctrl-C, waits until
+    /// the shell answers again (see `guest/sync.rs`; without an answer the
+    /// session has no shell), forgets its partial output on the command
+    /// channel, and says what happened.
     pub(super) fn command_timed_out(&self, cmd: &str, started: Instant) -> Error {
+        let waited = started.elapsed();
         let _ = self.machine.console().send(Key::CtrlC.bytes());
+        self.resync(cmd);
         if let Some(ch) = self.machine.channel() {
             ch.clear();
         }
         Error::CommandTimeout {
             command: cmd.to_string(),
-            waited: started.elapsed(),
+            waited,
             tail: self.tail(),
         }
     }

@@ -236,7 +236,9 @@ impl VmHandle {
         if self.machine().console().is_closed() {
             Some("the guest is gone (QEMU exited)".into())
         } else if !self.session.has_shell() {
-            Some("no shell in the guest (the test failed before login or attach)".into())
+            Some(self.session.lost_shell().unwrap_or_else(|| {
+                "no shell in the guest (the test failed before login or attach)".into()
+            }))
         } else {
             None
         }

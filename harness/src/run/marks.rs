@@ -87,6 +87,8 @@ pub struct Marks {
     /// The body is bootrig's own code (a declarative scenario test): any
     /// panic in it is a harness bug.
     pub(crate) declarative: bool,
+    /// User-defined markers (`net`, `smoke`), selected with `-m EXPR`.
+    pub(crate) names: Vec<String>,
 }
 
 impl Marks {
@@ -122,6 +124,36 @@ impl Marks {
     pub fn vms(mut self, n: usize) -> Marks {
         self.vms = n;
         self
+    }
+
+    /// A user-defined marker (`net`, `smoke`), for selection with
+    /// `bootrig run -m EXPR` or `BOOTRIG_MARKS=EXPR` (see
+    /// `docs/writing-tests.md`). A name that is not a word
+    /// (`[A-Za-z_][A-Za-z0-9_-]*`) can never be selected.
+    pub fn mark(mut self, name: impl Into<String>) -> Marks {
+        let name = name.into();
+        if !self.names.contains(&name) {
+            self.names.push(name);
+        }
+        self
+    }
+
+    /// The markers a selection sees: the user-defined ones, and `slow` and
+    /// `xfail` when they apply.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let builtin = [
+            self.slow.then_some("slow"),
+            self.xfail.is_some().then_some("xfail"),
+        ];
+        self.names
+            .iter()
+            .map(String::as_str)
+            .chain(builtin.into_iter().flatten())
+    }
+
+    /// Whether the test carries marker `name` (see [`Marks::names`]).
+    pub fn has(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
     }
 
     /// The reason the test is expected to fail, if it is.

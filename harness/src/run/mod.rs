@@ -2,7 +2,7 @@
 //! the run engine, its events and the reporters that show a run.
 //!
 //! ```text
-//! cli ─┐                         ┌─ marks, budget
+//! cli ─┐                         ┌─ marks, select, budget
 //!      ├─ engine ── context ─────┤
 //! suite┘    │                    └─ settings ── events ── reporters
 //!           ├─ scenario_test ── scenario, steps
@@ -20,9 +20,11 @@ pub mod machines;
 pub mod marks;
 pub mod networks;
 pub mod panics;
+pub mod params;
 pub mod reporters;
 pub mod scenario;
 pub mod scenario_test;
+pub mod select;
 pub mod settings;
 pub mod signals;
 pub mod snapshots;

@@ -44,6 +44,9 @@ pub struct Scenario {
     /// What to collect when a test fails.
     #[serde(default)]
     pub diagnostics: DiagnosticsSpec,
+    /// Markers every test of the file carries (`-m EXPR` selects them).
+    #[serde(default)]
+    pub marks: crate::run::select::MarkNames,
     /// The tests.
     pub tests: Vec<TestSpec>,
     /// The file it came from.
@@ -113,6 +116,9 @@ pub struct TestSpec {
     /// Expected to fail, with the reason.
     #[serde(default)]
     pub xfail: Option<String>,
+    /// Markers of this test, added to the scenario's.
+    #[serde(default)]
+    pub marks: crate::run::select::MarkNames,
 }
 
 /// A regex given as text, checked at parse time.

@@ -19,7 +19,8 @@ use crate::run::warm::{Start, WarmState};
 use crate::vm::config::{Drive, MachineConfig};
 
 /// The engine's test for test `index` of a scenario: its name
-/// (`scenario::test`), markers (deadline from `timeouts.test`, `xfail`) and
+/// (`scenario::test`), markers (deadline from `timeouts.test`, `xfail`,
+/// the scenario's and the test's `marks`) and
 /// body.
 pub fn scenario_test(sc: &Arc<Scenario>, index: usize) -> Test {
     let test = &sc.tests[index];
@@ -31,6 +32,9 @@ pub fn scenario_test(sc: &Arc<Scenario>, index: usize) -> Test {
     }
     if let Some(reason) = &test.xfail {
         marks = marks.xfail(reason.clone());
+    }
+    for name in sc.marks.0.iter().chain(&test.marks.0) {
+        marks = marks.mark(name.clone());
     }
     let sc2 = sc.clone();
     Test::new(format!("{}::{}", sc.name, test.name), marks, move |ctx| {

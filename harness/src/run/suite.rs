@@ -24,6 +24,7 @@ use crate::run::budget::VmBudget;
 use crate::run::context::TestContext;
 use crate::run::engine::{Engine, Test};
 use crate::run::marks::Marks;
+use crate::run::params::Params;
 use crate::run::reporters::JunitReporter;
 use crate::run::scenario::{self, Scenario};
 use crate::run::scenario_test::scenario_test;
@@ -35,6 +36,7 @@ pub struct Suite {
     tests: Vec<Test>,
     settings: Option<RunSettings>,
     junit: Option<PathBuf>,
+    marks: Option<(String, bool)>,
 }
 
 impl std::fmt::Debug for Suite {
@@ -58,6 +60,7 @@ impl Suite {
             tests: Vec::new(),
             settings: None,
             junit: None,
+            marks: None,
         }
     }
 
@@ -151,6 +154,49 @@ impl Suite {
         self
     }
 
+    /// Adds one trial per combination of the parameters' values (their
+    /// cartesian product), named `<name>::<id>` with pytest's id, the
+    /// values joined by `-`: `boot::debian-ext4` for
+    /// `[("image", ["busybox", "debian"]), ("fs", ["ext4", "xfs"])]`.
+    /// See [`Params::id`] for how values are made safe.
+    pub fn parametrize_grid<K, I, V, F>(
+        mut self,
+        name: &str,
+        axes: impl IntoIterator<Item = (K, I)>,
+        marks: Marks,
+        f: F,
+    ) -> Suite
+    where
+        K: Into<String>,
+        I: IntoIterator<Item = V>,
+        V: std::fmt::Display,
+        F: Fn(&TestContext, &Params) -> Result<()> + Send + Sync + 'static,
+    {
+        let axes: Vec<(String, Vec<String>)> = axes
+            .into_iter()
+            .map(|(k, vs)| (k.into(), vs.into_iter().map(|v| v.to_string()).collect()))
+            .collect();
+        let f = Arc::new(f);
+        for case in Params::grid(&axes) {
+            let f = f.clone();
+            self.tests.push(Test::new(
+                format!("{name}::{}", case.id()),
+                marks.clone(),
+                move |ctx| f(ctx, &case),
+            ));
+        }
+        self
+    }
+
+    /// Runs only the tests whose markers match `expr` (pytest's `-m`; see
+    /// `docs/writing-tests.md`); with `strict`, a marker no test carries
+    /// is an error instead of a warning. [`Suite::run`] sets this from
+    /// `BOOTRIG_MARKS` (and `BOOTRIG_STRICT_MARKERS=1`).
+    pub fn select_marks(mut self, expr: impl Into<String>, strict: bool) -> Suite {
+        self.marks = Some((expr.into(), strict));
+        self
+    }
+
     /// Uses these settings instead of the environment's.
     pub fn with_settings(mut self, settings: RunSettings) -> Suite {
         self.settings = Some(settings);
@@ -180,10 +226,15 @@ impl Suite {
     }
 
     /// Runs the selected trials and returns the exit code; writes the
-    /// JUnit report to `$BOOTRIG_JUNIT` if set.
+    /// JUnit report to `$BOOTRIG_JUNIT` if set, and selects by markers
+    /// with `$BOOTRIG_MARKS` if set.
     pub fn run(mut self) -> ExitCode {
         if let Some(path) = std::env::var_os("BOOTRIG_JUNIT") {
             self.junit = Some(PathBuf::from(path));
+        }
+        if let Ok(expr) = std::env::var("BOOTRIG_MARKS") {
+            let strict = std::env::var("BOOTRIG_STRICT_MARKERS").is_ok_and(|v| v == "1");
+            self = self.select_marks(expr, strict);
         }
         self.run_collect().1
     }
@@ -206,6 +257,21 @@ impl Suite {
                 twice.join(", ")
             );
             return (Vec::new(), ExitCode::from(2));
+        }
+        let mut tests = self.tests;
+        if let Some((expr, strict)) = &self.marks {
+            match crate::run::select::select(&mut tests, expr, *strict) {
+                Ok(unknown) if !unknown.is_empty() => eprintln!(
+                    "bootrig: warning: no test carries the marker(s) {} of BOOTRIG_MARKS={expr:?} \
+                     (BOOTRIG_STRICT_MARKERS=1 makes this an error)",
+                    unknown.join(", ")
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("bootrig: BOOTRIG_MARKS: {e}");
+                    return (Vec::new(), ExitCode::from(2));
+                }
+            }
         }
         // Settings only read the environment: listing touches no disk.
         let mut settings = self
@@ -239,8 +305,7 @@ impl Suite {
         let engine = Arc::new(Engine::new(settings, VmBudget::from_env()));
         let records = Arc::new(Mutex::new(Vec::new()));
         let listing = self.args.list;
-        let trials: Vec<Trial> = self
-            .tests
+        let trials: Vec<Trial> = tests
             .into_iter()
             .map(|test| {
                 let kind = match test.marks.xfail_reason() {
