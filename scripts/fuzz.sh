@@ -6,6 +6,11 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
+# BOOTRIG_FUZZ_PROFILE=release builds optimised targets (several times the
+# executions per second, minutes more to build: for long campaigns); the
+# default, dev, builds in about a minute (what the test suite's brief run
+# wants).
+#
 # Targets: ansi_split scenario crash timestamp (see fuzz/src/lib.rs).
 # Findings and queues stay in target/fuzz/<target>/ between runs (each run
 # resumes them); `fuzzer_stats` there holds execs_done.
@@ -25,8 +30,14 @@ fi
 cargo afl config --build >/dev/null 2>&1 || true
 
 cd "$here/fuzz"
-echo "fuzz.sh: building the targets (instrumented, release)" >&2
-cargo afl build --release --quiet
+profile=${BOOTRIG_FUZZ_PROFILE:-dev}
+case $profile in
+    dev) build=(); bindir=debug ;;
+    release) build=(--release); bindir=release ;;
+    *) echo "fuzz.sh: BOOTRIG_FUZZ_PROFILE is dev or release, not '$profile'" >&2; exit 2 ;;
+esac
+echo "fuzz.sh: building the targets (instrumented, $profile)" >&2
+cargo afl build "${build[@]}" --quiet
 
 out="$here/target/fuzz"
 mkdir -p "$out"
@@ -71,7 +82,7 @@ for t in "${targets[@]}"; do
         seed "$input" "$t"
     fi
     echo "fuzz.sh: $t for ${seconds}s" >&2
-    cargo afl fuzz -V "$seconds" -i "$input" -o "$dir" -- "$here/fuzz/target/release/$t" >"$dir.log" 2>&1 || {
+    cargo afl fuzz -V "$seconds" -i "$input" -o "$dir" -- "$here/fuzz/target/$bindir/$t" >"$dir.log" 2>&1 || {
         echo "fuzz.sh: afl-fuzz failed for $t (last lines of $dir.log):" >&2
         tail -n 20 "$dir.log" >&2
         exit 1
@@ -84,7 +95,7 @@ for t in "${targets[@]}"; do
     if [ "$crashes" -gt 0 ]; then
         failed=1
         find "$dir/default/crashes" -type f ! -name README.txt | head -n 5 | sed 's/^/  crash: /'
-        echo "  replay: $here/fuzz/target/release/$t < FILE" >&2
+        echo "  replay: $here/fuzz/target/$bindir/$t < FILE" >&2
     fi
 done
 exit $failed
