@@ -27,8 +27,9 @@ need=()
 # --fstests-src, tests/fstests.rs); e2fsprogs also gives debugfs/e2fsck,
 # which read the results disk back.
 # busybox-static and kmod (depmod): the initramfs and modules index built for
-# a kernel of your own (--kernel, --modules).
-for p in ovmf mmdebstrap busybox-static kmod grub-pc-bin grub-efi-amd64-bin grub-common \
+# a kernel of your own (--kernel, --modules). llvm: what cargo-afl's AFL++
+# build was verified with (scripts/fuzz.sh).
+for p in ovmf mmdebstrap busybox-static kmod llvm grub-pc-bin grub-efi-amd64-bin grub-common \
          xorriso mtools e2fsprogs cpio zstd python3-pexpect libxml2-utils chromium \
          build-essential autoconf automake libtool pkg-config xfslibs-dev uuid-dev \
          libattr1-dev libacl1-dev libaio-dev libgdbm-dev libcap-dev liburing-dev gawk; do
@@ -46,4 +47,9 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
     echo "bootrig: installing qemu-system-x86 from bookworm-backports" >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
         -t bookworm-backports qemu-system-x86 qemu-utils
+fi
+# cargo-nextest runs the test suite (scripts/test.sh) and is tested itself.
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "bootrig: installing cargo-nextest (cargo install, a few minutes)" >&2
+    cargo install --locked cargo-nextest
 fi
