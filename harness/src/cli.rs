@@ -258,7 +258,8 @@ fn run(args: RunArgs) -> ExitCode {
     let mut settings = match artifacts {
         Some(root) => RunSettings::for_root(root),
         None => RunSettings::from_env(PathBuf::from("target/bootrig")),
-    };
+    }
+    .standalone();
     settings.hold |= hold;
     if let Err(e) = crate::run::hold::check_allowed(settings.hold) {
         eprintln!("bootrig: {e}; nothing was run");

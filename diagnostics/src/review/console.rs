@@ -304,8 +304,11 @@ pub fn locate_failure(test: &RunTest, lines: &[String]) -> Option<usize> {
 
 /// Shows the session's console markers readably: `__BRB<token>_3__`
 /// becomes `[bootrig #3] $ <command>` (the command from the transcript),
-/// `__BRE<token>_3_1__` becomes `[bootrig #3] exit 1`, and the private
-/// prompt `__BRP<token>__ ` becomes `[bootrig] $ `.
+/// `__BRE<token>_3_1_<nonce>__` becomes `[bootrig #3] exit 1`, the private
+/// prompt `__BRP<token>__ ` becomes `[bootrig] $ `, the `EXIT` trap's
+/// `__BRX<token>_3_0__` `[bootrig #3] the shell exited (0)` and a resync
+/// answer `__BRS…__` `[bootrig] shell answered`. The CAN byte the
+/// session prints before a marker goes with it.
 #[derive(Debug, Clone, Default)]
 pub struct Markers {
     commands: Vec<String>,
@@ -334,7 +337,7 @@ impl Markers {
         static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
         let re = RE.get_or_init(|| {
             Regex::new(
-                r"__BR(?:(B)[0-9A-Za-z]+_(\d+)|(E)[0-9A-Za-z]+_(\d+)_(\d+)[qcx]?|(P)[0-9A-Za-z]+)__ ?",
+                r"\x18?__BR(?:(B)[0-9A-Za-z]+_(\d+)|(E)[0-9A-Za-z]+_(\d+)_(\d+)[qcx]?(?:_[0-9a-f]+)?|(P)[0-9A-Za-z]+|(X)[0-9A-Za-z]+_(\d+)_(\d+)|(S)[0-9A-Za-z]+_\d+_[0-9A-Za-z]*)__ ?",
             )
             .expect("valid regex")
         });
@@ -347,6 +350,10 @@ impl Markers {
                 }
             } else if c.get(3).is_some() {
                 format!("[bootrig #{}] exit {}", &c[4], &c[5])
+            } else if c.get(7).is_some() {
+                format!("[bootrig #{}] the shell exited ({})", &c[8], &c[9])
+            } else if c.get(10).is_some() {
+                "[bootrig] shell answered".to_string()
             } else {
                 "[bootrig] $ ".to_string()
             }
@@ -373,7 +380,7 @@ fn transcript_commands(transcript: &str) -> Vec<&str> {
 /// The index of the console line where `failure` shows:
 /// - the first line of its kernel crash report;
 /// - for a command that failed (or timed out) in a step: the session's
-///   end marker of that command, `__BRE<token>_<n>_<exit>__`, printed
+///   end marker of that command, `__BRE<token>_<n>_<exit>_<nonce>__`, printed
 ///   right after its output (or its begin marker, `__BRB<token>_<n>__`,
 ///   for a command that never ended). `n` is the command's number, found
 ///   in `transcript` (the session turns terminal echo off, so the command
@@ -431,7 +438,7 @@ pub fn failure_line(
         let first = cmd.lines().next().unwrap_or(cmd);
         if let Some(k) = transcript_commands(t).iter().rposition(|c| *c == first) {
             let re = Regex::new(&format!(
-                r"__BR{marker}[0-9A-Za-z]+_{}(_\d+[qcx]?)?__",
+                r"__BR{marker}[0-9A-Za-z]+_{}(_\d+[qcx]?(_[0-9a-f]+)?)?__",
                 k + 1
             ))
             .expect("valid regex");
@@ -529,6 +536,16 @@ mod tests {
         assert_eq!(m.readable("__BRBab12_2__"), "[bootrig #2] $ test -e /x");
         assert_eq!(m.readable("__BRBab12_9__"), "[bootrig #9] begin");
         assert_eq!(m.readable("__BREab12_2_1__"), "[bootrig #2] exit 1");
+        // Today's markers: a CAN byte before, the mode and a nonce after.
+        assert_eq!(
+            m.readable("\x18__BREab12_2_1q_0a1b2c3d4e__"),
+            "[bootrig #2] exit 1"
+        );
+        assert_eq!(
+            m.readable("__BRXab12_3_0__"),
+            "[bootrig #3] the shell exited (0)"
+        );
+        assert_eq!(m.readable("__BRSab12_1_tok__"), "[bootrig] shell answered");
         assert_eq!(
             m.readable("__BRPab12__ [ 5.1] sysrq"),
             "[bootrig] $ [ 5.1] sysrq"

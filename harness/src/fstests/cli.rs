@@ -301,7 +301,7 @@ fn run(a: RunArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return usage(format!("{e}; nothing was run")),
     };
-    let mut settings = RunSettings::from_env(a.artifacts.clone());
+    let mut settings = RunSettings::from_env(a.artifacts.clone()).standalone();
     if kernel.is_some() {
         settings.kernel = kernel;
     }

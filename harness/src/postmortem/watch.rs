@@ -88,13 +88,17 @@ fn is_begin_marker(line: &str) -> bool {
     marker_fields(line, "__BRB").is_some_and(|f| f.len() == 2)
 }
 
-/// `__BRE<token>_<n>_<status>__`: a session's command ended.
+/// `__BRE<token>_<n>_<status>[mode]_<nonce>__` (or without the nonce,
+/// as older sessions printed it): a session's command ended.
 fn is_end_marker(line: &str) -> bool {
-    marker_fields(line, "__BRE").is_some_and(|f| f.len() == 3)
+    marker_fields(line, "__BRE").is_some_and(|f| f.len() == 3 || f.len() == 4)
 }
 
 /// The `_`-separated alphanumeric fields of a marker line, if it is one.
 fn marker_fields<'a>(line: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
+    // The session prints a CAN byte before its markers (it ends any escape
+    // string a command left open).
+    let line = line.trim_start_matches('\x18');
     let inner = line.trim_end().strip_prefix(prefix)?.strip_suffix("__")?;
     let fields: Vec<&str> = inner.split('_').collect();
     fields
@@ -347,6 +351,8 @@ mod tests {
     fn markers_are_recognised_exactly() {
         assert!(is_begin_marker("__BRBa1b2c3_4__"));
         assert!(is_end_marker("__BREa1b2c3_4_127__"));
+        assert!(is_end_marker("\x18__BREa1b2c3_4_0q_0a1b2c3d4e__"));
+        assert!(is_begin_marker("\x18__BRBa1b2c3_4__"));
         assert!(!is_begin_marker("__BREa1b2c3_4_0__"));
         assert!(!is_end_marker("__BRBa1b2c3_4__"));
         assert!(!is_begin_marker("x __BRBa1b2c3_4__"));

@@ -47,6 +47,18 @@ impl RunSettings {
         RunSettings::for_root(root)
     }
 
+    /// The same settings for a run of its own (`bootrig run`): its folder is
+    /// named by `BOOTRIG_RUN_ID` or a fresh id, never by `NEXTEST_RUN_ID`
+    /// (a `bootrig run` started from a test under nextest is not that
+    /// test's run, and two of them must not share a folder).
+    pub fn standalone(mut self) -> RunSettings {
+        if std::env::var_os("BOOTRIG_RUN_ID").is_none() {
+            let root = self.run_dir.parent().map(PathBuf::from).unwrap_or_default();
+            self.run_dir = root.join(bootrig_diagnostics::names::safe_name(&fresh_run_id()));
+        }
+        self
+    }
+
     /// Settings with the artifacts under `root`, whatever
     /// `BOOTRIG_ARTIFACTS` says (an explicit `--artifacts` beats the
     /// environment); the rest as [`RunSettings::from_env`].
@@ -56,13 +68,7 @@ impl RunSettings {
         apply_artifact_mode();
         let run_id = std::env::var("BOOTRIG_RUN_ID")
             .or_else(|_| std::env::var("NEXTEST_RUN_ID"))
-            .unwrap_or_else(|_| {
-                format!(
-                    "{}-{}",
-                    chrono::Local::now().format("%Y%m%d-%H%M%S"),
-                    std::process::id()
-                )
-            });
+            .unwrap_or_else(|_| fresh_run_id());
         let accel = std::env::var("BOOTRIG_ACCEL")
             .ok()
             .and_then(|a| a.parse().ok());
@@ -181,4 +187,13 @@ fn probe_write(dir: &Path) -> std::io::Result<()> {
         .prefix(".bootrig-probe")
         .tempfile_in(dir)
         .map(drop)
+}
+
+/// A new run's id: local time and process id (`20261130-054512-4242`).
+fn fresh_run_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Local::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    )
 }
