@@ -487,18 +487,23 @@ pub struct CrashDetector {
 /// The longest line kept in an excerpt, in bytes.
 const MAX_LINE: usize = 1024;
 
-impl CrashDetector {
-    /// A detector with `config`.
-    pub fn new(config: CrashConfig) -> CrashDetector {
-        let starts = RegexSet::new(PATTERNS.iter().map(|p| p.start)).expect("valid patterns");
-        let start_res = PATTERNS
-            .iter()
-            .map(|p| Regex::new(p.start).expect("valid pattern"))
-            .collect();
-        CrashDetector {
-            config,
-            starts,
-            start_res,
+/// The detector's regular expressions, compiled once.
+struct Compiled {
+    starts: RegexSet,
+    start_res: Vec<Regex>,
+    rip: Regex,
+    frame: Regex,
+    access: Regex,
+}
+
+impl Compiled {
+    fn new() -> Compiled {
+        Compiled {
+            starts: RegexSet::new(PATTERNS.iter().map(|p| p.start)).expect("valid patterns"),
+            start_res: PATTERNS
+                .iter()
+                .map(|p| Regex::new(p.start).expect("valid pattern"))
+                .collect(),
             rip: Regex::new(&format!(
                 r"^(?:RIP: 0010:|IP: |pc : )(?:\[<[0-9a-f]+>\]\s*)*({SYM})\+0x[0-9a-f]+/0x[0-9a-f]+"
             ))
@@ -508,6 +513,24 @@ impl CrashDetector {
             ))
             .expect("valid regex"),
             access: Regex::new(r"^(Read|Write) of size \d+ at addr").expect("valid regex"),
+        }
+    }
+}
+
+impl CrashDetector {
+    /// A detector with `config`.
+    pub fn new(config: CrashConfig) -> CrashDetector {
+        // The patterns are compiled once per process: every console (and
+        // every offline scan) makes a detector.
+        static COMPILED: std::sync::OnceLock<Compiled> = std::sync::OnceLock::new();
+        let c = COMPILED.get_or_init(Compiled::new);
+        CrashDetector {
+            config,
+            starts: c.starts.clone(),
+            start_res: c.start_res.clone(),
+            rip: c.rip.clone(),
+            frame: c.frame.clone(),
+            access: c.access.clone(),
             open: None,
             preamble: None,
         }
