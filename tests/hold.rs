@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         .test_with("kill::dead_run_leaves_a_stale_record", vm_marks(), |_| {
             stale_record()
         })
+        .test_with("kill::orphan_of_a_dead_run", vm_marks(), |_| orphan())
         .run()
 }
 
@@ -572,4 +573,83 @@ fn stale_record() -> bootrig::Result<()> {
         "`bootrig kill` did not clean the stale record: {code:?}\n{out}"
     );
     Ok(())
+}
+
+/// `/proc/<pid>/stat` field 22 (start time, clock ticks since boot).
+fn proc_start_time(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// A VM whose bootrig is gone while the VM still runs: bootrig's own VMs
+/// die with it (parent-death signal), so the orphan is made the way one
+/// would be left (a QEMU whose registry record names an owner that has
+/// exited, and a run folder): `bootrig kill` ends it, and only it.
+fn orphan() -> bootrig::Result<()> {
+    let sb = Sandbox::new();
+    let tag = format!("orphan{}", std::process::id());
+    let foreign_tag = format!("foreign{}", std::process::id());
+    let mut vm = foreign_qemu(&tag);
+    let mut foreign = foreign_qemu(&foreign_tag);
+    let pid = vm.pid();
+    // The owner: a process that ran and exited.
+    let mut owner = Command::new("true").spawn().expect("running true");
+    let owner_pid = owner.id();
+    owner.wait().expect("waiting for true");
+    let cmdline: Vec<String> = fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let start_time = proc_start_time(pid);
+    let run_dir = sb.path().join("artifacts").join("dead-run");
+    fs::create_dir_all(&run_dir).unwrap();
+    fs::create_dir_all(sb.registry()).unwrap();
+    let record = serde_json::json!({
+        "pid": pid, "pgid": pid, "start_time": start_time, "cmdline": cmdline,
+        "owner_pid": owner_pid, "owner_start_time": 1,
+        "run_dir": run_dir, "test": "dead::test", "out_dir": null,
+        "started_at": "2026-11-30T00:00:00Z",
+    });
+    fs::write(
+        sb.registry().join(format!("{pid}-{start_time}.json")),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
+    let result = (|| {
+        let (code, out) = sb.kill(&["--dry-run"]);
+        check!(
+            code == Some(0) && out.contains("would kill") && running(pid),
+            "--dry-run: {code:?}\n{out}"
+        );
+        let (code, out) = sb.kill(&[]);
+        check!(
+            code == Some(0) && out.contains(&format!("qemu pid {pid}")),
+            "`bootrig kill`: {code:?}\n{out}"
+        );
+        let gone = poll_until(
+            Instant::now() + Duration::from_secs(10),
+            Duration::from_millis(50),
+            || Ok::<_, ()>(vm.try_wait().ok().flatten().map(|_| ())),
+        );
+        check!(
+            gone == Ok(Some(())),
+            "the orphaned QEMU {pid} still runs after `bootrig kill`:\n{out}"
+        );
+        check!(
+            sb.records().is_empty(),
+            "the orphan's record is left: {:?}",
+            sb.records()
+        );
+        check!(
+            foreign.try_wait().ok().flatten().is_none() && qemu_pids_named(&foreign_tag).len() == 1,
+            "`bootrig kill` touched a QEMU bootrig did not start"
+        );
+        Ok(())
+    })();
+    let _ = vm.terminate();
+    let _ = foreign.terminate();
+    result
 }
