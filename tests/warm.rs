@@ -296,7 +296,7 @@ fn main() -> ExitCode {
             Ok(())
         })
         .test_with(
-            "warm::busybox::changed_initrd_invalidates",
+            "warm::busybox::changed_kernel_or_initrd_invalidates",
             marks(20),
             |_ctx| {
                 let tmp = tempfile::tempdir().map_err(|e| bootrig::Error::io("tempdir", e))?;
@@ -322,6 +322,21 @@ fn main() -> ExitCode {
                     changed[0].start
                 );
                 check!(key(&changed) != key(&first), "same key after the change");
+                // The kernel too, padded the same way (QEMU loads the file
+                // whole; the kernel ignores the tail).
+                let mut bytes = std::fs::read(&kernel).unwrap();
+                bytes.extend_from_slice(&[0u8; 512]);
+                std::fs::write(&kernel, bytes).unwrap();
+                let (kernel_changed, _) = run_warm(&sc, 1, &snaps, &arts)?;
+                check!(
+                    kernel_changed[0].start["created"] == true,
+                    "a changed kernel restored {}",
+                    kernel_changed[0].start
+                );
+                check!(
+                    key(&kernel_changed) != key(&changed),
+                    "same key after the kernel changed"
+                );
                 Ok(())
             },
         )
