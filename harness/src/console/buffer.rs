@@ -149,7 +149,13 @@ impl Shared {
             tap.sent(data);
         }
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_all(data)?;
+        w.write_all(data).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the guest stopped reading its console (its input was not taken in time)",
+            ),
+            _ => e,
+        })?;
         w.flush()
     }
 }

@@ -111,6 +111,10 @@ pub struct ConsoleOptions {
     pub tail_bytes: usize,
     /// Crash/stall detection run on every line and tick.
     pub observer: Option<Box<dyn ConsoleObserver>>,
+    /// How long [`Console::send`] waits for the guest to take its input
+    /// before failing (a guest that stopped reading its console must not
+    /// hang the test). Default 60 s.
+    pub write_timeout: std::time::Duration,
 }
 
 impl Default for ConsoleOptions {
@@ -119,6 +123,7 @@ impl Default for ConsoleOptions {
             max_pending: 4 << 20,
             tail_bytes: 256 << 10,
             observer: None,
+            write_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -180,6 +185,7 @@ impl Console {
         options: ConsoleOptions,
     ) -> io::Result<Console> {
         stream.set_read_timeout(Some(TICK))?;
+        stream.set_write_timeout(Some(options.write_timeout.max(TICK)))?;
         let writer = stream.try_clone()?;
         let control = stream.try_clone()?;
         let shared = Arc::new(Shared::new(

@@ -305,6 +305,7 @@ fn memory_stays_bounded_under_a_flood() {
         max_pending: 1 << 20,
         tail_bytes: 64 << 10,
         observer: None,
+        ..ConsoleOptions::default()
     });
     let line =
         b"\x1b[0;32m  OK  \x1b[0m] Started something.service - A long description of a unit.\r\n";
@@ -445,4 +446,31 @@ fn a_deadline_that_never_passes_waits_for_the_text() {
         g.write_all(b"late").unwrap();
         assert_eq!(h.join().unwrap().unwrap().matched_str(), "late");
     });
+}
+
+/// A guest that stops reading its console (a stopped shell, a hung tty)
+/// makes `send` fail with a clear error once the socket is full for the
+/// write timeout, instead of blocking the test forever.
+#[test]
+fn a_guest_that_stops_reading_fails_the_send() {
+    let (c, _guest) = pair_with(ConsoleOptions {
+        write_timeout: Duration::from_millis(300),
+        ..ConsoleOptions::default()
+    });
+    let started = Instant::now();
+    let chunk = vec![b'x'; 64 << 10];
+    let mut err = None;
+    // The socket takes some hundreds of KiB before it is full.
+    for _ in 0..1024 {
+        if let Err(e) = c.send(&chunk) {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("sending 64 MiB to a guest that reads nothing succeeded");
+    assert!(
+        err.to_string().contains("stopped reading its console"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
