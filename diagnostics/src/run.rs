@@ -78,6 +78,11 @@ pub fn parse_attempt_folder(name: &str) -> Option<(&str, usize)> {
 }
 
 impl RunEntry {
+    /// What `flaky` says: it passed, and an earlier attempt failed.
+    fn passed_after_a_failed_attempt(&self) -> bool {
+        self.outcome == Outcome::Passed && self.attempts.iter().any(|a| a.outcome.is_failure())
+    }
+
     /// The entry for a test with `metadata`, in `folder`.
     pub fn from_metadata(metadata: &Metadata, folder: &str) -> RunEntry {
         RunEntry {
@@ -139,8 +144,7 @@ impl RunSummary {
                 if entry.attempts.is_empty() {
                     entry.attempts = std::mem::take(&mut e.attempts);
                 }
-                entry.flaky = entry.outcome == Outcome::Passed
-                    && entry.attempts.iter().any(|a| a.outcome.is_failure());
+                entry.flaky = entry.passed_after_a_failed_attempt();
                 *e = entry;
             }
             None => self.tests.push(entry),
@@ -227,8 +231,7 @@ impl RunSummary {
             }
         }
         for e in &mut s.tests {
-            e.flaky =
-                e.outcome == Outcome::Passed && e.attempts.iter().any(|a| a.outcome.is_failure());
+            e.flaky = e.passed_after_a_failed_attempt();
         }
         Ok(s)
     }
