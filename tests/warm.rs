@@ -312,9 +312,12 @@ fn main() -> ExitCode {
                 check!(key(&again) == key(&first));
                 // The same initrd with a padding of zeros (the kernel skips
                 // it): another file, so another snapshot.
-                let mut bytes = std::fs::read(&initrd).unwrap();
-                bytes.extend_from_slice(&[0u8; 512]);
-                std::fs::write(&initrd, bytes).unwrap();
+                let pad = |file: &std::path::Path| {
+                    let mut bytes = std::fs::read(file).unwrap();
+                    bytes.extend_from_slice(&[0u8; 512]);
+                    std::fs::write(file, bytes).unwrap();
+                };
+                pad(&initrd);
                 let (changed, _) = run_warm(&sc, 1, &snaps, &arts)?;
                 check!(
                     changed[0].start["created"] == true,
@@ -324,9 +327,7 @@ fn main() -> ExitCode {
                 check!(key(&changed) != key(&first), "same key after the change");
                 // The kernel too, padded the same way (QEMU loads the file
                 // whole; the kernel ignores the tail).
-                let mut bytes = std::fs::read(&kernel).unwrap();
-                bytes.extend_from_slice(&[0u8; 512]);
-                std::fs::write(&kernel, bytes).unwrap();
+                pad(&kernel);
                 let (kernel_changed, _) = run_warm(&sc, 1, &snaps, &arts)?;
                 check!(
                     kernel_changed[0].start["created"] == true,
