@@ -27,14 +27,11 @@ use bootrig_tests::{bootrig_bin, vm_marks};
 fn main() -> ExitCode {
     let mut suite = Suite::from_args();
     // Opt-in: the fstests trials themselves in this suite (for nextest
-    // partitions by hand, see docs/fstests.md); needs a built tree.
+    // partitions, by hand (see docs/fstests.md) and by
+    // `fstests::e2e::nextest_partitions`); needs a built tree.
     if let Some(tree) = std::env::var_os("BOOTRIG_FSTESTS_TREE") {
         suite = match FstestsTree::open(tree) {
-            Ok(tree) => suite.fstests(
-                FstestsConfig::new(tree, "ext4")
-                    .with_tests(["generic/002", "generic/110", "xfs/001"])
-                    .with_devices(devices()),
-            ),
+            Ok(tree) => suite.fstests(partition_config(tree)),
             Err(e) => suite.test("fstests::direct", move |_| Err(Error::Check(e.to_string()))),
         };
     }
@@ -48,6 +45,11 @@ fn main() -> ExitCode {
             "fstests::e2e::hang_and_crash",
             vm_marks().timeout(Duration::from_secs(900)),
             hang_and_crash,
+        )
+        .test_with(
+            "fstests::e2e::nextest_partitions",
+            vm_marks().timeout(Duration::from_secs(900)),
+            nextest_partitions,
         )
         .test(
             "fstests::cli::unbuilt_tree_is_refused_before_booting",
@@ -251,11 +253,11 @@ fn built_tree(ctx: &TestContext) -> Result<FstestsTree> {
     build_from_source(&src, &cache, &mut |l| ctx.output(l))
 }
 
-/// Runs `cfg` as an inner suite (all its trials in this process) and
-/// returns the records by trial name.
-fn run_inner(ctx: &TestContext, cfg: FstestsConfig) -> Vec<TestRecord> {
-    let mut settings = RunSettings::from_env(ctx.artifacts_dir().join("inner"));
-    settings.run_dir = ctx.artifacts_dir().join("inner");
+/// Runs `cfg` as an inner suite (all its trials in this process, its run
+/// folder `sub` in the test's folder) and returns the records.
+fn run_inner(ctx: &TestContext, sub: &str, cfg: FstestsConfig) -> Vec<TestRecord> {
+    let mut settings = RunSettings::from_env(ctx.artifacts_dir().join(sub));
+    settings.run_dir = ctx.artifacts_dir().join(sub);
     settings.images = ctx.settings().images.clone();
     settings.accel = ctx.settings().accel;
     settings.events = ctx.settings().events.clone();
@@ -285,6 +287,13 @@ fn message(r: &TestRecord) -> &str {
     r.message.as_deref().unwrap_or("")
 }
 
+/// The plan of the opt-in trials: a pass, a notrun and a failure.
+fn partition_config(tree: FstestsTree) -> FstestsConfig {
+    FstestsConfig::new(tree, "ext4")
+        .with_tests(["generic/002", "generic/110", "xfs/001"])
+        .with_devices(devices())
+}
+
 /// Small devices: mkfs and fsck are quicker under TCG.
 fn devices() -> Devices {
     Devices {
@@ -302,7 +311,7 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
         ])
         .with_tests(["generic/002", "generic/110", "xfs/001"])
         .with_devices(devices());
-    let records = run_inner(ctx, cfg);
+    let records = run_inner(ctx, "one-vm", cfg.clone());
     check!(records.len() == 6, "{} trials, expected 6", records.len());
     for section in ["ext4_4k", "ext4_1k"] {
         let r = find(&records, &format!("fstests::{section}::generic/002"))?;
@@ -342,6 +351,101 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
             "no 001.out.bad copied"
         );
     }
+    // The same plan on two VMs from one shared queue: the same outcomes,
+    // and both VMs took tests.
+    let sharded = run_inner(ctx, "two-vms", cfg.with_vms(2));
+    check!(
+        outcomes(&sharded) == outcomes(&records),
+        "--vms 2 outcomes differ from --vms 1:\n{:?}\n{:?}",
+        outcomes(&sharded),
+        outcomes(&records)
+    );
+    let r = find(&sharded, "fstests::ext4_1k::xfs/001")?;
+    check!(
+        message(r).contains("--- tests/xfs/001.out"),
+        "xfs/001's message on 2 VMs has no diff:\n{}",
+        message(r)
+    );
+    let run_dir = ctx.artifacts_dir().join("two-vms/fstests.run");
+    let busy = (1..=2)
+        .filter(|n| {
+            std::fs::read_dir(run_dir.join(format!("attempt-{n}/results")))
+                .is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("job-")))
+        })
+        .count();
+    check!(busy == 2, "{busy} of the 2 VMs ran a test ({})", run_dir.display());
+    Ok(())
+}
+
+/// Trial name → outcome.
+fn outcomes(records: &[TestRecord]) -> std::collections::BTreeMap<String, Outcome> {
+    records
+        .iter()
+        .map(|r| (r.entry.test.clone(), r.outcome()))
+        .collect()
+}
+
+/// The fstests trials of this very binary (`BOOTRIG_FSTESTS_TREE`, see
+/// `main`) under `cargo nextest run --partition count:K/2`: two disjoint
+/// halves, each trial in its own process and VM, whose merged outcomes
+/// are the outcomes of one in-process run of the same plan.
+fn nextest_partitions(ctx: &TestContext) -> Result<()> {
+    let tree = built_tree(ctx)?;
+    let nextest = std::process::Command::new(env!("CARGO"))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nextest {
+        let why = "cargo-nextest is not installed";
+        return Err(if std::env::var("CI").is_ok_and(|v| v == "true") {
+            Error::Check(why.into())
+        } else {
+            Error::Skip(why.into())
+        });
+    }
+    let single = outcomes(&run_inner(ctx, "single", partition_config(tree.clone())));
+    let mut halves = Vec::new();
+    for k in 1..=2 {
+        let root = ctx.artifacts_dir().join(format!("part-{k}"));
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["nextest", "run", "-p", "bootrig-tests", "--test", "fstests"])
+            .args(["--partition", &format!("count:{k}/2"), "--retries", "0"])
+            .args(["--no-fail-fast", "-E", "test(/^fstests::ext4::/)"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .env("BOOTRIG_FSTESTS_TREE", &tree.dir)
+            .env("BOOTRIG_ARTIFACTS", &root)
+            .env_remove("BOOTRIG_RUN_ID")
+            .env_remove("BOOTRIG_JUNIT")
+            .output()
+            .map_err(|e| Error::io("running cargo nextest", e))?;
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::fs::write(root.with_extension("log"), &text)
+            .map_err(|e| Error::io("writing the nextest log", e))?;
+        let mut half = std::collections::BTreeMap::new();
+        for run in std::fs::read_dir(&root).map_err(|e| Error::io(format!("reading {}", root.display()), e))? {
+            let json = run.map_err(|e| Error::io("listing runs", e))?.path().join("run.json");
+            if !json.is_file() {
+                continue;
+            }
+            let summary = bootrig_diagnostics::run::RunSummary::load(&json)
+                .map_err(|e| Error::Check(e.to_string()))?;
+            for e in summary.tests {
+                if e.test.starts_with("fstests::ext4::") {
+                    half.insert(e.test, e.outcome);
+                }
+            }
+        }
+        check!(!half.is_empty(), "partition {k}/2 ran no fstests trial:\n{text}");
+        halves.push(half);
+    }
+    let shared: Vec<&String> = halves[0].keys().filter(|t| halves[1].contains_key(*t)).collect();
+    check!(shared.is_empty(), "both halves ran {shared:?}");
+    let merged: std::collections::BTreeMap<String, Outcome> =
+        halves.into_iter().flatten().collect();
+    check!(
+        merged == single,
+        "the halves' merged outcomes differ from the single run's:\n{merged:?}\n{single:?}"
+    );
     Ok(())
 }
 
@@ -405,7 +509,7 @@ fn hang_and_crash(ctx: &TestContext) -> Result<()> {
             floor: Duration::from_secs(25),
             ..Deadlines::default()
         });
-    let records = run_inner(ctx, cfg);
+    let records = run_inner(ctx, "inner", cfg);
     for t in ["generic/002", "generic/005"] {
         let r = find(&records, &format!("fstests::ext4::{t}"))?;
         check!(

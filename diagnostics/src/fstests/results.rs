@@ -318,8 +318,12 @@ impl FsResults {
     /// Recomputes every section's counts, failed and flaky lists from the
     /// tests (adding a section for tests whose section is not listed).
     pub fn recount(&mut self) {
+        // Sections made here have no check.log total: theirs is the sum of
+        // their tests' durations (merged shards, several VMs).
+        let mut made: Vec<Option<String>> = Vec::new();
         for t in &self.tests {
             if !self.sections.iter().any(|s| s.name == t.section) {
+                made.push(t.section.clone());
                 self.sections.push(FsSection {
                     name: t.section.clone(),
                     tests: 0,
@@ -338,6 +342,10 @@ impl FsResults {
         for s in &mut self.sections {
             let tests: Vec<&FsTest> = self.tests.iter().filter(|t| t.section == s.name).collect();
             s.tests = tests.len();
+            if made.contains(&s.name) {
+                let total: Duration = tests.iter().filter_map(|t| t.duration).sum();
+                s.seconds = total.as_secs_f64().round() as u64;
+            }
             s.failures = tests
                 .iter()
                 .filter(|t| t.outcome == FsOutcome::Failed)
@@ -405,6 +413,27 @@ mod tests {
         assert_eq!(overall(&[NotRun, Passed]), Passed);
         assert_eq!(serde_json::to_string(&NotRun).unwrap(), "\"notrun\"");
         assert_eq!(serde_json::to_string(&Passed).unwrap(), "\"passed\"");
+    }
+
+    #[test]
+    fn merged_tests_make_sections_timed_by_their_tests() {
+        let mut a = FsTest::new(Some("ext4"), "generic/001", FsOutcome::Passed, None);
+        a.duration = Some(Duration::from_millis(2600));
+        let mut b = FsTest::new(Some("ext4"), "xfs/001", FsOutcome::Failed, None);
+        b.duration = Some(Duration::from_secs(10));
+        let c = FsTest::new(Some("ext4"), "generic/110", FsOutcome::NotRun, None);
+        let mut r = FsResults {
+            tests: vec![a, b, c],
+            sections: Vec::new(),
+        };
+        r.recount();
+        assert_eq!(
+            r.summary_lines(),
+            [
+                "ext4: 3 tests, 1 failures, 1 skipped, 13 seconds",
+                "  Failures: xfs/001"
+            ]
+        );
     }
 
     #[test]

@@ -226,6 +226,23 @@ impl Console {
         Some(Match::of(&caps, hay, st.cursor))
     }
 
+    /// The cursor: the absolute position in the console stream where the
+    /// next wait starts searching.
+    pub fn position(&self) -> u64 {
+        self.shared.state().cursor
+    }
+
+    /// Moves the cursor back to `pos` (no further back than the text the
+    /// console still holds), so the next wait searches that text again:
+    /// for a watcher whose events may have gone by while a command it sent
+    /// waited for its own end on the console.
+    pub fn rewind(&self, pos: u64) {
+        let mut st = self.shared.state();
+        if pos < st.cursor {
+            st.cursor = pos.max(st.base);
+        }
+    }
+
     /// Waits until more than `seen` queries have been answered, or until
     /// `deadline`; returns the count. A shell that asks for the cursor
     /// position after its prompt (busybox ash) must get the answer before

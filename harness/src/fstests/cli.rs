@@ -100,6 +100,10 @@ struct RunArgs {
     /// Known failures: they become expected failures.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Run the tests on N VMs at once, from one shared queue (longest
+    /// first), each VM with its own devices.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    vms: u64,
     /// A check.time whose durations set per-test deadlines.
     #[arg(long)]
     history: Option<PathBuf>,
@@ -279,6 +283,7 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
     cfg.history = a.history.clone();
     cfg.baseline = a.baseline.clone();
     cfg.rerun_failures = a.rerun_failures;
+    cfg.vms = a.vms as usize;
     Ok(cfg)
 }
 
@@ -316,9 +321,9 @@ fn run(a: RunArgs) -> ExitCode {
         .as_ref()
         .map(|path| Arc::new(JunitReporter::new(path.clone(), "bootrig-fstests")));
     settings.events = crate::run::reporters::console_events(junit.as_ref());
-    // One VM runs at a time; the first trial runs them all, the others
+    // The first trial runs the VMs (--vms of them at once), the others
     // report their slice.
-    let engine = Engine::new(settings, VmBudget::new(1));
+    let engine = Engine::new(settings, VmBudget::new(a.vms as usize));
     let report = engine.run(&trials.tests, 1);
     if let Some(outcome) = trials.outcome() {
         for l in outcome.fs_results().summary_lines() {

@@ -22,6 +22,7 @@ pub mod hostdev;
 pub mod rerun;
 pub mod results_api;
 pub mod runner;
+mod shard;
 pub mod tree;
 pub mod trials;
 
@@ -62,6 +63,9 @@ pub struct FstestsConfig {
     /// Rerun each failure this many times and label it flaky or
     /// consistent.
     pub rerun_failures: u32,
+    /// VMs that take the tests from one shared queue (1: one VM runs
+    /// `check` once per section).
+    pub vms: usize,
 }
 
 impl FstestsConfig {
@@ -83,6 +87,7 @@ impl FstestsConfig {
             memory_mib: 2048,
             cpus: 2,
             rerun_failures: 0,
+            vms: 1,
         }
     }
 
@@ -162,6 +167,13 @@ impl FstestsConfig {
         self
     }
 
+    /// Runs the tests on `n` VMs at once, from one shared queue, longest
+    /// first (by `check.time`), each VM with its own devices.
+    pub fn with_vms(mut self, n: usize) -> FstestsConfig {
+        self.vms = n;
+        self
+    }
+
     /// Boots another image.
     pub fn with_image(mut self, image: ImageRef) -> FstestsConfig {
         self.image = image;
@@ -171,6 +183,22 @@ impl FstestsConfig {
     /// The plan: tests per section.
     pub fn plan(&self) -> crate::Result<Plan> {
         self.devices.validate()?;
+        if self.vms == 0 {
+            return Err(crate::Error::Config {
+                what: "fstests vms".into(),
+                message: "must be at least 1, not 0".into(),
+            });
+        }
+        if self.vms > 1 && !self.devices.paths.is_empty() {
+            return Err(crate::Error::Config {
+                what: "fstests vms".into(),
+                message: format!(
+                    "{} VMs cannot share the devices given as paths ({}): each VM needs its own; use sparse devices (no --device) or one VM",
+                    self.vms,
+                    self.devices.paths[0].display()
+                ),
+            });
+        }
         Plan::new(&self.layout, &self.selection, Some(&self.tree))
     }
 }

@@ -122,9 +122,11 @@ impl RunOutcome {
 
 /// A test waiting to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Queued {
-    section: usize,
-    test: String,
+pub(super) struct Queued {
+    /// Index into the plan's sections.
+    pub section: usize,
+    /// `generic/001`.
+    pub test: String,
 }
 
 /// Runs `plan` under `ctx` (the VMs belong to it, so its folder keeps
@@ -162,6 +164,21 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
     let mut attempt = (1..)
         .take_while(|n| ctx.artifacts_dir().join(format!("attempt-{n}")).exists())
         .count();
+    if cfg.vms > 1 {
+        let shared = super::shard::Shared {
+            ctx,
+            cfg,
+            plan,
+            image: &image,
+            tree_img: &tree_img,
+            history: &history,
+            run_deadline,
+            started,
+        };
+        let out = shared.run(queue, out, attempt)?;
+        super::history::record(&cache, &cfg.tree.dir, &out.results_dirs);
+        return Ok(out);
+    }
     // Attempts in a row that stopped with nothing done.
     let mut stalls = 0;
     while !queue.is_empty() {
@@ -231,7 +248,7 @@ fn sections_of(plan: &Plan, queue: &VecDeque<Queued>) -> Vec<(usize, PlanSection
     out
 }
 
-fn entry<'a>(out: &'a mut RunOutcome, plan: &Plan, q: &Queued) -> &'a mut Entry {
+pub(super) fn entry<'a>(out: &'a mut RunOutcome, plan: &Plan, q: &Queued) -> &'a mut Entry {
     let key = (plan.sections[q.section].name.clone(), q.test.clone());
     out.entries.entry(key).or_default()
 }
@@ -307,19 +324,44 @@ fn absorb(
 }
 
 /// One VM and the tests it runs.
-struct Attempt<'a> {
-    ctx: &'a TestContext,
-    cfg: &'a FstestsConfig,
-    image: &'a Image,
-    tree_img: &'a Path,
-    dir: &'a Path,
-    number: usize,
-    history: &'a BTreeMap<String, u64>,
-    run_deadline: Deadline,
+pub(super) struct Attempt<'a> {
+    pub ctx: &'a TestContext,
+    pub cfg: &'a FstestsConfig,
+    pub image: &'a Image,
+    pub tree_img: &'a Path,
+    pub dir: &'a Path,
+    pub number: usize,
+    pub history: &'a BTreeMap<String, u64>,
+    pub run_deadline: Deadline,
+}
+
+/// A VM an attempt booted, with the disks it owns.
+pub(super) struct Booted {
+    /// The guest, logged in as root, its driver started.
+    pub vm: Arc<Session>,
+    results_img: PathBuf,
+    devices: Vec<(PathBuf, String)>,
 }
 
 impl Attempt<'_> {
     fn run(&self, sections: &[(usize, PlanSection)]) -> Result<Watched> {
+        let plan: Vec<PlanSection> = sections.iter().map(|(_, s)| s.clone()).collect();
+        let tests = plan.iter().map(|s| s.tests.len()).sum::<usize>();
+        let booted = self.boot(driver::Mode::Batch, &plan, &format!("{tests} test(s)"))?;
+        let mut watched = self.watch(&booted.vm, sections);
+        watched.results = self.end(booted, watched.death.is_none())?;
+        Ok(watched)
+    }
+
+    /// Writes the results disk (driver in `mode`, `local.config`, the
+    /// plan), makes the devices, boots the VM, logs in as root and starts
+    /// the driver; `what` says what the VM is for in the progress line.
+    pub(super) fn boot(
+        &self,
+        mode: driver::Mode,
+        plan: &[PlanSection],
+        what: &str,
+    ) -> Result<Booted> {
         let io = |what: &str, e| Error::io(format!("{what} in {}", self.dir.display()), e);
         let input = self.dir.join("disk");
         std::fs::create_dir_all(&input).map_err(|e| io("creating the results disk folder", e))?;
@@ -328,11 +370,11 @@ impl Attempt<'_> {
             Layout::LocalConfig(p) => std::fs::read_to_string(p)
                 .map_err(|e| Error::io(format!("reading {}", p.display()), e))?,
         };
-        let plan: Vec<PlanSection> = sections.iter().map(|(_, s)| s.clone()).collect();
         driver::write_inputs(
             &input,
+            mode,
             &config,
-            &plan,
+            plan,
             self.cfg.selection.iterations,
             self.cfg.selection.exact_order,
             &self.cfg.devices,
@@ -351,35 +393,45 @@ impl Attempt<'_> {
             machine = machine.with_extra_args(drive(path, serial, false));
         }
         self.ctx.output(&format!(
-            "fstests: attempt {} boots a VM for {} test(s)",
-            self.number,
-            plan.iter().map(|s| s.tests.len()).sum::<usize>()
+            "fstests: attempt {} boots a VM for {what}",
+            self.number
         ));
-        let vm = self.ctx.boot(machine)?;
+        let booted = Booted {
+            vm: self.ctx.boot(machine)?,
+            results_img,
+            devices,
+        };
         let login = self.image.manifest.login.clone();
         let (user, password) =
             login.map_or(("root".into(), "root".into()), |c| (c.user, c.password));
-        vm.login(&user, &password)?;
+        booted.vm.login(&user, &password)?;
         if user != "root" {
-            vm.become_root()?;
+            booted.vm.become_root()?;
         }
-        vm.succeed(&driver::start_command())?;
-        let mut watched = self.watch(&vm, sections);
-        if watched.death.is_none() {
+        booted.vm.succeed(&driver::start_command(mode))?;
+        Ok(booted)
+    }
+
+    /// Ends the VM (shut down cleanly if `clean`, else killed), removes
+    /// the sparse devices, reads the results disk back; returns where the
+    /// results went (`<attempt>/results`).
+    pub(super) fn end(&self, booted: Booted, clean: bool) -> Result<PathBuf> {
+        let vm = booted.vm;
+        if clean {
             let _ = vm.run(&format!("sync; umount {}", driver::RESULTS_MNT));
             let _ = vm.shutdown(Duration::from_secs(60));
         } else {
             vm.machine().kill();
         }
         if self.cfg.devices.paths.is_empty() {
-            for (path, _) in &devices {
+            for (path, _) in &booted.devices {
                 let _ = std::fs::remove_file(path);
             }
         }
-        disk::read_back(&results_img, driver::LOGS_SUBDIR, self.dir)?;
-        watched.results = disk::read_back(&results_img, driver::RESULTS_SUBDIR, self.dir)?;
-        let _ = std::fs::remove_file(&results_img);
-        Ok(watched)
+        disk::read_back(&booted.results_img, driver::LOGS_SUBDIR, self.dir)?;
+        let results = disk::read_back(&booted.results_img, driver::RESULTS_SUBDIR, self.dir)?;
+        let _ = std::fs::remove_file(&booted.results_img);
+        Ok(results)
     }
 
     /// The sparse test, scratch (or pool) and logwrites devices.
@@ -503,7 +555,7 @@ impl Attempt<'_> {
         }
     }
 
-    fn done(&self, test: &str, at: Instant) {
+    pub(super) fn done(&self, test: &str, at: Instant) {
         self.ctx.output(&format!(
             "fstests: {test} ended after {:.0}s",
             at.elapsed().as_secs_f64()
@@ -513,7 +565,7 @@ impl Attempt<'_> {
     /// Records how the VM died under `test`: the console tail, the crash
     /// report, and for a hang the guest's blocked tasks (sysrq `w`) while
     /// its shell still answers.
-    fn death(
+    pub(super) fn death(
         &self,
         vm: &Arc<Session>,
         test: &str,

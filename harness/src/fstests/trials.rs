@@ -260,6 +260,7 @@ impl Trials {
                 .collect(),
         };
         let partial = chosen.len() < planned.len();
+        let vms = cfg.vms;
         let shared = Arc::new(Shared {
             cfg,
             partial,
@@ -269,10 +270,13 @@ impl Trials {
         let tests = planned
             .into_iter()
             .map(|(section, test, name, xfail, _)| {
+                // The trial that starts the run boots its VMs: every trial
+                // asks the VM budget for as many as the run uses.
                 let marks = match xfail {
                     Some(why) => Marks::new().xfail(why),
                     None => Marks::new(),
-                };
+                }
+                .vms(vms);
                 let shared = shared.clone();
                 Test::new(name, marks, move |ctx| {
                     shared.report(ctx, section.as_deref(), &test)

@@ -1,0 +1,406 @@
+//! A sharded run (`--vms N`): N VMs take their tests one at a time from
+//! one shared queue on the host.
+//!
+//! The queue is ordered longest first (by the durations of the last runs,
+//! `check.time`; a test never run counts as longest), so the long tests
+//! start early and the short ones fill the gaps at the end. A VM prefers
+//! the next test of the section it ran last (a change of section means a
+//! `mkfs` of the test device) and otherwise takes the head of the queue.
+//!
+//! Each VM runs the driver in [`driver::Mode::Queue`]: the host writes one
+//! job (`N section fstyp test`) into its FIFO when it is idle, `check`
+//! runs that one test with its own `RESULT_BASE` (`results/job-N`), and
+//! the driver marks the job's end in the kernel log. A test that hangs or
+//! crashes its VM is recorded as a death, goes back to the queue unless it
+//! killed [`MAX_DEATHS`] VMs, and the VM's worker boots a fresh VM; the
+//! tests it had not taken yet were never out of the queue, so no test is
+//! lost. The VMs' devices are their own (sparse files named after the
+//! attempt).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::fstests::config::{Plan, PlanSection};
+use crate::fstests::driver::{self, Mode};
+use crate::fstests::results_api::{self as api, FsResults};
+use crate::fstests::runner::{entry, Attempt, Death, Queued, RunOutcome, MAX_DEATHS};
+use crate::fstests::FstestsConfig;
+use crate::{Deadline, Error, Image, Result, Session, TestContext};
+
+/// How long a job may take to reach the driver (it reads its FIFO as soon
+/// as the previous test ended).
+const HAND_OVER: Duration = Duration::from_secs(120);
+
+/// What every worker of a sharded run shares.
+pub(super) struct Shared<'a> {
+    pub ctx: &'a TestContext,
+    pub cfg: &'a FstestsConfig,
+    pub plan: &'a Plan,
+    pub image: &'a Image,
+    pub tree_img: &'a std::path::Path,
+    pub history: &'a std::collections::BTreeMap<String, u64>,
+    pub run_deadline: Deadline,
+    pub started: Instant,
+}
+
+/// The queue and the outcome, under one lock.
+struct State {
+    queue: Vec<Queued>,
+    out: RunOutcome,
+    /// The last attempt number handed out.
+    attempts: usize,
+    /// The last job number handed out.
+    jobs: usize,
+    /// Errors that ended a worker (a VM that would not boot).
+    errors: Vec<String>,
+}
+
+/// How one job ended.
+enum JobEnd {
+    /// The driver marked its end.
+    Done,
+    /// The VM died under it.
+    Died(Death),
+}
+
+impl Shared<'_> {
+    /// Runs `queue` on `cfg.vms` VMs; attempt folders are numbered after
+    /// `attempts` (earlier runs in the same folder).
+    pub fn run(
+        &self,
+        queue: VecDeque<Queued>,
+        out: RunOutcome,
+        attempts: usize,
+    ) -> Result<RunOutcome> {
+        let state = Mutex::new(State {
+            queue: longest_first(queue.into(), self.history),
+            out,
+            attempts,
+            jobs: 0,
+            errors: Vec::new(),
+        });
+        let vms = self.cfg.vms.min(state_len(&state)).max(1);
+        self.ctx.output(&format!(
+            "fstests: {} test(s) on {vms} VMs from one queue, longest first",
+            state_len(&state)
+        ));
+        let interrupted = std::thread::scope(|s| {
+            let workers: Vec<_> = (1..=vms)
+                .map(|w| {
+                    let state = &state;
+                    s.spawn(move || self.worker(w, state))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .filter_map(|h| match h.join() {
+                    Ok(r) => r.err(),
+                    Err(_) => Some(Error::Check("an fstests worker panicked".into())),
+                })
+                .find(|e| matches!(e, Error::Interrupted(_)))
+        });
+        if let Some(e) = interrupted {
+            return Err(e);
+        }
+        let mut st = state.into_inner().unwrap_or_else(|p| p.into_inner());
+        if !st.queue.is_empty() {
+            // Every worker gave up: say why on each test left.
+            let why = if st.errors.is_empty() {
+                "no VM was left to run it".to_string()
+            } else {
+                format!("no VM could run it: {}", st.errors.join("; "))
+            };
+            if st.errors.len() >= vms && st.out.entries.values().all(|e| e.result.is_none()) {
+                return Err(Error::Check(why));
+            }
+            for q in std::mem::take(&mut st.queue) {
+                entry(&mut st.out, self.plan, &q).not_completed = Some(why.clone());
+            }
+        }
+        Ok(st.out)
+    }
+
+    /// Worker `w`: boots VMs and feeds them tests until the queue is empty.
+    fn worker(&self, w: usize, state: &Mutex<State>) -> Result<()> {
+        // VMs in a row that stopped with nothing done.
+        let mut stalls = 0;
+        loop {
+            if let Some(sig) = self.ctx.settings().interrupts.interrupted() {
+                return Err(Error::Interrupted(sig));
+            }
+            let number = {
+                let mut st = lock(state);
+                if st.queue.is_empty() {
+                    return Ok(());
+                }
+                if self.run_deadline.expired() {
+                    let why = format!(
+                        "not run: the whole-run deadline passed after {:.0?}",
+                        self.started.elapsed()
+                    );
+                    for q in std::mem::take(&mut st.queue) {
+                        entry(&mut st.out, self.plan, &q).not_completed = Some(why.clone());
+                    }
+                    return Ok(());
+                }
+                st.attempts += 1;
+                st.attempts
+            };
+            let dir = self.ctx.artifacts_dir().join(format!("attempt-{number}"));
+            let attempt = Attempt {
+                ctx: self.ctx,
+                cfg: self.cfg,
+                image: self.image,
+                tree_img: self.tree_img,
+                dir: &dir,
+                number,
+                history: self.history,
+                run_deadline: self.run_deadline,
+            };
+            match self.one_vm(w, &attempt, state) {
+                Ok(true) => stalls = 0,
+                Ok(false) => stalls += 1,
+                Err(e @ Error::Interrupted(_)) => return Err(e),
+                Err(e) => {
+                    let msg = format!("VM {w} (attempt {number}): {e}");
+                    self.ctx.output(&format!("fstests: {msg}"));
+                    lock(state).errors.push(msg);
+                    return Err(e);
+                }
+            }
+            if stalls >= MAX_DEATHS {
+                let msg = format!("VM {w} stopped {stalls} times in a row with no test done");
+                self.ctx.output(&format!("fstests: {msg}; its worker gives up"));
+                lock(state).errors.push(msg.clone());
+                return Err(Error::Check(msg));
+            }
+        }
+    }
+
+    /// One VM of worker `w`: runs jobs until the queue is empty or the VM
+    /// dies; returns whether it got anything done.
+    fn one_vm(&self, w: usize, attempt: &Attempt<'_>, state: &Mutex<State>) -> Result<bool> {
+        let booted = attempt.boot(
+            Mode::Queue,
+            &self.plan.sections,
+            &format!("the shared queue (VM {w} of {})", self.cfg.vms),
+        )?;
+        let vm = Arc::clone(&booted.vm);
+        let mut done: Vec<(usize, Queued)> = Vec::new();
+        let mut death: Option<(Queued, Death)> = None;
+        let mut stopped: Option<String> = None;
+        let mut last_section = None;
+        loop {
+            let job = {
+                let mut st = lock(state);
+                take(&mut st.queue, last_section).map(|q| {
+                    st.jobs += 1;
+                    (st.jobs, q)
+                })
+            };
+            let Some((n, q)) = job else {
+                self.finish_driver(&vm);
+                break;
+            };
+            last_section = Some(q.section);
+            let s: &PlanSection = &self.plan.sections[q.section];
+            let console = vm.machine().console();
+            let from = console.position();
+            let handed = vm.run_timeout(
+                &driver::job_command(Some((n, s.name.as_deref(), &s.fstyp, &q.test))),
+                HAND_OVER,
+            );
+            // The test may have started while the command waited for its
+            // own end on the console: look at that text again.
+            console.rewind(from);
+            if let Err(e) = handed {
+                stopped = Some(format!("the driver did not take job {n} ({}): {e}", q.test));
+                lock(state).queue.insert(0, q);
+                break;
+            }
+            match self.watch_job(attempt, &vm, n, &q) {
+                JobEnd::Done => done.push((n, q)),
+                JobEnd::Died(d) => {
+                    death = Some((q, d));
+                    break;
+                }
+            }
+        }
+        let clean = death.is_none() && stopped.is_none();
+        let results = attempt.end(booted, clean)?;
+        let progress = !done.is_empty() || death.is_some();
+        let mut st = lock(state);
+        for (n, q) in done {
+            let dir = results.join(driver::job_dir(n));
+            let name = self.plan.sections[q.section].name.clone();
+            let parsed = FsResults::load(&dir).unwrap_or_default();
+            let report_dir = match &name {
+                Some(s) => dir.join(s),
+                None => dir.clone(),
+            };
+            let result = api::result_of(&parsed, name.as_deref(), &q.test)
+                .cloned()
+                .unwrap_or_else(|| api::salvage(name.as_deref(), &q.test, &report_dir));
+            entry(&mut st.out, self.plan, &q).result = Some(result);
+            st.out.results_dirs.push(dir);
+        }
+        if let Some((q, d)) = death {
+            let e = entry(&mut st.out, self.plan, &q);
+            e.deaths.push(d);
+            if e.deaths.len() >= MAX_DEATHS {
+                e.not_completed = Some(format!(
+                    "took its VM down {} times; not retried again",
+                    e.deaths.len()
+                ));
+            } else {
+                // First in line: the next VM to ask retries it.
+                st.queue.insert(0, q);
+            }
+        }
+        if let Some(why) = stopped {
+            self.ctx.output(&format!("fstests: VM {w}: {why}"));
+        }
+        Ok(progress)
+    }
+
+    /// Follows job `n` (`q`) on the console until the driver marks its end
+    /// or the VM dies.
+    fn watch_job(&self, attempt: &Attempt<'_>, vm: &Arc<Session>, n: usize, q: &Queued) -> JobEnd {
+        let res: Vec<regex::bytes::Regex> = driver::queue_patterns()
+            .iter()
+            .map(|p| regex::bytes::Regex::new(p).expect("marker patterns are valid"))
+            .collect();
+        let refs: Vec<&regex::bytes::Regex> = res.iter().collect();
+        let console = vm.machine().console();
+        let label = self.plan.sections[q.section]
+            .name
+            .as_ref()
+            .map(|l| format!("[{l}] "))
+            .unwrap_or_default();
+        // Until the test starts: mkfs of the test device, check's start-up.
+        let mut limit = self.cfg.deadlines.section_setup;
+        let mut deadline = Deadline::after(limit);
+        let mut started: Option<Instant> = None;
+        loop {
+            let interrupted = self.ctx.settings().interrupts.interrupted().is_some();
+            match console.expect_any(&refs, deadline.min(self.run_deadline)) {
+                Ok((0, m)) => {
+                    let test = m.capture_str(1).unwrap_or_default();
+                    limit = self.cfg.deadlines.for_test(self.history.get(&test).copied());
+                    self.ctx.output(&format!(
+                        "fstests: {label}{test} started on VM {} (deadline {}s)",
+                        attempt.number,
+                        limit.as_secs()
+                    ));
+                    deadline = Deadline::after(limit);
+                    started = Some(Instant::now());
+                }
+                Ok((1, m)) if m.capture_str(1).as_deref() == Some(&n.to_string()) => {
+                    if let Some(at) = started {
+                        attempt.done(&q.test, at);
+                    }
+                    return JobEnd::Done;
+                }
+                // Another job's end (cannot happen: one job at a time) or
+                // the driver's end (it was not sent `end`): keep waiting
+                // until the deadline says otherwise.
+                Ok(_) => {}
+                Err(e) => {
+                    return JobEnd::Died(attempt.death(vm, &q.test, e, limit, interrupted));
+                }
+            }
+        }
+    }
+
+    /// Tells the driver there is no more work and waits for it to sync.
+    fn finish_driver(&self, vm: &Arc<Session>) {
+        let console = vm.machine().console();
+        let from = console.position();
+        if vm
+            .run_timeout(&driver::job_command(None), HAND_OVER)
+            .is_err()
+        {
+            return;
+        }
+        console.rewind(from);
+        let done = regex::bytes::Regex::new(driver::queue_patterns()[2])
+            .expect("marker patterns are valid");
+        let _ = console.expect(&done, self.cfg.deadlines.section_setup);
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn state_len(state: &Mutex<State>) -> usize {
+    lock(state).queue.len()
+}
+
+/// `queue` ordered longest first by `history` (a test without one first
+/// of all: it may be long), plan order among equals.
+fn longest_first(
+    mut queue: Vec<Queued>,
+    history: &std::collections::BTreeMap<String, u64>,
+) -> Vec<Queued> {
+    queue.sort_by_key(|q| std::cmp::Reverse(history.get(&q.test).copied().unwrap_or(u64::MAX)));
+    queue
+}
+
+/// The next test for a VM that last ran a test of `section`: the first of
+/// that section in the queue, else the head.
+fn take(queue: &mut Vec<Queued>, section: Option<usize>) -> Option<Queued> {
+    if queue.is_empty() {
+        return None;
+    }
+    let i = section
+        .and_then(|s| queue.iter().position(|q| q.section == s))
+        .unwrap_or(0);
+    Some(queue.remove(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(section: usize, test: &str) -> Queued {
+        Queued {
+            section,
+            test: test.into(),
+        }
+    }
+
+    #[test]
+    fn the_queue_runs_longest_first_unknown_first_plan_order_among_equals() {
+        let history = [("generic/001", 5), ("generic/002", 50), ("generic/003", 5)]
+            .into_iter()
+            .map(|(t, s)| (t.to_string(), s))
+            .collect();
+        let queue = vec![
+            q(0, "generic/001"),
+            q(0, "generic/002"),
+            q(0, "generic/003"),
+            q(0, "generic/004"),
+        ];
+        let sorted: Vec<String> = longest_first(queue, &history)
+            .into_iter()
+            .map(|q| q.test)
+            .collect();
+        assert_eq!(
+            sorted,
+            ["generic/004", "generic/002", "generic/001", "generic/003"]
+        );
+    }
+
+    #[test]
+    fn a_vm_keeps_to_its_section_while_it_has_tests() {
+        let mut queue = vec![q(1, "a"), q(0, "b"), q(1, "c"), q(0, "d")];
+        assert_eq!(take(&mut queue, Some(0)).unwrap().test, "b");
+        assert_eq!(take(&mut queue, Some(0)).unwrap().test, "d");
+        // Section 0 is used up: the head of the queue.
+        assert_eq!(take(&mut queue, Some(0)).unwrap().test, "a");
+        assert_eq!(take(&mut queue, None).unwrap().test, "c");
+        assert!(take(&mut queue, Some(1)).is_none());
+    }
+}
