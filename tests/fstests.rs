@@ -369,11 +369,17 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
     let run_dir = ctx.artifacts_dir().join("two-vms/fstests.run");
     let busy = (1..=2)
         .filter(|n| {
-            std::fs::read_dir(run_dir.join(format!("attempt-{n}/results")))
-                .is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("job-")))
+            std::fs::read_dir(run_dir.join(format!("attempt-{n}/results"))).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("job-"))
+            })
         })
         .count();
-    check!(busy == 2, "{busy} of the 2 VMs ran a test ({})", run_dir.display());
+    check!(
+        busy == 2,
+        "{busy} of the 2 VMs ran a test ({})",
+        run_dir.display()
+    );
     Ok(())
 }
 
@@ -422,8 +428,13 @@ fn nextest_partitions(ctx: &TestContext) -> Result<()> {
         std::fs::write(root.with_extension("log"), &text)
             .map_err(|e| Error::io("writing the nextest log", e))?;
         let mut half = std::collections::BTreeMap::new();
-        for run in std::fs::read_dir(&root).map_err(|e| Error::io(format!("reading {}", root.display()), e))? {
-            let json = run.map_err(|e| Error::io("listing runs", e))?.path().join("run.json");
+        for run in std::fs::read_dir(&root)
+            .map_err(|e| Error::io(format!("reading {}", root.display()), e))?
+        {
+            let json = run
+                .map_err(|e| Error::io("listing runs", e))?
+                .path()
+                .join("run.json");
             if !json.is_file() {
                 continue;
             }
@@ -435,10 +446,16 @@ fn nextest_partitions(ctx: &TestContext) -> Result<()> {
                 }
             }
         }
-        check!(!half.is_empty(), "partition {k}/2 ran no fstests trial:\n{text}");
+        check!(
+            !half.is_empty(),
+            "partition {k}/2 ran no fstests trial:\n{text}"
+        );
         halves.push(half);
     }
-    let shared: Vec<&String> = halves[0].keys().filter(|t| halves[1].contains_key(*t)).collect();
+    let shared: Vec<&String> = halves[0]
+        .keys()
+        .filter(|t| halves[1].contains_key(*t))
+        .collect();
     check!(shared.is_empty(), "both halves ran {shared:?}");
     let merged: std::collections::BTreeMap<String, Outcome> =
         halves.into_iter().flatten().collect();

@@ -290,10 +290,22 @@ mod tests {
             fstyp: "ext4".into(),
             tests: vec![],
         }];
-        write_inputs(d.path(), Mode::Queue, "cfg", &sections, 1, false, &Devices::default()).unwrap();
+        write_inputs(
+            d.path(),
+            Mode::Queue,
+            "cfg",
+            &sections,
+            1,
+            false,
+            &Devices::default(),
+        )
+        .unwrap();
         let script = fs::read_to_string(d.path().join("run.sh")).unwrap();
         assert!(script.contains(&format!("< {QUEUE_FIFO}; do")), "{script}");
-        assert!(script.contains("RESULT_BASE=$R/results/job-$job"), "{script}");
+        assert!(
+            script.contains("RESULT_BASE=$R/results/job-$job"),
+            "{script}"
+        );
         assert!(script.ends_with("mark all done\n"), "{script}");
         assert_eq!(
             job_command(Some((3, Some("ext4_4k"), "ext4", "generic/001"))),

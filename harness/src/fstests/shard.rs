@@ -171,7 +171,8 @@ impl Shared<'_> {
             }
             if stalls >= MAX_DEATHS {
                 let msg = format!("VM {w} stopped {stalls} times in a row with no test done");
-                self.ctx.output(&format!("fstests: {msg}; its worker gives up"));
+                self.ctx
+                    .output(&format!("fstests: {msg}; its worker gives up"));
                 lock(state).errors.push(msg.clone());
                 return Err(Error::Check(msg));
             }
@@ -287,7 +288,10 @@ impl Shared<'_> {
             match console.expect_any(&refs, deadline.min(self.run_deadline)) {
                 Ok((0, m)) => {
                     let test = m.capture_str(1).unwrap_or_default();
-                    limit = self.cfg.deadlines.for_test(self.history.get(&test).copied());
+                    limit = self
+                        .cfg
+                        .deadlines
+                        .for_test(self.history.get(&test).copied());
                     self.ctx.output(&format!(
                         "fstests: {label}{test} started on VM {} (deadline {}s)",
                         attempt.number,
