@@ -2,8 +2,8 @@
 //! cached) run in the `fstests` image under TCG, each (section, test) a
 //! trial of an inner [`Suite`] whose records are checked here.
 //!
-//! - `fstests::e2e::two_sections`: two ext4 sections (4k and 1k blocks),
-//!   a handful of real quick tests, a real failure (`xfs/001` on ext4,
+//! - `fstests::e2e::two_sections`: two ext4 sections (4k and 1k blocks,
+//!   the second with its own devices), a handful of real quick tests, a real failure (`xfs/001` on ext4,
 //!   whose message must hold its diff) and a real notrun (`generic/110`,
 //!   reflink, skipped with fstests' reason); every fstests file catalogued.
 //! - `fstests::e2e::hang_and_crash`: a copy of the tree with two injected
@@ -307,12 +307,42 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
     let cfg = FstestsConfig::new(tree, "ext4")
         .with_sections(vec![
             Section::new("ext4_4k", "ext4").var("MKFS_OPTIONS", "-b 4096"),
-            Section::new("ext4_1k", "ext4").var("MKFS_OPTIONS", "-b 1024"),
+            // Its own, smaller devices, next to the run's.
+            Section::new("ext4_1k", "ext4")
+                .var("MKFS_OPTIONS", "-b 1024")
+                .with_devices(Devices {
+                    size: 2 << 30,
+                    ..Devices::default()
+                }),
         ])
         .with_tests(["generic/002", "generic/110", "xfs/001"])
         .with_devices(devices());
     let records = run_inner(ctx, "one-vm", cfg.clone());
     check!(records.len() == 6, "{} trials, expected 6", records.len());
+    // fstests itself recorded each section's devices in its result.xml.
+    let results = ctx
+        .artifacts_dir()
+        .join("one-vm/fstests.run/attempt-1/results");
+    let parsed = bootrig_diagnostics::fstests::FsResults::load(&results)
+        .map_err(|e| Error::Check(e.to_string()))?;
+    let prop = |section: &str, key: &str| {
+        parsed
+            .sections
+            .iter()
+            .find(|s| s.name.as_deref() == Some(section))
+            .and_then(|s| s.properties.get(key).cloned())
+            .unwrap_or_default()
+    };
+    check!(
+        prop("ext4_4k", "SCRATCH_DEV_SIZE_KB") == "3145728"
+            && prop("ext4_1k", "SCRATCH_DEV_SIZE_KB") == "2097152"
+            && prop("ext4_4k", "TEST_DEV") != prop("ext4_1k", "TEST_DEV"),
+        "sections' devices: ext4_4k {} {}, ext4_1k {} {}",
+        prop("ext4_4k", "TEST_DEV"),
+        prop("ext4_4k", "SCRATCH_DEV_SIZE_KB"),
+        prop("ext4_1k", "TEST_DEV"),
+        prop("ext4_1k", "SCRATCH_DEV_SIZE_KB")
+    );
     for section in ["ext4_4k", "ext4_1k"] {
         let r = find(&records, &format!("fstests::{section}::generic/002"))?;
         check!(

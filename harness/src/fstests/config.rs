@@ -39,6 +39,10 @@ pub struct Section {
     /// `FSTYP`.
     #[serde(rename = "FSTYP")]
     pub fstyp: String,
+    /// The section's own devices (test, scratch or pool, logwrites),
+    /// attached next to the run's; without them it uses the run's.
+    #[serde(default)]
+    pub devices: Option<Devices>,
     /// Every other variable (`MKFS_OPTIONS`, `MOUNT_OPTIONS`, ...), exported
     /// as given.
     #[serde(flatten)]
@@ -51,8 +55,15 @@ impl Section {
         Section {
             name: name.into(),
             fstyp: fstyp.into(),
+            devices: None,
             vars: BTreeMap::new(),
         }
+    }
+
+    /// Gives the section its own devices.
+    pub fn with_devices(mut self, devices: Devices) -> Section {
+        self.devices = Some(devices);
+        self
     }
 
     /// Sets a variable (`MKFS_OPTIONS`, ...).
@@ -161,6 +172,106 @@ impl Default for Devices {
     }
 }
 
+/// One set of guest devices: the run's (key `d`) or a section's own (key
+/// `s<N>`, N its index among the sections). The key names its virtio
+/// serials (`fst-test`, `fst-s1-test`), its `local.config` placeholders
+/// (`@TEST_DEV@`, `@S1_TEST_DEV@`) and its shell variables in the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSet {
+    /// `d` or `s<N>`.
+    pub key: String,
+    /// The devices.
+    pub devices: Devices,
+}
+
+/// The key of the run's own device set.
+pub const RUN_DEVICES: &str = "d";
+
+impl DeviceSet {
+    /// The virtio serial of `role` (`test`, `scratch1`, `logwrites`).
+    pub fn serial(&self, role: &str) -> String {
+        match self.key.as_str() {
+            RUN_DEVICES => format!("fst-{role}"),
+            k => format!("fst-{k}-{role}"),
+        }
+    }
+
+    /// The `local.config` placeholder of `var` (`TEST_DEV`).
+    pub fn placeholder(&self, var: &str) -> String {
+        match self.key.as_str() {
+            RUN_DEVICES => format!("@{var}@"),
+            k => format!("@{}_{var}@", k.to_uppercase()),
+        }
+    }
+
+    /// The serials in attach order: test, scratch (each of the pool),
+    /// logwrites.
+    pub fn serials(&self) -> Vec<String> {
+        let mut v = vec![self.serial("test")];
+        v.extend(
+            (1..=self.devices.scratch_pool.max(1)).map(|i| self.serial(&format!("scratch{i}"))),
+        );
+        if self.devices.logwrites {
+            v.push(self.serial("logwrites"));
+        }
+        v
+    }
+}
+
+/// The device sets every VM of a run gets: the run's, then each section's
+/// own.
+pub fn device_sets(layout: &Layout, devices: &Devices) -> Vec<DeviceSet> {
+    let mut sets = vec![DeviceSet {
+        key: RUN_DEVICES.into(),
+        devices: devices.clone(),
+    }];
+    if let Layout::Sections(sections) = layout {
+        for (i, s) in sections.iter().enumerate() {
+            if let Some(d) = &s.devices {
+                sets.push(DeviceSet {
+                    key: format!("s{i}"),
+                    devices: d.clone(),
+                });
+            }
+        }
+    }
+    sets
+}
+
+/// The key of the device set section `name` uses.
+pub fn device_key(layout: &Layout, name: Option<&str>) -> String {
+    match layout {
+        Layout::Sections(sections) => sections
+            .iter()
+            .position(|s| Some(s.name.as_str()) == name && s.devices.is_some())
+            .map_or_else(|| RUN_DEVICES.to_string(), |i| format!("s{i}")),
+        Layout::LocalConfig(_) => RUN_DEVICES.into(),
+    }
+}
+
+/// Checks the run's devices and every section's own.
+pub fn validate_devices(layout: &Layout, devices: &Devices) -> Result<()> {
+    devices.validate()?;
+    if let Layout::Sections(sections) = layout {
+        for s in sections {
+            if let Some(d) = &s.devices {
+                d.validate().map_err(|e| Error::Config {
+                    what: format!("section {}", s.name),
+                    message: e.to_string(),
+                })?;
+                if d.scheduler.is_some() {
+                    return Err(Error::Config {
+                        what: format!("section {}: devices.scheduler", s.name),
+                        message: "the I/O scheduler is the run's: set it in the top-level devices"
+                            .into(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The fstests configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -217,6 +328,10 @@ fn check_section(s: &Section) -> std::result::Result<(), String> {
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("section {}: {k:?} is not a variable name", s.name));
         }
+    }
+    if let Some(d) = &s.devices {
+        d.validate()
+            .map_err(|e| format!("section {}: {e}", s.name))?;
     }
     Ok(())
 }
@@ -407,21 +522,38 @@ fn sections_of_local_config(path: &Path) -> Result<Vec<(Option<String>, String)>
 pub fn local_config(sections: &[Section], devices: &Devices) -> String {
     let mut out =
         String::from("# Generated by bootrig; @..@ are replaced by the guest's devices.\n");
+    let layout = Layout::Sections(sections.to_vec());
+    let sets = device_sets(&layout, devices);
     for s in sections {
         out.push_str(&format!("\n[{}]\n", s.name));
+        let key = device_key(&layout, Some(&s.name));
+        let set = sets
+            .iter()
+            .find(|d| d.key == key)
+            .expect("every device key has its set");
+        let devices = &set.devices;
         let mut vars: BTreeMap<&str, String> = BTreeMap::new();
         vars.insert("FSTYP", s.fstyp.clone());
-        vars.insert("TEST_DEV", "@TEST_DEV@".into());
+        vars.insert("TEST_DEV", set.placeholder("TEST_DEV"));
         vars.insert("TEST_DIR", TEST_DIR.into());
         vars.insert("SCRATCH_MNT", SCRATCH_MNT.into());
+        // Sections inherit what an earlier one exported: a pool and a
+        // single scratch device exclude each other, so clear the other.
         if devices.scratch_pool > 0 {
-            vars.insert("SCRATCH_DEV_POOL", "@SCRATCH_DEV_POOL@".into());
+            vars.insert("SCRATCH_DEV_POOL", set.placeholder("SCRATCH_DEV_POOL"));
+            vars.insert("SCRATCH_DEV", String::new());
         } else {
-            vars.insert("SCRATCH_DEV", "@SCRATCH_DEV@".into());
+            vars.insert("SCRATCH_DEV", set.placeholder("SCRATCH_DEV"));
+            vars.insert("SCRATCH_DEV_POOL", String::new());
         }
-        if devices.logwrites {
-            vars.insert("LOGWRITES_DEV", "@LOGWRITES_DEV@".into());
-        }
+        vars.insert(
+            "LOGWRITES_DEV",
+            if devices.logwrites {
+                set.placeholder("LOGWRITES_DEV")
+            } else {
+                String::new()
+            },
+        );
         // Sections inherit what an earlier one set: say every option.
         vars.insert("MKFS_OPTIONS", String::new());
         vars.insert("MOUNT_OPTIONS", String::new());
@@ -460,7 +592,28 @@ mod tests {
             text.contains("export SCRATCH_DEV_POOL=\"@SCRATCH_DEV_POOL@\""),
             "{text}"
         );
-        assert!(!text.contains("SCRATCH_DEV="), "{text}");
+        assert!(text.contains("export SCRATCH_DEV=\"\""), "{text}");
+
+        // A section's own devices; a bad one is named with its section.
+        fs::write(
+            &p,
+            r#"{"sections": [{"name": "btrfs", "FSTYP": "btrfs", "MKFS_OPTIONS": "",
+                              "devices": {"size": "1G", "scratch_pool": 4}}]}"#,
+        )
+        .unwrap();
+        let (sections, _) = load_config(&p).unwrap();
+        assert_eq!(sections[0].devices.as_ref().unwrap().scratch_pool, 4);
+        assert!(!sections[0].vars.contains_key("devices"));
+        fs::write(
+            &p,
+            r#"{"sections": [{"name": "btrfs", "FSTYP": "btrfs", "devices": {"size": "1M"}}]}"#,
+        )
+        .unwrap();
+        let err = load_config(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("fs.json") && err.contains("section btrfs") && err.contains("256M"),
+            "{err}"
+        );
 
         fs::write(&p, r#"{"sections": [{"name": "a b", "FSTYP": "ext4"}]}"#).unwrap();
         let err = load_config(&p).unwrap_err().to_string();

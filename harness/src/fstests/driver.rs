@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use crate::fstests::config::{Devices, PlanSection};
+use crate::fstests::config::{DeviceSet, PlanSection, RUN_DEVICES};
 use crate::{Error, Result};
 
 /// Where the guest mounts the fstests tree (read-only).
@@ -32,12 +32,8 @@ pub mod serial {
     pub const TREE: &str = "fst-tree";
     /// The results disk.
     pub const RESULTS: &str = "fst-results";
-    /// `TEST_DEV`.
-    pub const TEST: &str = "fst-test";
-    /// `SCRATCH_DEV`, or the first of `SCRATCH_DEV_POOL` (`fst-scratchN`).
-    pub const SCRATCH: &str = "fst-scratch";
-    /// `LOGWRITES_DEV`.
-    pub const LOGWRITES: &str = "fst-logwrites";
+    // The test and scratch devices' serials come from their device set
+    // (`DeviceSet::serial`: `fst-test`, `fst-s1-scratch2`, ...).
 }
 
 /// The marker prefix of the driver's kernel-log lines.
@@ -54,31 +50,44 @@ pub fn marker_patterns() -> [&'static str; 4] {
     ]
 }
 
-/// Writes the driver, `local.config` (from `local_config`, placeholders
-/// left for the guest) and the test lists into `dir` (the results disk's
-/// content).
-pub fn write_inputs(
-    dir: &Path,
-    mode: Mode,
-    local_config: &str,
-    sections: &[PlanSection],
-    iterations: u32,
-    exact_order: bool,
-    devices: &Devices,
-) -> Result<()> {
+/// What goes on the results disk before the VM boots.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// How the driver takes its tests.
+    pub mode: Mode,
+    /// `local.config` with its device placeholders left for the guest.
+    pub local_config: &'a str,
+    /// The sections (and, in batch mode, their tests) in run order.
+    pub sections: &'a [PlanSection],
+    /// The device set key of each section (see [`DeviceSet`]).
+    pub keys: &'a [String],
+    /// Every device set attached to the VM.
+    pub sets: &'a [DeviceSet],
+    /// `check -i N`.
+    pub iterations: u32,
+    /// `check --exact-order`.
+    pub exact_order: bool,
+    /// The guest's I/O scheduler for every test and scratch device.
+    pub scheduler: Option<&'a str>,
+}
+
+/// Writes the driver, `local.config` and the test lists into `dir` (the
+/// results disk's content).
+pub fn write_inputs(dir: &Path, inputs: &Inputs<'_>) -> Result<()> {
     let w = |name: &str, text: &str| {
         let p = dir.join(name);
         fs::write(&p, text).map_err(|e| Error::io(format!("writing {}", p.display()), e))
     };
-    w("local.config.in", local_config)?;
+    w("local.config.in", inputs.local_config)?;
     let mut plan = String::new();
-    for (i, s) in sections.iter().enumerate() {
+    for (i, s) in inputs.sections.iter().enumerate() {
         let label = s.name.as_deref().unwrap_or("-");
-        writeln!(plan, "{i} {label} {}", s.fstyp).ok();
+        let key = inputs.keys.get(i).map_or(RUN_DEVICES, String::as_str);
+        writeln!(plan, "{i} {label} {} {key}", s.fstyp).ok();
         w(&format!("tests.{i}"), &(s.tests.join("\n") + "\n"))?;
     }
     w("plan", &plan)?;
-    w("run.sh", &script(mode, iterations, exact_order, devices))?;
+    w("run.sh", &script(inputs))?;
     for sub in [RESULTS_SUBDIR, LOGS_SUBDIR] {
         fs::create_dir_all(dir.join(sub.trim_start_matches('/')))
             .map_err(|e| Error::io(format!("creating {sub} in {}", dir.display()), e))?;
@@ -118,30 +127,78 @@ pub fn queue_patterns() -> [&'static str; 3] {
     ]
 }
 
-/// The command that hands job `n` (`test` of `section`, a filesystem of
-/// type `fstyp`) to a [`Mode::Queue`] driver; `end` when `job` is `None`.
-pub fn job_command(job: Option<(usize, Option<&str>, &str, &str)>) -> String {
+/// One test handed to a [`Mode::Queue`] driver.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The job's number (its `results/job-N`).
+    pub number: usize,
+    /// The section, if the run has sections.
+    pub section: Option<&'a str>,
+    /// The section's filesystem type.
+    pub fstyp: &'a str,
+    /// The key of the section's device set.
+    pub devices: &'a str,
+    /// `generic/001`.
+    pub test: &'a str,
+}
+
+/// The command that hands `job` to a [`Mode::Queue`] driver; `end` when
+/// `job` is `None`.
+pub fn job_command(job: Option<Job<'_>>) -> String {
     let line = match job {
-        Some((n, section, fstyp, test)) => {
-            format!("{n} {} {fstyp} {test}", section.unwrap_or("-"))
-        }
+        Some(j) => format!(
+            "{} {} {} {} {}",
+            j.number,
+            j.section.unwrap_or("-"),
+            j.fstyp,
+            j.devices,
+            j.test
+        ),
         None => "end".to_string(),
     };
     format!("echo '{line}' > {QUEUE_FIFO}")
 }
 
-/// The driver script. Devices are resolved by their virtio serial.
-fn script(mode: Mode, iterations: u32, exact_order: bool, devices: &Devices) -> String {
-    let pool: Vec<String> = (1..=devices.scratch_pool.max(1))
-        .map(|i| format!("$(dev {}{i})", serial::SCRATCH))
-        .collect();
-    let mut options = if iterations > 1 {
-        format!("-i {iterations}")
+/// The driver script. Devices are resolved by their virtio serial; each
+/// device set gets shell variables named after its key (`TEST_DEV_d`,
+/// `SCRATCH_POOL_s1`, ...).
+fn script(inputs: &Inputs<'_>) -> String {
+    let mut options = if inputs.iterations > 1 {
+        format!("-i {}", inputs.iterations)
     } else {
         String::new()
     };
-    if exact_order {
+    if inputs.exact_order {
         options.push_str(" --exact-order");
+    }
+    let mut devs = String::new();
+    let mut subst = Vec::new();
+    let mut blocks = Vec::new();
+    for set in inputs.sets {
+        let k = &set.key;
+        let pool: Vec<String> = (1..=set.devices.scratch_pool.max(1))
+            .map(|i| format!("$(dev {})", set.serial(&format!("scratch{i}"))))
+            .collect();
+        writeln!(devs, "TEST_DEV_{k}=$(dev {})", set.serial("test")).ok();
+        writeln!(devs, "SCRATCH_POOL_{k}=\"{}\"", pool.join(" ")).ok();
+        writeln!(devs, "LOGWRITES_DEV_{k}=$(dev {})", set.serial("logwrites")).ok();
+        subst.push(format!(
+            "-e \"s|{}|$TEST_DEV_{k}|g\"",
+            set.placeholder("TEST_DEV")
+        ));
+        subst.push(format!(
+            "-e \"s|{}|${{SCRATCH_POOL_{k}%% *}}|g\"",
+            set.placeholder("SCRATCH_DEV")
+        ));
+        subst.push(format!(
+            "-e \"s|{}|$SCRATCH_POOL_{k}|g\"",
+            set.placeholder("SCRATCH_DEV_POOL")
+        ));
+        subst.push(format!(
+            "-e \"s|{}|$LOGWRITES_DEV_{k}|g\"",
+            set.placeholder("LOGWRITES_DEV")
+        ));
+        blocks.push(format!("$TEST_DEV_{k} $SCRATCH_POOL_{k}"));
     }
     let prelude = format!(
         r#"#!/bin/bash
@@ -149,44 +206,42 @@ fn script(mode: Mode, iterations: u32, exact_order: bool, devices: &Devices) -> 
 R={results}
 mark() {{ echo "{mark} $*" > /dev/kmsg; }}
 dev() {{ readlink -f /dev/disk/by-id/virtio-$1; }}
-TEST_DEV=$(dev {test})
-SCRATCH_POOL="{pool}"
-SCRATCH_DEV=${{SCRATCH_POOL%% *}}
-LOGWRITES_DEV=$(dev {logw})
-for d in {scheduler}; do
-    for b in $TEST_DEV $SCRATCH_POOL; do
+{devs}for d in {scheduler}; do
+    for b in {blocks}; do
         echo $d > /sys/block/${{b##*/}}/queue/scheduler || echo "bootrig: no I/O scheduler $d for $b"
     done
 done
-sed -e "s|@TEST_DEV@|$TEST_DEV|g" -e "s|@SCRATCH_DEV@|$SCRATCH_DEV|g" \
-    -e "s|@SCRATCH_DEV_POOL@|$SCRATCH_POOL|g" -e "s|@LOGWRITES_DEV@|$LOGWRITES_DEV|g" \
+sed {subst} \
     $R/local.config.in > $R/local.config
 export HOST_OPTIONS=$R/local.config RESULT_BASE=$R{sub} RECREATE_TEST_DEV=true
 mkdir -p {test_dir} {scratch_mnt} $RESULT_BASE
 cd {tree}
 # check mounts TEST_DEV before it recreates it: give it a filesystem.
+# mkfs_test FSTYP KEY: the test device of device set KEY.
 mkfs_test() {{
+    local dev
+    eval dev=\$TEST_DEV_$2
     case $1 in ext2|ext3|ext4) force=-F;; xfs|btrfs) force=-f;; *) force=;; esac
-    mkfs -t $1 $force $TEST_DEV >> $R{logs}/mkfs.out 2>&1
+    mkfs -t $1 $force $dev >> $R{logs}/mkfs.out 2>&1
 }}
 "#,
+        mode = inputs.mode,
         results = RESULTS_MNT,
         mark = MARK,
-        test = serial::TEST,
-        pool = pool.join(" "),
-        logw = serial::LOGWRITES,
-        scheduler = devices.scheduler.as_deref().unwrap_or(""),
+        scheduler = inputs.scheduler.unwrap_or(""),
+        blocks = blocks.join(" "),
+        subst = subst.join(" "),
         sub = RESULTS_SUBDIR,
         logs = LOGS_SUBDIR,
         test_dir = crate::fstests::config::TEST_DIR,
         scratch_mnt = crate::fstests::config::SCRATCH_MNT,
         tree = TREE_MNT,
     );
-    let body = match mode {
+    let body = match inputs.mode {
         Mode::Batch => format!(
-            r#"while read -r i section fstyp; do
+            r#"while read -r i section fstyp key; do
     mark section $section begin
-    mkfs_test $fstyp
+    mkfs_test $fstyp $key
     args=""
     [ "$section" != "-" ] && args="-s $section"
     ./check -R xunit {options} $args $(cat $R/tests.$i) > $R{logs}/check.$i.out 2>&1
@@ -199,10 +254,10 @@ done < $R/plan
         ),
         Mode::Queue => format!(
             r#"last=
-while read -r job section fstyp test < {fifo}; do
+while read -r job section fstyp key test < {fifo}; do
     [ "$job" = end ] && break
-    [ "$last" = "$section $fstyp" ] || mkfs_test $fstyp
-    last="$section $fstyp"
+    [ "$last" = "$section $fstyp $key" ] || mkfs_test $fstyp $key
+    last="$section $fstyp $key"
     export RESULT_BASE=$R{sub}/{job_prefix}$job
     mkdir -p $RESULT_BASE
     args=""
@@ -239,6 +294,25 @@ pub fn start_command(mode: Mode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fstests::config::{device_key, device_sets, local_config, Devices, Layout, Section};
+
+    fn inputs<'a>(
+        mode: Mode,
+        sections: &'a [PlanSection],
+        keys: &'a [String],
+        sets: &'a [DeviceSet],
+    ) -> Inputs<'a> {
+        Inputs {
+            mode,
+            local_config: "cfg",
+            sections,
+            keys,
+            sets,
+            iterations: 1,
+            exact_order: false,
+            scheduler: None,
+        }
+    }
 
     #[test]
     fn inputs_name_every_section_and_test() {
@@ -255,15 +329,24 @@ mod tests {
                 tests: vec!["generic/002".into()],
             },
         ];
-        let devices = Devices {
-            scratch_pool: 3,
-            scheduler: Some("mq-deadline".into()),
-            ..Devices::default()
+        let sets = device_sets(
+            &Layout::Sections(vec![]),
+            &Devices {
+                scratch_pool: 3,
+                ..Devices::default()
+            },
+        );
+        let keys = vec![RUN_DEVICES.to_string(); 2];
+        let i = Inputs {
+            iterations: 2,
+            exact_order: true,
+            scheduler: Some("mq-deadline"),
+            ..inputs(Mode::Batch, &sections, &keys, &sets)
         };
-        write_inputs(d.path(), Mode::Batch, "cfg", &sections, 2, true, &devices).unwrap();
+        write_inputs(d.path(), &i).unwrap();
         assert_eq!(
             fs::read_to_string(d.path().join("plan")).unwrap(),
-            "0 ext4_4k ext4\n1 - ext4\n"
+            "0 ext4_4k ext4 d\n1 - ext4 d\n"
         );
         assert_eq!(
             fs::read_to_string(d.path().join("tests.0")).unwrap(),
@@ -283,6 +366,80 @@ mod tests {
     }
 
     #[test]
+    fn a_section_with_its_own_devices_gets_its_own_disks_and_placeholders() {
+        let sections = vec![
+            Section::new("ext4", "ext4"),
+            Section::new("btrfs", "btrfs").with_devices(Devices {
+                scratch_pool: 4,
+                size: 1 << 30,
+                ..Devices::default()
+            }),
+        ];
+        let layout = Layout::Sections(sections.clone());
+        let sets = device_sets(&layout, &Devices::default());
+        assert_eq!(sets.len(), 2);
+        assert_eq!(device_key(&layout, Some("ext4")), "d");
+        assert_eq!(device_key(&layout, Some("btrfs")), "s1");
+        assert_eq!(
+            sets[1].serials(),
+            [
+                "fst-s1-test",
+                "fst-s1-scratch1",
+                "fst-s1-scratch2",
+                "fst-s1-scratch3",
+                "fst-s1-scratch4"
+            ]
+        );
+        let config = local_config(&sections, &Devices::default());
+        let btrfs = &config[config.find("[btrfs]").unwrap()..];
+        assert!(
+            btrfs.contains("export TEST_DEV=\"@S1_TEST_DEV@\""),
+            "{config}"
+        );
+        assert!(
+            btrfs.contains("export SCRATCH_DEV_POOL=\"@S1_SCRATCH_DEV_POOL@\""),
+            "{config}"
+        );
+        assert!(btrfs.contains("export SCRATCH_DEV=\"\""), "{config}");
+        let ext4 = &config[config.find("[ext4]").unwrap()..config.find("[btrfs]").unwrap()];
+        assert!(ext4.contains("export TEST_DEV=\"@TEST_DEV@\""), "{config}");
+        assert!(ext4.contains("export SCRATCH_DEV_POOL=\"\""), "{config}");
+
+        let d = tempfile::tempdir().unwrap();
+        let plan: Vec<PlanSection> = sections
+            .iter()
+            .map(|s| PlanSection {
+                name: Some(s.name.clone()),
+                fstyp: s.fstyp.clone(),
+                tests: vec!["generic/001".into()],
+            })
+            .collect();
+        let keys = vec!["d".to_string(), "s1".to_string()];
+        write_inputs(d.path(), &inputs(Mode::Batch, &plan, &keys, &sets)).unwrap();
+        assert_eq!(
+            fs::read_to_string(d.path().join("plan")).unwrap(),
+            "0 ext4 ext4 d\n1 btrfs btrfs s1\n"
+        );
+        let script = fs::read_to_string(d.path().join("run.sh")).unwrap();
+        for want in [
+            "TEST_DEV_s1=$(dev fst-s1-test)",
+            "$(dev fst-s1-scratch4)",
+            "s|@S1_SCRATCH_DEV_POOL@|$SCRATCH_POOL_s1|g",
+            "s|@TEST_DEV@|$TEST_DEV_d|g",
+            "mkfs_test $fstyp $key",
+        ] {
+            assert!(script.contains(want), "{want} not in:\n{script}");
+        }
+        // The generated shell is valid.
+        let st = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(d.path().join("run.sh"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    #[test]
     fn queue_jobs_are_lines_the_driver_reads() {
         let d = tempfile::tempdir().unwrap();
         let sections = vec![PlanSection {
@@ -290,16 +447,9 @@ mod tests {
             fstyp: "ext4".into(),
             tests: vec![],
         }];
-        write_inputs(
-            d.path(),
-            Mode::Queue,
-            "cfg",
-            &sections,
-            1,
-            false,
-            &Devices::default(),
-        )
-        .unwrap();
+        let sets = device_sets(&Layout::Sections(vec![]), &Devices::default());
+        let keys = vec![RUN_DEVICES.to_string()];
+        write_inputs(d.path(), &inputs(Mode::Queue, &sections, &keys, &sets)).unwrap();
         let script = fs::read_to_string(d.path().join("run.sh")).unwrap();
         assert!(script.contains(&format!("< {QUEUE_FIFO}; do")), "{script}");
         assert!(
@@ -307,13 +457,27 @@ mod tests {
             "{script}"
         );
         assert!(script.ends_with("mark all done\n"), "{script}");
+        let job = Job {
+            number: 3,
+            section: Some("ext4_4k"),
+            fstyp: "ext4",
+            devices: "s0",
+            test: "generic/001",
+        };
         assert_eq!(
-            job_command(Some((3, Some("ext4_4k"), "ext4", "generic/001"))),
-            format!("echo '3 ext4_4k ext4 generic/001' > {QUEUE_FIFO}")
+            job_command(Some(job)),
+            format!("echo '3 ext4_4k ext4 s0 generic/001' > {QUEUE_FIFO}")
         );
+        let job = Job {
+            number: 0,
+            section: None,
+            fstyp: "xfs",
+            devices: "d",
+            test: "xfs/001",
+        };
         assert_eq!(
-            job_command(Some((0, None, "xfs", "xfs/001"))),
-            format!("echo '0 - xfs xfs/001' > {QUEUE_FIFO}")
+            job_command(Some(job)),
+            format!("echo '0 - xfs d xfs/001' > {QUEUE_FIFO}")
         );
         assert_eq!(job_command(None), format!("echo 'end' > {QUEUE_FIFO}"));
         let re = regex::Regex::new(queue_patterns()[1]).unwrap();

@@ -28,7 +28,7 @@ pub mod trials;
 
 use std::path::PathBuf;
 
-pub use config::{Devices, Layout, Plan, Section, Selection};
+pub use config::{DeviceSet, Devices, Layout, Plan, Section, Selection};
 pub use runner::{Deadlines, RunOutcome};
 pub use tree::{build_from_source, FstestsTree, BUILD_PACKAGES};
 pub use trials::Trials;
@@ -182,20 +182,25 @@ impl FstestsConfig {
 
     /// The plan: tests per section.
     pub fn plan(&self) -> crate::Result<Plan> {
-        self.devices.validate()?;
+        config::validate_devices(&self.layout, &self.devices)?;
         if self.vms == 0 {
             return Err(crate::Error::Config {
                 what: "fstests vms".into(),
                 message: "must be at least 1, not 0".into(),
             });
         }
-        if self.vms > 1 && !self.devices.paths.is_empty() {
+        let sets = config::device_sets(&self.layout, &self.devices);
+        if let Some(given) = sets
+            .iter()
+            .find(|s| !s.devices.paths.is_empty())
+            .filter(|_| self.vms > 1)
+        {
             return Err(crate::Error::Config {
                 what: "fstests vms".into(),
                 message: format!(
                     "{} VMs cannot share the devices given as paths ({}): each VM needs its own; use sparse devices (no --device) or one VM",
                     self.vms,
-                    self.devices.paths[0].display()
+                    given.devices.paths[0].display()
                 ),
             });
         }

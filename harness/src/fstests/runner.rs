@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::console::ExpectError;
-use crate::fstests::config::{local_config, Layout, Plan, PlanSection};
+use crate::fstests::config::{
+    device_key, device_sets, local_config, DeviceSet, Layout, Plan, PlanSection,
+};
 use crate::fstests::driver::{self, serial};
 use crate::fstests::results_api::{self as api, FsResults, FsTest};
 use crate::fstests::{disk, FstestsConfig};
@@ -340,7 +342,9 @@ pub(super) struct Booted {
     /// The guest, logged in as root, its driver started.
     pub vm: Arc<Session>,
     results_img: PathBuf,
-    devices: Vec<(PathBuf, String)>,
+    /// Path, virtio serial, and whether bootrig made it (a sparse file to
+    /// delete) rather than the user.
+    devices: Vec<(PathBuf, String, bool)>,
 }
 
 impl Attempt<'_> {
@@ -370,18 +374,27 @@ impl Attempt<'_> {
             Layout::LocalConfig(p) => std::fs::read_to_string(p)
                 .map_err(|e| Error::io(format!("reading {}", p.display()), e))?,
         };
+        let sets = device_sets(&self.cfg.layout, &self.cfg.devices);
+        let keys: Vec<String> = plan
+            .iter()
+            .map(|s| device_key(&self.cfg.layout, s.name.as_deref()))
+            .collect();
         driver::write_inputs(
             &input,
-            mode,
-            &config,
-            plan,
-            self.cfg.selection.iterations,
-            self.cfg.selection.exact_order,
-            &self.cfg.devices,
+            &driver::Inputs {
+                mode,
+                local_config: &config,
+                sections: plan,
+                keys: &keys,
+                sets: &sets,
+                iterations: self.cfg.selection.iterations,
+                exact_order: self.cfg.selection.exact_order,
+                scheduler: self.cfg.devices.scheduler.as_deref(),
+            },
         )?;
         let results_img = self.dir.join("results.ext4");
         disk::ext4_from_dir(&input, &results_img, "results", 512 << 20)?;
-        let devices = self.make_devices()?;
+        let devices = self.make_devices(&sets)?;
         let mut machine = self
             .image
             .machine_config(&format!("fstests-{}", self.number), None)
@@ -389,7 +402,7 @@ impl Attempt<'_> {
             .with_cpus(self.cfg.cpus);
         machine = machine.with_extra_args(drive(self.tree_img, serial::TREE, true));
         machine = machine.with_extra_args(drive(&results_img, serial::RESULTS, false));
-        for (path, serial) in &devices {
+        for (path, serial, _) in &devices {
             machine = machine.with_extra_args(drive(path, serial, false));
         }
         self.ctx.output(&format!(
@@ -423,8 +436,8 @@ impl Attempt<'_> {
         } else {
             vm.machine().kill();
         }
-        if self.cfg.devices.paths.is_empty() {
-            for (path, _) in &booted.devices {
+        for (path, _, made) in &booted.devices {
+            if *made {
                 let _ = std::fs::remove_file(path);
             }
         }
@@ -434,29 +447,34 @@ impl Attempt<'_> {
         Ok(results)
     }
 
-    /// The sparse test, scratch (or pool) and logwrites devices.
-    fn make_devices(&self) -> Result<Vec<(PathBuf, String)>> {
-        let d = &self.cfg.devices;
-        let base = d.dir.clone().unwrap_or_else(|| self.dir.to_path_buf());
-        std::fs::create_dir_all(&base)
-            .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
+    /// The test, scratch (or pool) and logwrites devices of every device
+    /// set: the user's paths as they are, else sparse files made here.
+    fn make_devices(&self, sets: &[DeviceSet]) -> Result<Vec<(PathBuf, String, bool)>> {
         let tag = format!("{}-{}", std::process::id(), self.number);
-        let mut serials = vec![serial::TEST.to_string()];
-        serials.extend((1..=d.scratch_pool.max(1)).map(|i| format!("{}{i}", serial::SCRATCH)));
-        if d.logwrites {
-            serials.push(serial::LOGWRITES.to_string());
-        }
-        if !d.paths.is_empty() {
-            // Existing files or block devices, checked by Devices::validate.
-            return Ok(d.paths.iter().cloned().zip(serials).collect());
-        }
-        serials
-            .into_iter()
-            .map(|s| {
+        let mut out = Vec::new();
+        for set in sets {
+            let d = &set.devices;
+            if !d.paths.is_empty() {
+                // Existing files or block devices, checked by validate.
+                out.extend(
+                    d.paths
+                        .iter()
+                        .cloned()
+                        .zip(set.serials())
+                        .map(|(p, s)| (p, s, false)),
+                );
+                continue;
+            }
+            let base = d.dir.clone().unwrap_or_else(|| self.dir.to_path_buf());
+            std::fs::create_dir_all(&base)
+                .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
+            for s in set.serials() {
                 let path = base.join(format!("{s}-{tag}.raw"));
-                disk::sparse(&path, d.size).map(|()| (path, s))
-            })
-            .collect()
+                disk::sparse(&path, d.size)?;
+                out.push((path, s, true));
+            }
+        }
+        Ok(out)
     }
 
     /// Follows the markers until the driver is done or the VM dies.

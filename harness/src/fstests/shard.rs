@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::fstests::config::{Plan, PlanSection};
+use crate::fstests::config::{device_key, Plan, PlanSection};
 use crate::fstests::driver::{self, Mode};
 use crate::fstests::results_api::{self as api, FsResults};
 use crate::fstests::runner::{entry, Attempt, Death, Queued, RunOutcome, MAX_DEATHS};
@@ -208,10 +208,15 @@ impl Shared<'_> {
             let s: &PlanSection = &self.plan.sections[q.section];
             let console = vm.machine().console();
             let from = console.position();
-            let handed = vm.run_timeout(
-                &driver::job_command(Some((n, s.name.as_deref(), &s.fstyp, &q.test))),
-                HAND_OVER,
-            );
+            let key = device_key(&self.cfg.layout, s.name.as_deref());
+            let job = driver::Job {
+                number: n,
+                section: s.name.as_deref(),
+                fstyp: &s.fstyp,
+                devices: &key,
+                test: &q.test,
+            };
+            let handed = vm.run_timeout(&driver::job_command(Some(job)), HAND_OVER);
             // The test may have started while the command waited for its
             // own end on the console: look at that text again.
             console.rewind(from);
