@@ -6,6 +6,10 @@
 //!   the second with its own devices), a handful of real quick tests, a real failure (`xfs/001` on ext4,
 //!   whose message must hold its diff) and a real notrun (`generic/110`,
 //!   reflink, skipped with fstests' reason); every fstests file catalogued.
+//! - `fstests::e2e::user_kernel`: `bootrig fstests --kernel --modules`
+//!   with Debian's 6.12 (not the image's kernel); fstests records it.
+//! - `fstests::e2e::nextest_partitions`: the trials under `cargo nextest
+//!   --partition count:K/2` make two disjoint halves equal to one run.
 //! - `fstests::e2e::hang_and_crash`: a copy of the tree with two injected
 //!   tests, `generic/990` (sleeps forever) and `generic/991` (writes `c`
 //!   to `/proc/sysrq-trigger`); both are recorded as errors twice (then not
@@ -22,7 +26,7 @@ use bootrig::fstests::{
     build_from_source, Deadlines, Devices, FstestsConfig, FstestsTree, Section,
 };
 use bootrig::{check, Error, Outcome, Result, RunSettings, Suite, TestContext, TestRecord};
-use bootrig_tests::{bootrig_bin, vm_marks};
+use bootrig_tests::{bootrig_bin, test_kernel, vm_marks};
 
 fn main() -> ExitCode {
     let mut suite = Suite::from_args();
@@ -45,6 +49,11 @@ fn main() -> ExitCode {
             "fstests::e2e::hang_and_crash",
             vm_marks().timeout(Duration::from_secs(900)),
             hang_and_crash,
+        )
+        .test_with(
+            "fstests::e2e::user_kernel",
+            vm_marks().timeout(Duration::from_secs(900)),
+            user_kernel,
         )
         .test_with(
             "fstests::e2e::nextest_partitions",
@@ -320,9 +329,7 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
     let records = run_inner(ctx, "one-vm", cfg.clone());
     check!(records.len() == 6, "{} trials, expected 6", records.len());
     // fstests itself recorded each section's devices in its result.xml.
-    let results = ctx
-        .artifacts_dir()
-        .join("one-vm/fstests.run/attempt-1/results");
+    let results = run_folder(&ctx.artifacts_dir().join("one-vm"))?.join("attempt-1/results");
     let parsed = bootrig_diagnostics::fstests::FsResults::load(&results)
         .map_err(|e| Error::Check(e.to_string()))?;
     let prop = |section: &str, key: &str| {
@@ -396,7 +403,7 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
         "xfs/001's message on 2 VMs has no diff:\n{}",
         message(r)
     );
-    let run_dir = ctx.artifacts_dir().join("two-vms/fstests.run");
+    let run_dir = run_folder(&ctx.artifacts_dir().join("two-vms"))?;
     let busy = (1..=2)
         .filter(|n| {
             std::fs::read_dir(run_dir.join(format!("attempt-{n}/results"))).is_ok_and(|d| {
@@ -411,6 +418,65 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
         run_dir.display()
     );
     Ok(())
+}
+
+/// `bootrig fstests --kernel K --modules M`: the `fstests` image boots the
+/// user's kernel (Debian's 6.12 from backports, not the image's 6.1) with
+/// its modules from the host, and fstests records that kernel.
+fn user_kernel(ctx: &TestContext) -> Result<()> {
+    let tree = built_tree(ctx)?;
+    let (kernel, modules, release) = test_kernel()?;
+    let root = ctx.artifacts_dir().join("cli");
+    let path = |p: &Path| p.display().to_string();
+    let (code, out, err) = bootrig(&[
+        "fstests",
+        "--fstests",
+        &path(&tree.dir),
+        "--kernel",
+        &path(&kernel),
+        "--modules",
+        &path(&modules),
+        "--device-size",
+        "3G",
+        "--artifacts",
+        &path(&root),
+        "generic/002",
+    ])?;
+    check!(
+        code == 0,
+        "bootrig fstests --kernel exited {code}:\n{out}{err}"
+    );
+    check!(
+        out.contains("ext4: 1 tests, 0 failures, 0 skipped"),
+        "no summary line in:\n{out}"
+    );
+    let results = root.join("latest/fstests.run/attempt-1/results");
+    let parsed = bootrig_diagnostics::fstests::FsResults::load(&results)
+        .map_err(|e| Error::Check(e.to_string()))?;
+    let recorded = parsed
+        .sections
+        .first()
+        .and_then(|s| s.properties.get("KERNEL").cloned())
+        .unwrap_or_default();
+    check!(
+        recorded == release,
+        "fstests ran on kernel {recorded:?}, expected the user's {release}"
+    );
+    Ok(())
+}
+
+/// The fstests run folder in an inner run's folder: `fstests.run`, or
+/// `fstests.run-N` for the N-th fstests run of this process.
+fn run_folder(inner: &Path) -> Result<PathBuf> {
+    std::fs::read_dir(inner)
+        .map_err(|e| Error::io(format!("reading {}", inner.display()), e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("fstests.run"))
+        })
+        .ok_or_else(|| Error::Check(format!("no fstests.run folder in {}", inner.display())))
 }
 
 /// Trial name → outcome.

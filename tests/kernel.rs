@@ -4,42 +4,11 @@
 //! filesystems, and `modprobe` loads its modules from the host folder.
 //! Run with `BOOTRIG_MAX_VMS=1 cargo test -p bootrig-tests --test kernel`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::ExitCode;
 
 use bootrig::{check, check_failed, Image, Result, Session, Suite, TestContext, UserKernel};
-use bootrig_tests::{output_text, run_bootrig, vm_marks};
-
-/// The test kernel: `(vmlinuz, modules staging folder, release)`, fetched
-/// once into bootrig's cache.
-fn test_kernel() -> Result<(PathBuf, PathBuf, String)> {
-    static FETCHED: OnceLock<std::result::Result<(PathBuf, PathBuf, String), String>> =
-        OnceLock::new();
-    FETCHED
-        .get_or_init(|| {
-            let cache = std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/bootrig/test-kernel"))
-                .ok_or("HOME is not set")?;
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-kernel.sh");
-            let out = Command::new("bash")
-                .arg(&script)
-                .arg(&cache)
-                .output()
-                .map_err(|e| format!("running {}: {e}", script.display()))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "{} failed: {}",
-                    script.display(),
-                    output_text(&out)
-                ));
-            }
-            let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            Ok((cache.join("vmlinuz"), cache.join("modules"), release))
-        })
-        .clone()
-        .map_err(bootrig::Error::Check)
-}
+use bootrig_tests::{output_text, run_bootrig, test_kernel, vm_marks};
 
 /// `uname -r` is the test kernel's, `dummy` is not loaded at boot, and
 /// `modprobe dummy` loads it from the shared folder.

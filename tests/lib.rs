@@ -1,6 +1,6 @@
 //! Helpers for bootrig's own end-to-end tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -81,4 +81,34 @@ pub fn output_text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// The test kernel: `(vmlinuz, modules staging folder, release)`, fetched
+/// once into bootrig's cache.
+pub fn test_kernel() -> bootrig::Result<(PathBuf, PathBuf, String)> {
+    static FETCHED: OnceLock<std::result::Result<(PathBuf, PathBuf, String), String>> =
+        OnceLock::new();
+    FETCHED
+        .get_or_init(|| {
+            let cache = std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/bootrig/test-kernel"))
+                .ok_or("HOME is not set")?;
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-kernel.sh");
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg(&cache)
+                .output()
+                .map_err(|e| format!("running {}: {e}", script.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{} failed: {}",
+                    script.display(),
+                    output_text(&out)
+                ));
+            }
+            let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            Ok((cache.join("vmlinuz"), cache.join("modules"), release))
+        })
+        .clone()
+        .map_err(bootrig::Error::Check)
 }
