@@ -548,6 +548,34 @@ fn several_results_folders_merge() {
     );
 }
 
+/// The layout of a `--vms N` run: each VM's `attempt-N/results/` holds
+/// one whole results folder per test (`job-N`); the run folder, a VM's
+/// folder and its `results/` all read as the merged tests.
+#[test]
+fn vm_job_folders_merge_as_shards() {
+    let run = tempfile::tempdir().unwrap();
+    copy_dir(
+        &fixtures().join("sections-ext4-xfs/results"),
+        &run.path().join("attempt-1/results/job-1"),
+    );
+    copy_dir(
+        &fixtures().join("ext4-15tests/results"),
+        &run.path().join("attempt-2/results/job-2"),
+    );
+    std::fs::create_dir_all(run.path().join("attempt-2/logs")).unwrap();
+    let whole = load_any(run.path()).unwrap();
+    assert_eq!(whole.tests.len(), 14 + 15);
+    let vm = load_any(&run.path().join("attempt-1")).unwrap();
+    assert_eq!(vm.tests.len(), 14);
+    let results = load_any(&run.path().join("attempt-2/results")).unwrap();
+    assert_eq!(results.tests.len(), 15);
+    // A job folder is never taken for a section.
+    assert!(whole
+        .sections
+        .iter()
+        .all(|s| !s.display_name().starts_with("job-")));
+}
+
 #[test]
 fn kernel_log_of_the_console_fixtures() {
     let text = std::fs::read_to_string(fixtures().join("ext4-15tests/serial-console.log")).unwrap();
@@ -629,6 +657,15 @@ fn bootrig_run_folders_are_read_through_run_json() {
         &[],
     );
     add("boot::busybox", Outcome::Passed, None, &[]);
+    // The folders holding the runs' VMs are not fstests tests.
+    add("fstests::run", Outcome::Passed, None, &[]);
+    add("fstests::run-2", Outcome::Passed, None, &[]);
+    add(
+        "fstests::run::ext4_4k::generic/001",
+        Outcome::Passed,
+        None,
+        &[],
+    );
     let _: &RunEntry = &RunSummary::load(&run.path().join("run.json"))
         .unwrap()
         .tests[0];

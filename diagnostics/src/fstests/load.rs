@@ -115,6 +115,7 @@ pub(crate) fn is_results_folder(dir: &Path) -> bool {
 /// test group folder (`generic/`) never does.
 fn is_section_dir(p: &Path) -> bool {
     p.is_dir()
+        && !is_job_dir(p)
         && ["result.xml", "check.log", "check.time"]
             .iter()
             .any(|f| p.join(f).is_file())
@@ -123,11 +124,21 @@ fn is_section_dir(p: &Path) -> bool {
 fn has_group_dirs(entries: &[PathBuf]) -> bool {
     entries.iter().any(|p| {
         p.is_dir()
+            && !is_job_dir(p)
             && std::fs::read_dir(p).is_ok_and(|rd| {
                 rd.flatten()
                     .any(|e| split_test_file(&e.file_name().to_string_lossy()).is_some())
             })
     })
+}
+
+/// A `job-N` folder: the whole results folder (`RESULT_BASE`) of one test
+/// of a `--vms N` run, not a section.
+pub(crate) fn is_job_dir(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("job-"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `001.out.bad` → (`001`, `out.bad`); `None` for other files (including

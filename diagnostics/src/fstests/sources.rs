@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::load::is_results_folder;
+use super::load::{is_job_dir, is_results_folder};
 use super::results::{FsDetails, FsOutcome, FsResults, FsTest, FsTestFiles};
 use crate::errors::{Error, ErrorKind, Result};
 use crate::layout;
@@ -28,8 +28,10 @@ use crate::run::RunSummary;
 ///   A run has no sections' `result.xml`, so each section's seconds are
 ///   the sum of its tests';
 /// - a folder holding several of the above (shards; no `run.json`,
-///   `result.xml` or `check.log` of its own): all of them merged. One
-///   that fails to load fails the whole (no silently missing shard).
+///   `result.xml` or `check.log` of its own), such as the `results/` of a
+///   VM of a `--vms N` run, one `job-N` results folder per test: all of
+///   them merged. One that fails to load fails the whole (no silently
+///   missing shard).
 pub fn load_any(path: &Path) -> Result<FsResults> {
     if path.is_file() {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -43,6 +45,12 @@ pub fn load_any(path: &Path) -> Result<FsResults> {
     }
     if is_results_folder(path) {
         return FsResults::load(path);
+    }
+    // The folder of one VM of a `--vms N` run (`attempt-N`): its
+    // `results/` holds a `job-N` results folder per test.
+    let inner = path.join("results");
+    if inner.is_dir() && holds_jobs(&inner) {
+        return load_any(&inner);
     }
     // A folder of results or run folders (shards)?
     let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
@@ -58,7 +66,7 @@ pub fn load_any(path: &Path) -> Result<FsResults> {
     let mut found = false;
     for child in children {
         let is_run = child.join(RunSummary::FILE).is_file();
-        if is_run || is_results_folder(&child) {
+        if is_run || is_results_folder(&child) || holds_jobs(&child.join("results")) {
             merged.merge(load_any(&child)?);
             found = true;
         }
@@ -81,6 +89,11 @@ pub fn load_all<P: AsRef<Path>>(paths: &[P]) -> Result<FsResults> {
     Ok(merged)
 }
 
+/// Whether `dir` holds `job-N` folders (a `--vms N` VM's results).
+fn holds_jobs(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| rd.flatten().any(|e| is_job_dir(&e.path())))
+}
+
 /// The `fstests::` trials of a bootrig `run.json`.
 fn load_run(run_json: &Path) -> Result<FsResults> {
     let summary = RunSummary::load(run_json)?;
@@ -90,6 +103,12 @@ fn load_run(run_json: &Path) -> Result<FsResults> {
         let Some(rest) = entry.test.strip_prefix("fstests::") else {
             continue;
         };
+        // The folder that holds a run's VMs (`fstests::run`,
+        // `fstests::run-2`, `fstests::run::<first test>` for a partial
+        // run) is not an fstests test.
+        if rest == "run" || rest.starts_with("run::") || rest.starts_with("run-") {
+            continue;
+        }
         let (section, name) = match rest.rsplit_once("::") {
             Some((s, n)) => (Some(s.to_string()), n.to_string()),
             None => (None, rest.to_string()),
