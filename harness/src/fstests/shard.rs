@@ -236,34 +236,7 @@ impl Shared<'_> {
         let clean = death.is_none() && stopped.is_none();
         let results = attempt.end(booted, clean)?;
         let progress = !done.is_empty() || death.is_some();
-        let mut st = lock(state);
-        for (n, q) in done {
-            let dir = results.join(driver::job_dir(n));
-            let name = self.plan.sections[q.section].name.clone();
-            let parsed = FsResults::load(&dir).unwrap_or_default();
-            let report_dir = match &name {
-                Some(s) => dir.join(s),
-                None => dir.clone(),
-            };
-            let result = api::result_of(&parsed, name.as_deref(), &q.test)
-                .cloned()
-                .unwrap_or_else(|| api::salvage(name.as_deref(), &q.test, &report_dir));
-            entry(&mut st.out, self.plan, &q).result = Some(result);
-            st.out.results_dirs.push(dir);
-        }
-        if let Some((q, d)) = death {
-            let e = entry(&mut st.out, self.plan, &q);
-            e.deaths.push(d);
-            if e.deaths.len() >= MAX_DEATHS {
-                e.not_completed = Some(format!(
-                    "took its VM down {} times; not retried again",
-                    e.deaths.len()
-                ));
-            } else {
-                // First in line: the next VM to ask retries it.
-                st.queue.insert(0, q);
-            }
-        }
+        settle(&mut lock(state), self.plan, &results, done, death);
         if let Some(why) = stopped {
             self.ctx.output(&format!("fstests: VM {w}: {why}"));
         }
@@ -339,6 +312,47 @@ impl Shared<'_> {
     }
 }
 
+/// Moves what one VM did into the state: each completed job's result
+/// (from its `job-N` folder under `results`; from the files fstests left
+/// when its `result.xml` is missing), and the death of the test it died
+/// under, which goes back to the head of the queue unless it has killed
+/// [`MAX_DEATHS`] VMs.
+fn settle(
+    st: &mut State,
+    plan: &Plan,
+    results: &std::path::Path,
+    done: Vec<(usize, Queued)>,
+    death: Option<(Queued, Death)>,
+) {
+    for (n, q) in done {
+        let dir = results.join(driver::job_dir(n));
+        let name = plan.sections[q.section].name.clone();
+        let parsed = FsResults::load(&dir).unwrap_or_default();
+        let report_dir = match &name {
+            Some(s) => dir.join(s),
+            None => dir.clone(),
+        };
+        let result = api::result_of(&parsed, name.as_deref(), &q.test)
+            .cloned()
+            .unwrap_or_else(|| api::salvage(name.as_deref(), &q.test, &report_dir));
+        entry(&mut st.out, plan, &q).result = Some(result);
+        st.out.results_dirs.push(dir);
+    }
+    if let Some((q, d)) = death {
+        let e = entry(&mut st.out, plan, &q);
+        e.deaths.push(d);
+        if e.deaths.len() >= MAX_DEATHS {
+            e.not_completed = Some(format!(
+                "took its VM down {} times; not retried again",
+                e.deaths.len()
+            ));
+        } else {
+            // First in line: the next VM to ask retries it.
+            st.queue.insert(0, q);
+        }
+    }
+}
+
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -400,6 +414,70 @@ mod tests {
             sorted,
             ["generic/004", "generic/002", "generic/001", "generic/003"]
         );
+    }
+
+    #[test]
+    fn a_dead_vm_loses_no_test_and_a_double_killer_is_not_retried() {
+        use crate::fstests::results_api::FsOutcome;
+        use crate::fstests::runner::DeathKind;
+        let plan = Plan {
+            sections: vec![PlanSection {
+                name: Some("ext4".into()),
+                fstyp: "ext4".into(),
+                tests: ["generic/001", "generic/002", "generic/003", "generic/004"]
+                    .map(String::from)
+                    .to_vec(),
+            }],
+        };
+        let mut st = State {
+            queue: vec![q(0, "generic/004")],
+            out: RunOutcome::default(),
+            attempts: 0,
+            jobs: 0,
+            errors: Vec::new(),
+        };
+        // VM 1 ran job 1 (generic/001: not run, as its files say) and died
+        // under generic/002; generic/003 had gone to another VM; 004 was
+        // still queued.
+        let results = tempfile::tempdir().unwrap();
+        let job = results.path().join("job-1/ext4/generic");
+        std::fs::create_dir_all(&job).unwrap();
+        std::fs::write(job.join("001.notrun"), "no reflink\n").unwrap();
+        let death = || Death {
+            kind: DeathKind::Crash("BUG".into()),
+            attempt: 1,
+            detail: String::new(),
+            files: vec![],
+        };
+        settle(
+            &mut st,
+            &plan,
+            results.path(),
+            vec![(1, q(0, "generic/001"))],
+            Some((q(0, "generic/002"), death())),
+        );
+        let e = |st: &State, t: &str| st.out.entries[&(Some("ext4".into()), t.into())].clone();
+        let first = e(&st, "generic/001").result.unwrap();
+        assert_eq!(first.outcome, FsOutcome::NotRun);
+        assert_eq!(first.reason.as_deref(), Some("no reflink"));
+        assert_eq!(st.out.results_dirs, [results.path().join("job-1")]);
+        // The culprit is first in line again; nothing else was lost.
+        let queued: Vec<&str> = st.queue.iter().map(|q| q.test.as_str()).collect();
+        assert_eq!(queued, ["generic/002", "generic/004"]);
+        // It kills a second VM: recorded twice, not queued again.
+        let taken = take(&mut st.queue, Some(0)).unwrap();
+        settle(
+            &mut st,
+            &plan,
+            results.path(),
+            vec![],
+            Some((taken, death())),
+        );
+        let culprit = e(&st, "generic/002");
+        assert_eq!(culprit.deaths.len(), 2);
+        assert!(culprit.not_completed.unwrap().contains("not retried again"));
+        let queued: Vec<&str> = st.queue.iter().map(|q| q.test.as_str()).collect();
+        assert_eq!(queued, ["generic/004"]);
     }
 
     #[test]

@@ -456,7 +456,7 @@ mod tests {
             assert_eq!(status(4).as_deref(), Some("0"), "{shell}: {shown}");
             let vis = m.end(5).unwrap().captures(&raw).unwrap();
             assert!(
-                vis[0].len() > 0 && shown.contains("\nvis\n"),
+                !vis[0].is_empty() && shown.contains("\nvis\n"),
                 "{shell}: {shown}"
             );
             assert_eq!(status(6).as_deref(), Some("1"), "{shell}: {shown}");

@@ -222,7 +222,7 @@ impl MachineSpec {
                     .map(|d| (d, m.allow_outside, "disk")),
             );
         for (p, allowed, key) in writable {
-            if !allowed && !inside(&base, p) {
+            if !allowed && !inside(base, p) {
                 return Err(err(
                     key,
                     format!(
