@@ -107,23 +107,22 @@ fn diag_err(doing: &str, e: bootrig_diagnostics::errors::Error) -> Error {
 
 impl Postmortem {
     /// Creates the test's folder under `run_dir` and writes the first
-    /// `metadata.json` (outcome `running`); the built-in collectors are
-    /// registered. Phases and steps also go to `events`.
+    /// `metadata.json` (outcome `running`, and the runner's `attempt` when
+    /// it retries); the built-in collectors are registered. Phases and
+    /// steps also go to `events`.
     pub fn begin(
         name: &str,
         run_dir: &Path,
         cache_dir: &Path,
         events: Events,
+        attempt: Option<u64>,
     ) -> Result<Postmortem> {
         let mut dir = TestDir::create(run_dir, name, chrono::Utc::now())
             .map_err(|e| diag_err("creating the test's artifacts folder", e))?;
         dir.metadata_mut().host = Some(HostInfo::detect());
         // A runner that retries tests (nextest) numbers the attempts: a
         // test that passes on attempt 2 is flaky (`bootrig report`).
-        if let Some(n) = std::env::var("NEXTEST_ATTEMPT")
-            .ok()
-            .and_then(|a| a.parse::<u64>().ok())
-        {
+        if let Some(n) = attempt {
             dir.metadata_mut().extra.insert("attempt".into(), n.into());
         }
         let _ = dir.save_metadata();
@@ -486,7 +485,7 @@ mod tests {
     use super::*;
 
     fn recorder(run: &Path) -> Postmortem {
-        Postmortem::begin("pm::t", run, run, Events::discard()).unwrap()
+        Postmortem::begin("pm::t", run, run, Events::discard(), None).unwrap()
     }
 
     #[test]

@@ -51,6 +51,7 @@ impl TestContext {
             &settings.run_dir,
             &settings.images.cache,
             settings.events.clone(),
+            settings.attempt,
         )?);
         point_latest_at(&settings.run_dir);
         Ok(TestContext {

@@ -33,11 +33,17 @@ pub struct RunSettings {
     /// `bootrig attach`, until the run is interrupted (`bootrig run
     /// --hold`, `BOOTRIG_HOLD=1`; see [`crate::run::hold`]).
     pub hold: bool,
+    /// The runner's attempt at this test process (nextest's
+    /// `NEXTEST_ATTEMPT` when it retries), recorded in each test's
+    /// `metadata.json`; `None` for a run of its own
+    /// ([`RunSettings::standalone`]).
+    pub attempt: Option<u64>,
 }
 
 impl RunSettings {
     /// Settings from the environment: `BOOTRIG_ARTIFACTS` (root folder),
     /// `BOOTRIG_RUN_ID` / `NEXTEST_RUN_ID` (run folder name),
+    /// `NEXTEST_ATTEMPT`,
     /// `BOOTRIG_ACCEL`, `BOOTRIG_HOLD`, `BOOTRIG_KERNEL` (with
     /// `BOOTRIG_MODULES`, `BOOTRIG_APPEND`).
     pub fn from_env(default_root: PathBuf) -> RunSettings {
@@ -52,6 +58,8 @@ impl RunSettings {
     /// (a `bootrig run` started from a test under nextest is not that
     /// test's run, and two of them must not share a folder).
     pub fn standalone(mut self) -> RunSettings {
+        // Nor is it the test's attempt.
+        self.attempt = None;
         if std::env::var_os("BOOTRIG_RUN_ID").is_none() {
             let root = self.run_dir.parent().map(PathBuf::from).unwrap_or_default();
             self.run_dir = root.join(bootrig_diagnostics::names::safe_name(&fresh_run_id()));
@@ -81,6 +89,9 @@ impl RunSettings {
             kernel: crate::vm::kernel::UserKernel::from_env(),
             events: Events::new(ProgressReporter::stderr()),
             hold: std::env::var("BOOTRIG_HOLD").is_ok_and(|v| !v.is_empty() && v != "0"),
+            attempt: std::env::var("NEXTEST_ATTEMPT")
+                .ok()
+                .and_then(|a| a.parse().ok()),
         }
     }
 }
