@@ -409,20 +409,34 @@ impl Attempt<'_> {
             "fstests: attempt {} boots a VM for {what}",
             self.number
         ));
-        let booted = Booted {
-            vm: self.ctx.boot(machine)?,
-            results_img,
-            devices,
-        };
-        let login = self.image.manifest.login.clone();
-        let (user, password) =
-            login.map_or(("root".into(), "root".into()), |c| (c.user, c.password));
-        booted.vm.login(&user, &password)?;
-        if user != "root" {
-            booted.vm.become_root()?;
+        let started = self.ctx.boot(machine).and_then(|vm| {
+            let login = self.image.manifest.login.clone();
+            let (user, password) =
+                login.map_or(("root".into(), "root".into()), |c| (c.user, c.password));
+            vm.login(&user, &password)?;
+            if user != "root" {
+                vm.become_root()?;
+            }
+            vm.succeed(&driver::start_command(mode))?;
+            Ok(vm)
+        });
+        match started {
+            Ok(vm) => Ok(Booted {
+                vm,
+                results_img,
+                devices,
+            }),
+            Err(e) => {
+                // Nothing ran: the disks made for it go.
+                for (path, _, made) in &devices {
+                    if *made {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                let _ = std::fs::remove_file(&results_img);
+                Err(e)
+            }
         }
-        booted.vm.succeed(&driver::start_command(mode))?;
-        Ok(booted)
     }
 
     /// Ends the VM (shut down cleanly if `clean`, else killed), removes

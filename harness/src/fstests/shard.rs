@@ -163,10 +163,15 @@ impl Shared<'_> {
                 Ok(false) => stalls += 1,
                 Err(e @ Error::Interrupted(_)) => return Err(e),
                 Err(e) => {
+                    // A VM that would not boot (a TCG guest on a loaded
+                    // host can stall in its boot): kept with the attempt,
+                    // and the worker tries a fresh VM.
                     let msg = format!("VM {w} (attempt {number}): {e}");
                     self.ctx.output(&format!("fstests: {msg}"));
+                    let _ = std::fs::create_dir_all(&dir);
+                    let _ = std::fs::write(dir.join("error.txt"), format!("{msg}\n"));
                     lock(state).errors.push(msg);
-                    return Err(e);
+                    stalls += 1;
                 }
             }
             if stalls >= MAX_DEATHS {
