@@ -13,6 +13,7 @@
 
 use std::borrow::Borrow;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub struct TestContext {
     settings: RunSettings,
     vms: Mutex<Vec<VmHandle>>,
     networks: Mutex<Networks>,
+    /// Slots of the VM budget the test took (0: not run by the engine).
+    vm_slots: AtomicUsize,
     started: Instant,
     deadline: Mutex<Deadline>,
     postmortem: Arc<Postmortem>,
@@ -58,6 +61,7 @@ impl TestContext {
             settings,
             vms: Mutex::new(Vec::new()),
             networks: Mutex::default(),
+            vm_slots: AtomicUsize::new(0),
             started: Instant::now(),
             deadline: Mutex::new(Deadline::never()),
             postmortem,
@@ -96,6 +100,36 @@ impl TestContext {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
         for vm in self.vms().iter() {
             vm.session().set_deadline(deadline);
+        }
+    }
+
+    /// Records that the test took `n` slots of the VM budget: starting
+    /// more VMs than that says so (the budget cannot count them, and
+    /// waiting for more slots mid-test could deadlock two such tests).
+    pub(crate) fn set_vm_slots(&self, n: usize) {
+        self.vm_slots.store(n, Ordering::Relaxed);
+    }
+
+    /// Says, once per extra VM, that the test runs more VMs at once than
+    /// it took slots of the budget for.
+    fn note_over_budget(&self) {
+        let slots = self.vm_slots.load(Ordering::Relaxed);
+        let running = self
+            .vms()
+            .iter()
+            .filter(|vm| vm.machine().exit_status().is_none())
+            .count();
+        if slots > 0 && running >= slots {
+            self.settings.events.send(Event::Output {
+                test: self.name.clone(),
+                line: format!(
+                    "{} starts VM {} while it took {slots} slot(s) of the VM budget: \
+                     the budget does not count it; give the test Marks::vms({})",
+                    self.name,
+                    running + 1,
+                    running + 1
+                ),
+            });
         }
     }
 
@@ -284,6 +318,7 @@ impl TestContext {
         options.observer = Some(Box::new(self.postmortem.console_observer()));
         options.owner = Some((self.settings.run_dir.clone(), self.name.clone()));
         options.snapshot = snapshot;
+        self.note_over_budget();
         self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end(Phase::QEMU_START);

@@ -5,7 +5,9 @@
 //! stopped: once `TestFinished` is sent, the worker that ran the test
 //! holds them. For each VM it serves the attach protocol on a Unix socket,
 //! writes `hold.json` into the test's artifacts folder, and says how to
-//! attach. It holds until the run is interrupted (Ctrl-C, SIGTERM) or
+//! attach (with several VMs, `bootrig attach DIR --vm NAME` picks one by
+//! its machine name). The held VMs keep their slots of the VM budget
+//! until the hold ends: other tests wait for free slots. It holds until the run is interrupted (Ctrl-C, SIGTERM) or
 //! every held VM has exited on its own (`poweroff` in the guest); then the
 //! VMs are stopped and reaped like any other (registry records removed),
 //! and `hold.json` is removed.
@@ -151,13 +153,19 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
     }
     match serve(test, artifacts, &vms) {
         Ok(servers) => {
+            let names: Vec<&str> = vms.iter().map(|vm| vm.machine().name()).collect();
+            let (which, pick) = match names.as_slice() {
+                [_] => (String::from("1 VM"), String::new()),
+                _ => (
+                    format!("{} VMs ({})", names.len(), names.join(", ")),
+                    " --vm NAME".to_string(),
+                ),
+            };
+            let dir = artifacts.display();
             say(format!(
-                "holding {} VM(s) of the failed test {test}: attach with `bootrig attach {}` \
-                 (console; Ctrl-] leaves) or run a command with `bootrig attach {} -- CMD`; \
-                 Ctrl-C here ends them",
-                vms.len(),
-                artifacts.display(),
-                artifacts.display()
+                "holding {which} of the failed test {test}: attach with `bootrig attach {dir}{pick}` \
+                 (console; Ctrl-] leaves) or run a command with `bootrig attach {dir}{pick} -- CMD`; \
+                 Ctrl-C here ends them"
             ));
             while settings.interrupts.wait(EXIT_CHECK).is_none() {
                 if exited(&vms) {
