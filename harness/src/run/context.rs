@@ -23,6 +23,7 @@ use crate::events::Event;
 use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
 use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer, VmHandle};
+use crate::run::hold::Held;
 use crate::run::networks::Networks;
 pub use crate::run::settings::RunSettings;
 use crate::vm::config::MachineConfig;
@@ -369,17 +370,25 @@ impl TestContext {
 
     /// [`TestContext::finish`], except that when the run holds failures
     /// ([`RunSettings::hold`]) and this test failed, its VMs are returned
-    /// still running, for [`crate::run::hold`] (empty otherwise).
+    /// still running with the networks that join them, for
+    /// [`crate::run::hold`] (empty otherwise).
     pub(crate) fn finish_or_hold(
         self,
         outcome: &Result<()>,
         xfail: Option<&str>,
-    ) -> (Ending, Vec<VmHandle>) {
+    ) -> (Ending, Held) {
         let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
         let ending = self
             .postmortem
             .finish_or_hold(&vms, outcome, xfail, self.settings.hold);
-        let held = if ending.held { vms } else { Vec::new() };
+        let held = if ending.held {
+            Held {
+                vms,
+                networks: std::mem::take(&mut *self.networks()),
+            }
+        } else {
+            Held::default()
+        };
         (ending, held)
     }
 }

@@ -28,9 +28,9 @@ use bootrig_diagnostics::TestDir;
 use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::events::Event;
-use crate::postmortem::VmHandle;
 use crate::run::budget::{VmBudget, VmSlot};
 use crate::run::context::TestContext;
+use crate::run::hold::Held;
 use crate::run::marks::Marks;
 use crate::run::settings::RunSettings;
 
@@ -217,9 +217,10 @@ impl Engine {
         record
     }
 
-    /// Runs the test; its record, its VMs when they are to be held, and
+    /// Runs the test; its record, its VMs (and networks) when they are to
+    /// be held, and
     /// the slots of the VM budget it took (kept while they are held).
-    fn execute(&self, test: &Test) -> (TestRecord, Vec<VmHandle>, Option<VmSlot<'_>>) {
+    fn execute(&self, test: &Test) -> (TestRecord, Held, Option<VmSlot<'_>>) {
         let started = Instant::now();
         let marks = &test.marks;
         let ended = |outcome, message: String, artifacts: &Path| {
@@ -238,14 +239,14 @@ impl Engine {
             } else {
                 ended(Outcome::Skipped, why, Path::new(""))
             };
-            return (r, Vec::new(), None);
+            return (r, Held::default(), None);
         }
         let ctx = match TestContext::new(&test.name, self.settings.clone()) {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
                 let message = format!("could not set up the test: {e}");
                 let r = ended(Outcome::Failed, message, Path::new(""));
-                return (r, Vec::new(), None);
+                return (r, Held::default(), None);
             }
         };
         let artifacts = ctx.artifacts_dir().to_path_buf();
@@ -284,7 +285,7 @@ impl Engine {
             let message = "internal error: the test context is still shared".to_string();
             return (
                 ended(Outcome::Failed, message, &artifacts),
-                Vec::new(),
+                Held::default(),
                 None,
             );
         };

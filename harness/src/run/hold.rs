@@ -55,6 +55,7 @@ use crate::deadline::Deadline;
 use crate::events::Event;
 use crate::guest::session::Session;
 use crate::postmortem::VmHandle;
+use crate::run::networks::Networks;
 use crate::run::settings::RunSettings;
 
 /// The file in a held test's artifacts folder that tells `bootrig attach`
@@ -134,10 +135,29 @@ pub fn check_allowed(hold: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Holds the failed test `test`'s running `vms` (artifacts in
-/// `artifacts`) until the run is interrupted or they all exit; see the
+/// What a failed test leaves running for [`hold`]: its VMs, and the
+/// private networks that join them (their switches run as long as they
+/// are kept, so held guests still reach each other).
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// The test's VMs, still running.
+    pub(crate) vms: Vec<VmHandle>,
+    /// The test's networks.
+    pub(crate) networks: Networks,
+}
+
+impl Held {
+    /// Whether there is nothing to hold.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.vms.is_empty()
+    }
+}
+
+/// Holds the failed test `test`'s running VMs and networks (artifacts in
+/// `artifacts`) until the run is interrupted or the VMs all exit; see the
 /// module documentation. Stops them before returning.
-pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHandle>) {
+pub(crate) fn hold(settings: &RunSettings, test: &str, artifacts: &Path, held: Held) {
+    let Held { vms, networks } = held;
     let say = |line: String| {
         settings.events.send(Event::Output {
             test: test.to_string(),
@@ -184,6 +204,7 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
     }
     // Dropping the last handles closes the consoles: the logs are final.
     drop(vms);
+    drop(networks);
     if let Err(e) = refresh_catalog(artifacts) {
         say(format!(
             "could not update the artifact catalog after the hold: {e}"
