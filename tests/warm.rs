@@ -192,6 +192,42 @@ fn check_isolation_run(ran: &[Ran], tests: usize) -> bootrig::Result<()> {
     Ok(())
 }
 
+/// `busybox-network.json`'s run: in each test both machines started
+/// warm (recorded per machine); the first test booted and saved one
+/// snapshot per machine, the second restored both (`created: false` is
+/// only recorded by a restore; its steps fetched a page by name over the
+/// restored NICs).
+fn check_machines_run(ran: &[Ran]) -> bootrig::Result<()> {
+    check!(ran.len() == 2, "{} tests ran, not 2", ran.len());
+    let mut keys = BTreeSet::new();
+    for (r, created) in ran.iter().zip([true, false]) {
+        let starts = &r
+            .metadata
+            .extra
+            .get("start_machines")
+            .cloned()
+            .unwrap_or_default();
+        for machine in ["server", "client"] {
+            let s = &starts[machine];
+            check!(
+                s["mode"] == "warm" && s["created"] == Value::Bool(created),
+                "{}: {machine} started {s} (created expected {created})",
+                r.name
+            );
+            if let Some(k) = s["snapshot"]["key"].as_str() {
+                keys.insert((machine, k.to_string()));
+            }
+        }
+    }
+    // One snapshot per machine (their NICs differ), the same in both tests.
+    let distinct: BTreeSet<&String> = keys.iter().map(|(_, k)| k).collect();
+    check!(
+        keys.len() == 2 && distinct.len() == 2,
+        "snapshot keys per machine: {keys:?}"
+    );
+    Ok(())
+}
+
 /// The busybox image's kernel and initrd copied to `dir`, with its append.
 fn copied_busybox(dir: &Path) -> bootrig::Result<(PathBuf, PathBuf, String)> {
     let img = ImageStore::default().ensure(&Image::builtin("busybox"), &mut |_| {})?;
@@ -276,6 +312,20 @@ fn main() -> ExitCode {
             );
             Ok(())
         })
+        .test_with(
+            "warm::busybox::two_machines_on_a_network",
+            marks(30),
+            |_ctx| {
+                let tmp = tempfile::tempdir().map_err(|e| bootrig::Error::io("tempdir", e))?;
+                let (ran, _) = run_warm(
+                    &warm_dir().join("busybox-network.json"),
+                    1,
+                    &tmp.path().join("snapshots"),
+                    &tmp.path().join("artifacts"),
+                )?;
+                check_machines_run(&ran)
+            },
+        )
         .test_with("warm::busybox::rust_api", marks(20), |ctx| {
             // Snapshots in this process's own folder (set in main).
             let first = ctx.vm_warm(Image::builtin("busybox"))?;

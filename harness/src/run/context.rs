@@ -351,6 +351,7 @@ impl TestContext {
     pub(crate) fn discard_last_vm(&self) {
         if let Some(vm) = self.vms().pop() {
             vm.machine().kill();
+            self.networks().remove_vm(vm.session());
         }
     }
 

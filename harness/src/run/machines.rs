@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use crate::run::locate::{locate, locate_path, locate_test};
 use crate::run::machine_spec::MachineSpec;
 use crate::run::steps::PlacedStep;
-use crate::run::warm::Start;
 use crate::vm::network::valid_host_name;
 
 /// The most machines a scenario may have.
@@ -90,16 +89,6 @@ pub(crate) fn check(
                     location: locate_path(text, path, &["machines", name, key]),
                     message: format!("machine {name:?}: {message}"),
                 })?;
-                if m.start == Start::Warm {
-                    return Err(at(
-                        &["machines", name, "start"],
-                        format!(
-                            "machine {name:?}: \"start\": \"warm\" is not supported for the \
-                             machines of \"machines\" yet (they boot cold; see docs/scenarios.md, \
-                             Warm start): remove it, or use a lone \"machine\""
-                        ),
-                    ));
-                }
             }
         }
     }
@@ -192,25 +181,6 @@ mod tests {
             e.contains("step 1 (`succeed: httpd`): the step has no \"on\""),
             "{e}"
         );
-    }
-
-    #[test]
-    fn warm_start_is_refused_for_machines_naming_the_field() {
-        let text = TWO.replace(
-            r#""server": { "image": "busybox","#,
-            r#""server": { "image": "busybox", "start": "warm","#,
-        );
-        let e = err_of(&text);
-        assert!(e.starts_with("dir/web.json:4:"), "{e}");
-        assert!(
-            e.contains("\"server\"") && e.contains("\"start\": \"warm\""),
-            "{e}"
-        );
-        let cold = TWO.replace(
-            r#""server": { "image": "busybox","#,
-            r#""server": { "image": "busybox", "start": "cold","#,
-        );
-        assert!(parse(&cold).is_ok());
     }
 
     #[test]
