@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         .test_with("hold::attach_through_a_pty", vm_marks(), |_| {
             hold_and_attach()
         })
+        .test_with("hold::two_machines", vm_marks(), |_| hold_two_machines())
         .test_with("hold::refused_under_ci", vm_marks(), |_| refused_under_ci())
         .test_with(
             "hold::cargo_test_suite_with_bootrig_hold",
@@ -340,6 +341,183 @@ fn hold_and_attach() -> bootrig::Result<()> {
         gone.status,
         output_text(&gone)
     );
+    Ok(())
+}
+
+/// `bootrig attach DIR ARGS`, waited for.
+fn attach(sb: &Sandbox, dir: &Path, args: &[&str]) -> std::process::Output {
+    sb.bootrig("attach")
+        .arg("attach")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("running bootrig attach")
+}
+
+/// `--hold` on a scenario with two machines on a private network: both
+/// VMs are held (and keep their network), `bootrig attach --vm NAME`
+/// reaches each by its machine name, and Ctrl-C ends both. Run with
+/// `-j 1`: the test needs two VMs, more than the budget, and says so.
+fn hold_two_machines() -> bootrig::Result<()> {
+    let sb = Sandbox::new();
+    let name = format!("holdtwo{}", std::process::id());
+    let scenario = sb.path().join(format!("{name}.json"));
+    let text = format!(
+        r#"{{
+  "name": "{name}",
+  "machines": {{
+    "server": {{ "image": "busybox", "memory": "256M", "cpus": 1, "networks": ["lan"], "user_network": false }},
+    "client": {{ "image": "busybox", "memory": "256M", "cpus": 1, "networks": ["lan"], "user_network": false }}
+  }},
+  "timeouts": {{ "boot": 300, "step": 300, "test": 1200 }},
+  "tests": [ {{ "name": "t", "steps": [
+    {{ "on": "server", "succeed": "echo server > /tmp/mark" }},
+    {{ "on": "client", "succeed": "echo client > /tmp/mark" }},
+    {{ "on": "client", "run": "false", "exit": 0 }}
+  ] }} ]
+}}"#
+    );
+    fs::write(&scenario, text).expect("writing the scenario");
+    let mut run = sb.spawn_run("two", &["--hold", "-j", "1", scenario.to_str().unwrap()]);
+    let artifacts = sb.run_dir("two").join(format!("{name}.t"));
+    let hold_file = artifacts.join("hold.json");
+    let attach_line = format!("bootrig attach {} --vm NAME", artifacts.display());
+    let held = poll_until(
+        Instant::now() + Duration::from_secs(900),
+        Duration::from_millis(200),
+        || {
+            if run.try_wait().ok().flatten().is_some() {
+                return Err(());
+            }
+            Ok((hold_file.exists() && sb.run_output("two").contains(&attach_line)).then_some(()))
+        },
+    );
+    if !matches!(held, Ok(Some(()))) {
+        return check_failed!(
+            "the run did not hold its failed VMs (no {} / `{attach_line}`); it said:\n{}",
+            hold_file.display(),
+            sb.run_output("two")
+        );
+    }
+    let out = sb.run_output("two");
+    check!(
+        out.contains("FAIL") && out.contains("holding 2 VMs (client, server)"),
+        "the failure and both held VMs were not reported:\n{out}"
+    );
+    check!(
+        out.contains("runs 2 VMs at once, more than the VM budget of 1"),
+        "the test over the VM budget (-j 1) did not say so:\n{out}"
+    );
+    let hold: serde_json::Value =
+        serde_json::from_slice(&fs::read(&hold_file).expect("reading hold.json"))
+            .expect("hold.json is JSON");
+    let names: Vec<&str> = hold["vms"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|vm| vm["name"].as_str()).collect())
+        .unwrap_or_default();
+    check!(names == ["client", "server"], "hold.json: {hold}");
+    let pids: Vec<u32> = sb
+        .records()
+        .iter()
+        .filter_map(|r| r["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    check!(
+        pids.len() == 2 && pids.iter().all(|&p| running(p)),
+        "two held QEMUs expected running, registry has {:?}",
+        sb.records()
+    );
+
+    // Without --vm, attach does not guess.
+    let which = attach(&sb, &artifacts, &["--", "true"]);
+    let text = output_text(&which);
+    check!(
+        which.status.code() == Some(2) && text.contains("client, server") && text.contains("--vm"),
+        "attach without --vm to two held VMs: {:?}\n{text}",
+        which.status
+    );
+    let unknown = attach(&sb, &artifacts, &["--vm", "nosuch", "--", "true"]);
+    let text = output_text(&unknown);
+    check!(
+        unknown.status.code() == Some(2)
+            && text.contains("nosuch")
+            && text.contains("client, server"),
+        "attach --vm nosuch: {:?}\n{text}",
+        unknown.status
+    );
+    // Each VM by its machine name: its own file.
+    for vm in ["server", "client"] {
+        let out = attach(&sb, &artifacts, &["--vm", vm, "--", "cat", "/tmp/mark"]);
+        check!(
+            out.status.code() == Some(0) && out.stdout == format!("{vm}\n").as_bytes(),
+            "bootrig attach --vm {vm} -- cat /tmp/mark: {:?}\n{}",
+            out.status,
+            output_text(&out)
+        );
+    }
+    // The private network is still up while held.
+    let ping = attach(
+        &sb,
+        &artifacts,
+        &[
+            "--vm", "client", "--", "ping", "-c", "1", "-W", "10", "server",
+        ],
+    );
+    check!(
+        ping.status.code() == Some(0),
+        "the held client does not reach the held server: {:?}\n{}",
+        ping.status,
+        output_text(&ping)
+    );
+    // The console of the second VM, through a pty.
+    let mut cmd = sb.bootrig("attach");
+    cmd.arg("attach")
+        .arg(&artifacts)
+        .args(["--vm", "server"])
+        .stdin(Stdio::inherit());
+    let mut pty = rexpect::session::spawn_command(cmd, Some(120_000))
+        .map_err(|e| bootrig::Error::Check(format!("spawning bootrig attach in a pty: {e}")))?;
+    let pty_step = |what: &str, e: rexpect::error::Error| {
+        bootrig::Error::Check(format!("bootrig attach --vm server in a pty: {what}: {e}"))
+    };
+    pty.exp_string("serial console of server")
+        .map_err(|e| pty_step("no connect message", e))?;
+    pty.exp_string("Ctrl-] leaves")
+        .map_err(|e| pty_step("no connect message", e))?;
+    pty.send_line("echo pty-$(cat /tmp/mark)-$((6*7))")
+        .map_err(|e| pty_step("typing", e))?;
+    pty.exp_string("pty-server-42")
+        .map_err(|e| pty_step("no output", e))?;
+    pty.send_control(']').map_err(|e| pty_step("Ctrl-]", e))?;
+    pty.exp_eof()
+        .map_err(|e| pty_step("no exit after Ctrl-]", e))?;
+
+    // Ctrl-C ends both.
+    run.signal_group(libc::SIGINT)
+        .map_err(|e| bootrig::Error::Check(format!("SIGINT to bootrig run: {e}")))?;
+    let status = run
+        .wait_deadline(Duration::from_secs(120))
+        .map_err(|e| bootrig::Error::Check(format!("waiting for bootrig run: {e}")))?;
+    check!(
+        status.is_some(),
+        "bootrig run did not exit after SIGINT:\n{}",
+        sb.run_output("two")
+    );
+    check!(
+        pids.iter().all(|&p| !running(p)) && qemu_pids_named(&name).is_empty(),
+        "QEMU left after the hold ended: {:?}",
+        qemu_pids_named(&name)
+    );
+    check!(
+        sb.records().is_empty(),
+        "registry records left: {:?}",
+        sb.records()
+    );
+    check!(!hold_file.exists(), "{} left behind", hold_file.display());
+    // Each machine's files are in its own folder of the test.
+    for vm in ["server", "client"] {
+        let serial = artifacts.join("machines").join(vm).join("serial.log");
+        check!(serial.exists(), "{} missing", serial.display());
+    }
     Ok(())
 }
 

@@ -143,6 +143,56 @@ fn failure_has_a_folder_per_machine(_: &bootrig::TestContext) -> bootrig::Result
     Ok(())
 }
 
+/// The test's deadline covers every machine: a step that hangs on the
+/// second machine (`server`, after `client` in name order) ends at the
+/// test's deadline (240 s), not at its own timeout (900 s), as a timeout,
+/// with both machines' files kept and no QEMU left.
+fn deadline_covers_every_machine(_: &bootrig::TestContext) -> bootrig::Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| bootrig::Error::io("tempdir", e))?;
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/network/deadline.json");
+    let started = Instant::now();
+    let out = run_cli(&fixture, dir.path(), "hangs");
+    let took = started.elapsed();
+    let text = bootrig_tests::output_text(&out);
+    check!(
+        out.status.code() == Some(1),
+        "exit {:?}: {text}",
+        out.status.code()
+    );
+    check!(
+        took < Duration::from_secs(600),
+        "the hung step was not ended by the test's deadline: the run took {took:?}"
+    );
+    let test = std::fs::read_dir(dir.path())
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("network-deadline.hangs"))
+        .find(|p| p.is_dir());
+    let Some(test) = test else {
+        return bootrig::check_failed!("no test folder under {}:\n{text}", dir.path().display());
+    };
+    let md = Metadata::load(&test.join("metadata.json"))
+        .map_err(|e| bootrig::Error::Check(format!("metadata.json: {e}")))?;
+    let failure = md.failure.as_ref().map(|f| (f.kind, f.message.clone()));
+    check!(
+        md.outcome == Outcome::Failed
+            && failure
+                .as_ref()
+                .is_some_and(|(k, m)| *k == bootrig::FailureKind::Timeout && m.contains("240s")),
+        "outcome {:?}, failure {failure:?}",
+        md.outcome
+    );
+    for m in ["server", "client"] {
+        let serial = test.join(format!("machines/{m}/serial.log"));
+        check!(serial.is_file(), "{} missing", serial.display());
+    }
+    let left = bootrig_tests::qemu_pids_named(&dir.path().display().to_string());
+    check!(left.is_empty(), "QEMU left after the deadline: {left:?}");
+    Ok(())
+}
+
 /// A step on a machine the scenario does not have is a load error naming
 /// the file, the test, the step and the name; nothing boots.
 fn a_bad_on_is_a_load_error(_: &bootrig::TestContext) -> bootrig::Result<()> {
@@ -193,6 +243,11 @@ fn main() -> ExitCode {
             "network::debian::by_name_under_networkd",
             vm_marks().vms(2),
             debian_by_name,
+        )
+        .test_with(
+            "network::busybox::deadline_covers_every_machine",
+            vm_marks(),
+            deadline_covers_every_machine,
         )
         .test(
             "network::load::a_bad_on_is_a_load_error",

@@ -480,3 +480,60 @@ fn bootrig_marks_selects_from_the_environment() {
     assert_eq!(selected, std::process::ExitCode::SUCCESS);
     assert_eq!(invalid, std::process::ExitCode::from(2));
 }
+
+/// The VM budget counts every VM a test declares: tests whose VMs do not
+/// fit wait for slots (never more at once than the budget), and a test
+/// with more VMs than the whole budget runs alone, saying so, instead of
+/// waiting forever.
+#[test]
+fn the_vm_budget_counts_every_vm_of_a_test() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let mut s = settings(dir.path(), false);
+    s.events = Events::new(recorder.clone());
+    let engine = bootrig::Engine::new(s, bootrig::VmBudget::new(2));
+    // Slots in use by running bodies, and the most seen at once.
+    let used = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let test = |name: &str, vms: usize| {
+        let used = used.clone();
+        bootrig::Test::new(name, Marks::new().vms(vms), move |_| {
+            let now = used.0.fetch_add(vms.min(2), Ordering::SeqCst) + vms.min(2);
+            used.1.fetch_max(now, Ordering::SeqCst);
+            // A window in which the other workers try to start theirs (what
+            // is checked is the count, not the timing).
+            std::thread::sleep(Duration::from_millis(200));
+            used.0.fetch_sub(vms.min(2), Ordering::SeqCst);
+            Ok(())
+        })
+    };
+    let tests = [
+        test("budget::two_a", 2),
+        test("budget::one_a", 1),
+        test("budget::one_b", 1),
+        test("budget::two_b", 2),
+        test("budget::three", 3),
+    ];
+    let report = engine.run(&tests, 4);
+    assert_eq!(report.totals.passed, 5, "{:?}", report.totals);
+    assert!(
+        used.1.load(Ordering::SeqCst) <= 2,
+        "{} slots in use at once with a budget of 2",
+        used.1.load(Ordering::SeqCst)
+    );
+    let events = recorder.0.lock().unwrap();
+    let notes: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Output { test, line } if test == "budget::three" => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        notes.iter().any(|l| l.contains("runs 3 VMs at once")
+            && l.contains("VM budget of 2")
+            && l.contains("runs alone")),
+        "{notes:?}"
+    );
+}

@@ -17,7 +17,8 @@ use crate::run::hold::{HoldFile, Reply, Request, ESCAPE, HOLD_FILE};
 pub struct AttachArgs {
     /// The held test's artifacts folder (printed by `bootrig run --hold`).
     dir: PathBuf,
-    /// Which of the test's VMs, by name [default: the first].
+    /// Which of the test's VMs, by its machine name (needed when the test
+    /// held several).
     #[arg(long)]
     vm: Option<String>,
     /// A command's timeout in seconds.
@@ -47,12 +48,22 @@ pub fn main(args: AttachArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let names: Vec<&str> = hold.vms.iter().map(|v| v.name.as_str()).collect();
     let vm = match &args.vm {
+        None if hold.vms.len() > 1 => {
+            eprintln!(
+                "bootrig attach: {} holds {} VMs of test {} ({}): say which with --vm NAME",
+                args.dir.display(),
+                names.len(),
+                hold.test,
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
         None => hold.vms.first(),
         Some(name) => hold.vms.iter().find(|v| &v.name == name),
     };
     let Some(vm) = vm else {
-        let names: Vec<&str> = hold.vms.iter().map(|v| v.name.as_str()).collect();
         eprintln!(
             "bootrig attach: --vm {:?}: no such held VM in {} (held: {})",
             args.vm.as_deref().unwrap_or(""),

@@ -312,6 +312,23 @@ impl Postmortem {
         Self::save(&inner);
     }
 
+    /// Sets `extra[key][entry]` in `metadata.json` (`extra[key]` an
+    /// object, made or replaced when it is not one).
+    pub fn set_extra_entry(&self, key: &str, entry: &str, value: serde_json::Value) {
+        let mut inner = self.inner();
+        let extra = &mut inner.dir.metadata_mut().extra;
+        let slot = extra
+            .entry(key.to_string())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if !slot.is_object() {
+            *slot = serde_json::Value::Object(Default::default());
+        }
+        if let Some(map) = slot.as_object_mut() {
+            map.insert(entry.to_string(), value);
+        }
+        Self::save(&inner);
+    }
+
     /// The scenario this test comes from.
     pub fn set_scenario(&self, name: &str, file: &Path) {
         let mut inner = self.inner();

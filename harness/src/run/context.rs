@@ -13,6 +13,7 @@
 
 use std::borrow::Borrow;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::events::Event;
 use crate::guest::session::{Session, Timeouts};
 use crate::image::{Image, ImageRef};
 use crate::postmortem::{ArtifactSource, Collector, Ending, Postmortem, Producer, VmHandle};
+use crate::run::hold::Held;
 use crate::run::networks::Networks;
 pub use crate::run::settings::RunSettings;
 use crate::vm::config::MachineConfig;
@@ -38,6 +40,8 @@ pub struct TestContext {
     settings: RunSettings,
     vms: Mutex<Vec<VmHandle>>,
     networks: Mutex<Networks>,
+    /// Slots of the VM budget the test took (0: not run by the engine).
+    vm_slots: AtomicUsize,
     started: Instant,
     deadline: Mutex<Deadline>,
     postmortem: Arc<Postmortem>,
@@ -59,6 +63,7 @@ impl TestContext {
             settings,
             vms: Mutex::new(Vec::new()),
             networks: Mutex::default(),
+            vm_slots: AtomicUsize::new(0),
             started: Instant::now(),
             deadline: Mutex::new(Deadline::never()),
             postmortem,
@@ -97,6 +102,36 @@ impl TestContext {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
         for vm in self.vms().iter() {
             vm.session().set_deadline(deadline);
+        }
+    }
+
+    /// Records that the test took `n` slots of the VM budget: starting
+    /// more VMs than that says so (the budget cannot count them, and
+    /// waiting for more slots mid-test could deadlock two such tests).
+    pub(crate) fn set_vm_slots(&self, n: usize) {
+        self.vm_slots.store(n, Ordering::Relaxed);
+    }
+
+    /// Says, once per extra VM, that the test runs more VMs at once than
+    /// it took slots of the budget for.
+    fn note_over_budget(&self) {
+        let slots = self.vm_slots.load(Ordering::Relaxed);
+        let running = self
+            .vms()
+            .iter()
+            .filter(|vm| vm.machine().exit_status().is_none())
+            .count();
+        if slots > 0 && running >= slots {
+            self.settings.events.send(Event::Output {
+                test: self.name.clone(),
+                line: format!(
+                    "{} starts VM {} while it took {slots} slot(s) of the VM budget: \
+                     the budget does not count it; give the test Marks::vms({})",
+                    self.name,
+                    running + 1,
+                    running + 1
+                ),
+            });
         }
     }
 
@@ -285,6 +320,7 @@ impl TestContext {
         options.observer = Some(Box::new(self.postmortem.console_observer()));
         options.owner = Some((self.settings.run_dir.clone(), self.name.clone()));
         options.snapshot = snapshot;
+        self.note_over_budget();
         self.postmortem.phase_start(Phase::QEMU_START);
         let machine = Machine::start(&config, options)?;
         self.postmortem.phase_end(Phase::QEMU_START);
@@ -316,6 +352,7 @@ impl TestContext {
     pub(crate) fn discard_last_vm(&self) {
         if let Some(vm) = self.vms().pop() {
             vm.machine().kill();
+            self.networks().remove_vm(vm.session());
         }
     }
 
@@ -335,17 +372,25 @@ impl TestContext {
 
     /// [`TestContext::finish`], except that when the run holds failures
     /// ([`RunSettings::hold`]) and this test failed, its VMs are returned
-    /// still running, for [`crate::run::hold`] (empty otherwise).
+    /// still running with the networks that join them, for
+    /// [`crate::run::hold`] (empty otherwise).
     pub(crate) fn finish_or_hold(
         self,
         outcome: &Result<()>,
         xfail: Option<&str>,
-    ) -> (Ending, Vec<VmHandle>) {
+    ) -> (Ending, Held) {
         let vms: Vec<VmHandle> = std::mem::take(&mut *self.vms());
         let ending = self
             .postmortem
             .finish_or_hold(&vms, outcome, xfail, self.settings.hold);
-        let held = if ending.held { vms } else { Vec::new() };
+        let held = if ending.held {
+            Held {
+                vms,
+                networks: std::mem::take(&mut *self.networks()),
+            }
+        } else {
+            Held::default()
+        };
         (ending, held)
     }
 }

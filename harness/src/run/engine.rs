@@ -28,9 +28,9 @@ use bootrig_diagnostics::TestDir;
 use crate::deadline::Deadline;
 use crate::errors::{Error, Result};
 use crate::events::Event;
-use crate::postmortem::VmHandle;
-use crate::run::budget::VmBudget;
+use crate::run::budget::{VmBudget, VmSlot};
 use crate::run::context::TestContext;
+use crate::run::hold::Held;
 use crate::run::marks::Marks;
 use crate::run::settings::RunSettings;
 
@@ -205,18 +205,22 @@ impl Engine {
         self.settings.events.send(Event::TestStarted {
             test: test.name.clone(),
         });
-        let (record, held) = self.execute(test);
+        let (record, held, slot) = self.execute(test);
         self.settings.events.send(Event::TestFinished {
             record: record.clone(),
         });
         if !held.is_empty() {
+            // Held VMs keep their slots of the budget until the hold ends.
             crate::run::hold::hold(&self.settings, &test.name, &record.artifacts, held);
         }
+        drop(slot);
         record
     }
 
-    /// Runs the test; its record, and its VMs when they are to be held.
-    fn execute(&self, test: &Test) -> (TestRecord, Vec<VmHandle>) {
+    /// Runs the test; its record, its VMs (and networks) when they are to
+    /// be held, and
+    /// the slots of the VM budget it took (kept while they are held).
+    fn execute(&self, test: &Test) -> (TestRecord, Held, Option<VmSlot<'_>>) {
         let started = Instant::now();
         let marks = &test.marks;
         let ended = |outcome, message: String, artifacts: &Path| {
@@ -235,17 +239,31 @@ impl Engine {
             } else {
                 ended(Outcome::Skipped, why, Path::new(""))
             };
-            return (r, Vec::new());
+            return (r, Held::default(), None);
         }
         let ctx = match TestContext::new(&test.name, self.settings.clone()) {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
                 let message = format!("could not set up the test: {e}");
-                return (ended(Outcome::Failed, message, Path::new("")), Vec::new());
+                let r = ended(Outcome::Failed, message, Path::new(""));
+                return (r, Held::default(), None);
             }
         };
         let artifacts = ctx.artifacts_dir().to_path_buf();
-        let _slot = self.budget.acquire_many(marks.vms);
+        let vms = marks.vms.max(1);
+        if vms > self.budget.size() {
+            self.settings.events.send(Event::Output {
+                test: test.name.clone(),
+                line: format!(
+                    "{} runs {vms} VMs at once, more than the VM budget of {} \
+                     (-j, BOOTRIG_MAX_VMS): it waits for the whole budget and runs alone",
+                    test.name,
+                    self.budget.size()
+                ),
+            });
+        }
+        let slot = self.budget.acquire_many(vms);
+        ctx.set_vm_slots(vms);
         if let Some(timeout) = marks.timeout {
             ctx.set_deadline(Deadline::after(timeout));
         }
@@ -265,7 +283,11 @@ impl Engine {
         };
         let Ok(ctx) = Arc::try_unwrap(ctx) else {
             let message = "internal error: the test context is still shared".to_string();
-            return (ended(Outcome::Failed, message, &artifacts), Vec::new());
+            return (
+                ended(Outcome::Failed, message, &artifacts),
+                Held::default(),
+                None,
+            );
         };
         let xfail = marks.xfail_reason();
         let (ending, held) = ctx.finish_or_hold(&result, xfail);
@@ -293,7 +315,7 @@ impl Engine {
             &artifacts,
         );
         r.console_tail = ending.console_tail;
-        (r, held)
+        (r, held, Some(slot))
     }
 }
 

@@ -5,7 +5,9 @@
 //! stopped: once `TestFinished` is sent, the worker that ran the test
 //! holds them. For each VM it serves the attach protocol on a Unix socket,
 //! writes `hold.json` into the test's artifacts folder, and says how to
-//! attach. It holds until the run is interrupted (Ctrl-C, SIGTERM) or
+//! attach (with several VMs, `bootrig attach DIR --vm NAME` picks one by
+//! its machine name). The held VMs keep their slots of the VM budget
+//! until the hold ends: other tests wait for free slots. It holds until the run is interrupted (Ctrl-C, SIGTERM) or
 //! every held VM has exited on its own (`poweroff` in the guest); then the
 //! VMs are stopped and reaped like any other (registry records removed),
 //! and `hold.json` is removed.
@@ -53,6 +55,7 @@ use crate::deadline::Deadline;
 use crate::events::Event;
 use crate::guest::session::Session;
 use crate::postmortem::VmHandle;
+use crate::run::networks::Networks;
 use crate::run::settings::RunSettings;
 
 /// The file in a held test's artifacts folder that tells `bootrig attach`
@@ -132,10 +135,29 @@ pub fn check_allowed(hold: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Holds the failed test `test`'s running `vms` (artifacts in
-/// `artifacts`) until the run is interrupted or they all exit; see the
+/// What a failed test leaves running for [`hold`]: its VMs, and the
+/// private networks that join them (their switches run as long as they
+/// are kept, so held guests still reach each other).
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// The test's VMs, still running.
+    pub(crate) vms: Vec<VmHandle>,
+    /// The test's networks.
+    pub(crate) networks: Networks,
+}
+
+impl Held {
+    /// Whether there is nothing to hold.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.vms.is_empty()
+    }
+}
+
+/// Holds the failed test `test`'s running VMs and networks (artifacts in
+/// `artifacts`) until the run is interrupted or the VMs all exit; see the
 /// module documentation. Stops them before returning.
-pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHandle>) {
+pub(crate) fn hold(settings: &RunSettings, test: &str, artifacts: &Path, held: Held) {
+    let Held { vms, networks } = held;
     let say = |line: String| {
         settings.events.send(Event::Output {
             test: test.to_string(),
@@ -151,13 +173,19 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
     }
     match serve(test, artifacts, &vms) {
         Ok(servers) => {
+            let names: Vec<&str> = vms.iter().map(|vm| vm.machine().name()).collect();
+            let (which, pick) = match names.as_slice() {
+                [_] => (String::from("1 VM"), String::new()),
+                _ => (
+                    format!("{} VMs ({})", names.len(), names.join(", ")),
+                    " --vm NAME".to_string(),
+                ),
+            };
+            let dir = artifacts.display();
             say(format!(
-                "holding {} VM(s) of the failed test {test}: attach with `bootrig attach {}` \
-                 (console; Ctrl-] leaves) or run a command with `bootrig attach {} -- CMD`; \
-                 Ctrl-C here ends them",
-                vms.len(),
-                artifacts.display(),
-                artifacts.display()
+                "holding {which} of the failed test {test}: attach with `bootrig attach {dir}{pick}` \
+                 (console; Ctrl-] leaves) or run a command with `bootrig attach {dir}{pick} -- CMD`; \
+                 Ctrl-C here ends them"
             ));
             while settings.interrupts.wait(EXIT_CHECK).is_none() {
                 if exited(&vms) {
@@ -176,6 +204,7 @@ pub fn hold(settings: &RunSettings, test: &str, artifacts: &Path, vms: Vec<VmHan
     }
     // Dropping the last handles closes the consoles: the logs are final.
     drop(vms);
+    drop(networks);
     if let Err(e) = refresh_catalog(artifacts) {
         say(format!(
             "could not update the artifact catalog after the hold: {e}"

@@ -66,6 +66,12 @@ impl Networks {
         }
     }
 
+    /// Forgets `session`'s VM (stopped before it was set up: a warm start
+    /// whose restore failed, replaced by a cold boot of the same machine).
+    pub(crate) fn remove_vm(&mut self, session: &Arc<Session>) {
+        self.vms.retain(|v| !Arc::ptr_eq(&v.session, session));
+    }
+
     /// The machines on the networks of `ports`, each once.
     fn members_of(&self, ports: &[NetworkPort]) -> Vec<Member> {
         let mut out: BTreeMap<(String, std::net::Ipv4Addr), Member> = BTreeMap::new();

@@ -109,6 +109,7 @@ struct Planned {
     name: Option<String>,
     config: MachineConfig,
     shell_prompt: Option<String>,
+    start: Start,
 }
 
 /// Resolves every machine of the scenario (networks started and joined)
@@ -164,6 +165,7 @@ fn plan(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<Vec<Planned
             name: name.map(str::to_string),
             config,
             shell_prompt,
+            start: m.start,
         });
     }
     Ok(planned)
@@ -181,43 +183,64 @@ pub fn run_test(ctx: &TestContext, sc: &Scenario, test: &TestSpec) -> Result<()>
     // Decided before booting: a scenario that cannot get a shell must not
     // boot a VM to find out.
     let planned = plan(ctx, sc, test)?;
-    let warm = sc.machine.as_ref().is_some_and(|m| m.start == Start::Warm);
-    if let (true, [p]) = (warm, planned.as_slice()) {
-        // One machine, started from a snapshot of the state the scenario
-        // asks for (booted, logged in, root; `multi-user.target` with a
-        // login).
-        let state = match (&sc.login, &p.shell_prompt) {
-            (Some(l), _) => {
-                let s = WarmState::login(&l.user, &l.password).with_unit("multi-user.target");
-                if l.root {
-                    s.root()
-                } else {
-                    s
-                }
-            }
-            (None, Some(prompt)) => WarmState::shell(prompt),
-            (None, None) => WarmState::default(),
-        };
-        let vm = ctx.boot_warm(p.config.clone(), &state, sc.timeouts.session())?;
-        return run_steps(ctx, test, &[(None, vm, None)]);
+    // Cold machines' QEMUs start first, so their boots overlap with the
+    // warm ones' restores (or the cold boot that saves a snapshot).
+    let mut booted: Vec<Option<(Arc<Session>, bool)>> = vec![None; planned.len()];
+    for (i, p) in planned.iter().enumerate() {
+        if p.start == Start::Cold {
+            booted[i] = Some((
+                ctx.boot_with(p.config.clone(), sc.timeouts.session())?,
+                false,
+            ));
+        }
+    }
+    for (i, p) in planned.iter().enumerate() {
+        if p.start == Start::Warm {
+            // From a snapshot of the state the scenario asks for (booted,
+            // logged in, root; `multi-user.target` with a login), taken
+            // before the networks are set up.
+            let state = warm_state(sc, p);
+            let vm = ctx.boot_warm(p.config.clone(), &state, sc.timeouts.session())?;
+            booted[i] = Some((vm, true));
+        }
     }
     let mut vms: Vec<Booted> = Vec::new();
-    for p in planned {
-        let vm = ctx.boot_with(p.config, sc.timeouts.session())?;
+    for (p, vm) in planned.into_iter().zip(booted) {
+        let (vm, ready) = vm.expect("every machine was started");
+        if !ready {
+            if let Some(login) = &sc.login {
+                vm.login(&login.user, &login.password)?;
+                if login.root {
+                    vm.become_root()?;
+                }
+            } else if let Some(prompt) = &p.shell_prompt {
+                vm.attach_shell(prompt)?;
+            }
+        }
         vms.push((p.name, vm, p.shell_prompt));
     }
-    for (_, vm, shell_prompt) in &vms {
-        if let Some(login) = &sc.login {
-            vm.login(&login.user, &login.password)?;
-            if login.root {
-                vm.become_root()?;
-            }
-        } else if let Some(prompt) = shell_prompt {
-            vm.attach_shell(prompt)?;
-        }
+    for (_, vm, _) in &vms {
         ctx.network_up(vm)?;
     }
     run_steps(ctx, test, &vms)
+}
+
+/// The state machine `p` of scenario `sc` starts warm in: booted, logged
+/// in (root with `"root": true`, `multi-user.target` reached), or at its
+/// shell prompt.
+fn warm_state(sc: &Scenario, p: &Planned) -> WarmState {
+    match (&sc.login, &p.shell_prompt) {
+        (Some(l), _) => {
+            let s = WarmState::login(&l.user, &l.password).with_unit("multi-user.target");
+            if l.root {
+                s.root()
+            } else {
+                s
+            }
+        }
+        (None, Some(prompt)) => WarmState::shell(prompt),
+        (None, None) => WarmState::default(),
+    }
 }
 
 /// A booted machine of a test: its name (None for the only `machine`),

@@ -284,7 +284,8 @@ pub(crate) fn warm_conflict(
 
 /// What a snapshot key is computed from: the format, QEMU (binary,
 /// version, accelerator), the machine's settings and arguments, the
-/// sha256 of every boot file, and the state asked for (`state`).
+/// sha256 of every boot file, the state asked for (`state`) and, on
+/// private networks, the NICs' MAC addresses.
 pub fn key_inputs(
     config: &MachineConfig,
     qemu_version: &str,
@@ -317,7 +318,7 @@ pub fn key_inputs(
             hash("drive", p)?;
         }
     }
-    Ok(json!({
+    let mut inputs = json!({
         "format": FORMAT,
         "qemu": config.qemu.display().to_string(),
         "qemu_version": qemu_version,
@@ -332,7 +333,14 @@ pub fn key_inputs(
         "append": append,
         "files": files,
         "state": state,
-    }))
+    });
+    // NICs on private networks: their MAC addresses (network and place
+    // in it), not the switch sockets, which are new in every test.
+    if !config.networks.is_empty() {
+        let macs: Vec<&str> = config.networks.iter().map(|p| p.mac.as_str()).collect();
+        inputs["private_nics"] = json!(macs);
+    }
+    Ok(inputs)
 }
 
 /// The key of a snapshot made from `inputs` ([`key_inputs`]).
@@ -377,6 +385,29 @@ mod tests {
         );
         fs::write(&initrd, b"another initrd").unwrap();
         assert_ne!(snapshot_key(&inputs(&cfg, &shell)), k0);
+    }
+
+    #[test]
+    fn on_private_networks_the_key_follows_the_macs_not_the_sockets() {
+        let port = |socket: &str, mac: &str| crate::vm::network::NetworkPort {
+            network: "lan".into(),
+            socket: socket.into(),
+            mac: mac.into(),
+            address: std::net::Ipv4Addr::new(10, 1, 0, 1),
+            prefix: 24,
+        };
+        let cfg = MachineConfig::new("a");
+        let shell = json!({ "shell_prompt": "# $" });
+        let alone = snapshot_key(&inputs(&cfg, &shell));
+        let on = |socket: &str, mac: &str| {
+            let mut c = cfg.clone();
+            c.networks.push(port(socket, mac));
+            snapshot_key(&inputs(&c, &shell))
+        };
+        let k = on("/tmp/run1/lan.sock", "02:b7:01:00:00:01");
+        assert_ne!(k, alone);
+        assert_eq!(on("/tmp/run2/lan.sock", "02:b7:01:00:00:01"), k);
+        assert_ne!(on("/tmp/run1/lan.sock", "02:b7:01:00:00:02"), k);
     }
 
     #[test]

@@ -43,6 +43,11 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// takeover, or the cold boot and save that make the snapshot).
 pub const PHASE_WARM_START: &str = "warm start";
 
+/// The `metadata.json` entry (`extra`) that says, per machine of a test's
+/// private networks, how it started (`extra.start` does for a lone
+/// machine).
+pub const START_MACHINES: &str = "start_machines";
+
 /// How a scenario's machine starts (`"machine": {"start": ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,6 +198,8 @@ impl TestContext {
         if let Some(why) = warm_unsupported(&config) {
             return self.cold_instead(config, state, timeouts, &why);
         }
+        let who = on_network(&config);
+        let who = who.as_deref();
         let inputs = match self.snapshot_inputs(&config, state) {
             Ok(i) => i,
             Err(e) => return self.cold_instead(config, state, timeouts, &e.to_string()),
@@ -203,7 +210,7 @@ impl TestContext {
         if let Some(info) = store.load(&key) {
             match self.restore(&store, &info, &config, timeouts) {
                 Ok(vm) => return Ok(vm),
-                Err(e) => fallback = self.restore_failed(&store, &key, &e.to_string()),
+                Err(e) => fallback = self.restore_failed(&store, &key, who, &e.to_string()),
             }
         }
         // Make it, unless another test makes it meanwhile: then use it.
@@ -211,7 +218,7 @@ impl TestContext {
         if let Some(info) = store.load(&key) {
             drop(lock);
             return self.restore(&store, &info, &config, timeouts).or_else(|e| {
-                self.restore_failed(&store, &key, &e.to_string());
+                self.restore_failed(&store, &key, who, &e.to_string());
                 self.cold(config, state, timeouts, None)
             });
         }
@@ -238,19 +245,23 @@ impl TestContext {
                 let _ = vm.machine().qmp(|q| q.execute("cont", None));
                 let _ = std::fs::remove_dir_all(&tmp);
                 self.record_start(
+                    who,
                     json!({ "mode": "cold", "requested": "warm", "save_failed": why }),
                 );
                 return Ok(vm);
             }
         };
         vm.note(&format!("saved as warm-start snapshot {key}"));
-        self.record_start(json!({
-            "mode": "warm",
-            "snapshot": snapshot_json(&store, &info),
-            "created": true,
-            "restore_failed": fallback,
-            "save_seconds": saved_at.elapsed().as_secs_f64(),
-        }));
+        self.record_start(
+            who,
+            json!({
+                "mode": "warm",
+                "snapshot": snapshot_json(&store, &info),
+                "created": true,
+                "restore_failed": fallback,
+                "save_seconds": saved_at.elapsed().as_secs_f64(),
+            }),
+        );
         Ok(vm)
     }
 
@@ -304,25 +315,37 @@ impl TestContext {
             return Err(e);
         }
         vm.note(&format!("started warm from snapshot {}", info.key));
-        self.record_start(json!({
-            "mode": "warm",
-            "snapshot": snapshot_json(store, info),
-            "created": false,
-            "restore_seconds": started.elapsed().as_secs_f64(),
-        }));
+        self.record_start(
+            on_network(config).as_deref(),
+            json!({
+                "mode": "warm",
+                "snapshot": snapshot_json(store, info),
+                "created": false,
+                "restore_seconds": started.elapsed().as_secs_f64(),
+            }),
+        );
         Ok(vm)
     }
 
     /// A restore failed: one line says why, and the snapshot is removed
     /// so that a new one is made. Returns the record for `metadata.json`.
-    fn restore_failed(&self, store: &SnapshotStore, key: &str, why: &str) -> Value {
+    fn restore_failed(
+        &self,
+        store: &SnapshotStore,
+        key: &str,
+        who: Option<&str>,
+        why: &str,
+    ) -> Value {
         let first = why.lines().next().unwrap_or(why);
         self.output(&format!(
             "warm start: restoring snapshot {key} failed ({first}); booting cold"
         ));
         store.discard(key);
         let record = json!({ "snapshot": key, "reason": why });
-        self.record_start(json!({ "mode": "cold", "requested": "warm", "restore_failed": record }));
+        self.record_start(
+            who,
+            json!({ "mode": "cold", "requested": "warm", "restore_failed": record }),
+        );
         record
     }
 
@@ -338,7 +361,10 @@ impl TestContext {
             "warm start: not possible for {} ({why}); booting cold",
             config.name
         ));
-        self.record_start(json!({ "mode": "cold", "requested": "warm", "reason": why }));
+        self.record_start(
+            on_network(&config).as_deref(),
+            json!({ "mode": "cold", "requested": "warm", "reason": why }),
+        );
         self.cold(config, state, timeouts, None)
     }
 
@@ -360,9 +386,23 @@ impl TestContext {
         HashCache::load(&self.settings().images.cache.join("hashes.json"))
     }
 
-    fn record_start(&self, start: Value) {
-        self.postmortem().set_extra("start", start);
+    /// Records how the machine started in `metadata.json`: `extra.start`
+    /// for a test's lone machine, `extra.start_machines.<name>` for
+    /// machine `name` of a test's private networks (`who`).
+    fn record_start(&self, who: Option<&str>, start: Value) {
+        match who {
+            None => self.postmortem().set_extra("start", start),
+            Some(name) => self
+                .postmortem()
+                .set_extra_entry(START_MACHINES, name, start),
+        }
     }
+}
+
+/// The name of `config`'s machine when it is on a private network (one
+/// of several machines of a test, recorded by name).
+fn on_network(config: &MachineConfig) -> Option<String> {
+    (!config.networks.is_empty()).then(|| config.name.clone())
 }
 
 fn snapshot_json(store: &SnapshotStore, info: &SnapshotInfo) -> Value {
