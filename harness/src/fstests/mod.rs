@@ -13,6 +13,7 @@
 //! catalogues every fstests file with
 //! [`crate::TestContext::add_artifact`]. See `docs/fstests.md`.
 
+mod attempt;
 pub mod cli;
 pub mod config;
 pub mod disk;
