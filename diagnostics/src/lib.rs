@@ -17,6 +17,7 @@ pub mod fstests;
 pub mod hash;
 pub mod junit;
 pub mod layout;
+pub mod markers;
 pub mod metadata;
 pub mod names;
 pub mod report;

@@ -329,36 +329,13 @@ impl Markers {
         }
     }
 
-    /// `text` with its markers made readable.
+    /// `text` with its markers made readable (see
+    /// [`crate::markers::readable`]).
     pub fn readable(&self, text: &str) -> String {
-        if !text.contains("__BR") {
-            return text.to_string();
-        }
-        static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-        let re = RE.get_or_init(|| {
-            Regex::new(
-                r"\x18?__BR(?:(B)[0-9A-Za-z]+_(\d+)|(E)[0-9A-Za-z]+_(\d+)_(\d+)[qcx]?(?:_[0-9a-f]+)?|(P)[0-9A-Za-z]+|(X)[0-9A-Za-z]+_(\d+)_(\d+)|(S)[0-9A-Za-z]+_\d+_[0-9A-Za-z]*)__ ?",
-            )
-            .expect("valid regex")
-        });
-        re.replace_all(text, |c: &regex::Captures<'_>| {
-            if c.get(1).is_some() {
-                let n: usize = c[2].parse().unwrap_or(0);
-                match n.checked_sub(1).and_then(|i| self.commands.get(i)) {
-                    Some(cmd) => format!("[bootrig #{n}] $ {cmd}"),
-                    None => format!("[bootrig #{n}] begin"),
-                }
-            } else if c.get(3).is_some() {
-                format!("[bootrig #{}] exit {}", &c[4], &c[5])
-            } else if c.get(7).is_some() {
-                format!("[bootrig #{}] the shell exited ({})", &c[8], &c[9])
-            } else if c.get(10).is_some() {
-                "[bootrig] shell answered".to_string()
-            } else {
-                "[bootrig] $ ".to_string()
-            }
+        crate::markers::readable(text, |n| {
+            let i = usize::try_from(n).ok()?.checked_sub(1)?;
+            self.commands.get(i).cloned()
         })
-        .into_owned()
     }
 }
 

@@ -287,44 +287,12 @@ impl Markers {
     /// -r` where command 3 began (its first line, from `recent`),
     /// `[bootrig #3] exit 0` where it ended, `[bootrig] $` for the prompt.
     pub(crate) fn readable(&self, raw: &str, recent: &VecDeque<(u64, String)>) -> String {
-        let t = &self.token;
-        let command = |num: &str| -> String {
-            let num: u64 = num.parse().unwrap_or(0);
+        bootrig_diagnostics::markers::readable(raw, |n| {
             recent
                 .iter()
-                .find(|(k, _)| *k == num)
+                .find(|(k, _)| *k == n)
                 .map(|(_, c)| c.lines().next().unwrap_or("").to_string())
-                .unwrap_or_default()
-        };
-        raw.lines()
-            .map(|line| {
-                let l = line.replace(&format!("__BRP{t}__ "), "[bootrig] $ ");
-                let l = l.replace(&format!("__BRP{t}__"), "[bootrig] $");
-                if let Some(rest) = l.strip_prefix(&format!("__BRB{t}_")) {
-                    if let Some(num) = rest.strip_suffix("__") {
-                        return format!("[bootrig #{num}] $ {}", command(num));
-                    }
-                }
-                if let Some(rest) = l.strip_prefix(&format!("__BRE{t}_")) {
-                    let mut parts = rest.trim_end_matches('_').split('_');
-                    if let (Some(num), Some(code)) = (parts.next(), parts.next()) {
-                        let code = code.trim_end_matches(['q', 'c', 'x']);
-                        return format!("[bootrig #{num}] exit {code}");
-                    }
-                }
-                if let Some(rest) = l.strip_prefix(&format!("__BRX{t}_")) {
-                    let mut parts = rest.trim_end_matches('_').split('_');
-                    if let (Some(num), Some(code)) = (parts.next(), parts.next()) {
-                        return format!("[bootrig #{num}] the shell exited with {code}");
-                    }
-                }
-                if l.starts_with(&format!("__BRS{t}_")) {
-                    return "[bootrig] (in step with the shell again)".to_string();
-                }
-                l
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        })
     }
 }
 
@@ -536,11 +504,11 @@ mod tests {
         let m = markers("tok");
         let recent = VecDeque::from([(7, "uname -r\nsecond line".to_string())]);
         let raw = "__BRPtok__ \n__BRBtok_7__\n6.1.0\n__BREtok_7_0q_0a1b2c3d4e__\n__BRPtok__ \n\
-                   __BRXtok_8_3__\n__BRStok_1__";
+                   __BRXtok_8_3__\n\x18\n__BRStok_1_tok__";
         assert_eq!(
             m.readable(raw, &recent),
             "[bootrig] $ \n[bootrig #7] $ uname -r\n6.1.0\n[bootrig #7] exit 0\n[bootrig] $ \n\
-             [bootrig #8] the shell exited with 3\n[bootrig] (in step with the shell again)"
+             [bootrig #8] the shell exited (3)\n[bootrig] shell answered"
         );
     }
 

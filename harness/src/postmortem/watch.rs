@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bootrig_diagnostics::crash::{has_kernel_timestamp, CrashConfig, CrashDetector, CrashReport};
+use bootrig_diagnostics::markers::{self, Marker};
 
 use crate::console::ConsoleObserver;
 use crate::postmortem::timeline::Timeline;
@@ -85,26 +86,12 @@ impl CrashWatch {
 
 /// `__BRB<token>_<n>__`: a session's command begins.
 fn is_begin_marker(line: &str) -> bool {
-    marker_fields(line, "__BRB").is_some_and(|f| f.len() == 2)
+    markers::line(line).is_some_and(|f| matches!(f.marker, Marker::Begin(_)))
 }
 
-/// `__BRE<token>_<n>_<status>[mode]_<nonce>__` (or without the nonce,
-/// as older sessions printed it): a session's command ended.
+/// `__BRE<token>_<n>_<status>[mode]_<nonce>__`: a session's command ended.
 fn is_end_marker(line: &str) -> bool {
-    marker_fields(line, "__BRE").is_some_and(|f| f.len() == 3 || f.len() == 4)
-}
-
-/// The `_`-separated alphanumeric fields of a marker line, if it is one.
-fn marker_fields<'a>(line: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
-    // The session prints a CAN byte before its markers (it ends any escape
-    // string a command left open).
-    let line = line.trim_start_matches('\x18');
-    let inner = line.trim_end().strip_prefix(prefix)?.strip_suffix("__")?;
-    let fields: Vec<&str> = inner.split('_').collect();
-    fields
-        .iter()
-        .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then_some(fields)
+    markers::line(line).is_some_and(|f| matches!(f.marker, Marker::End(..)))
 }
 
 /// The line from a kernel timestamp in its middle (`[    4.702243] `) on,
