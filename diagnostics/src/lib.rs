@@ -20,6 +20,7 @@ pub mod layout;
 pub mod metadata;
 pub mod names;
 pub mod report;
+pub mod reserve;
 pub mod results;
 pub mod review;
 pub mod run;

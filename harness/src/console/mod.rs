@@ -251,6 +251,17 @@ impl Console {
         self.shared.state().raw_log_error.clone()
     }
 
+    /// [`Console::raw_log_error`] as an `io::Error` (its OS error code
+    /// kept, so a full disk can be told apart).
+    pub fn raw_log_io_error(&self) -> Option<io::Error> {
+        let st = self.shared.state();
+        let message = st.raw_log_error.clone()?;
+        Some(match st.raw_log_errno {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::other(message),
+        })
+    }
+
     /// The first fatal report from the observer.
     pub fn fault(&self) -> Option<CrashReport> {
         self.shared.state().fault.clone()

@@ -1,0 +1,276 @@
+//! Fault injection end to end (issue 12), on the `busybox` image: the
+//! artifacts disk filling up mid-run and a guest that stops reading its
+//! console. (QEMU killed from outside is `vm::faults::busybox::*`.)
+//!
+//! Each test runs `bootrig run` as a child on a scenario of its own and
+//! checks what a user gets: the exit status, the summary, `metadata.json`,
+//! `run.json`, `junit.xml`, and no QEMU left behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode};
+use std::time::{Duration, Instant};
+
+use bootrig::deadline::poll_until;
+use bootrig::{check, check_failed, Error, Image, Suite};
+use bootrig_diagnostics::metadata::{FailureClass, FailureKind, Metadata, Outcome};
+use bootrig_diagnostics::run::RunSummary;
+use bootrig_tests::{bootrig_bin, qemu_pids_named, vm_marks};
+
+fn main() -> ExitCode {
+    Suite::from_args()
+        .test_with(
+            "faults::busybox::artifacts_disk_fills_up_mid_run",
+            vm_marks(),
+            artifacts_disk_fills_up,
+        )
+        .run()
+}
+
+/// A size-limited tmpfs on a temporary folder, unmounted on drop (lazily:
+/// a process still holding a file there cannot keep it mounted).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount -o size=`) on a fresh folder. Needs
+    /// root: skips without it, fails under `CI=true`.
+    fn mount(size: &str) -> bootrig::Result<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            let why = "mounting a small tmpfs for the artifacts needs root";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                return check_failed!("{why} (CI=true: not skipped)");
+            }
+            return Err(Error::Skip(why.into()));
+        }
+        let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
+        let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+        let target = c(dir.path().to_str().expect("UTF-8 temporary path"));
+        let options = c(&format!("size={size},mode=0700"));
+        // SAFETY: valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c("tmpfs").as_ptr(),
+                target.as_ptr(),
+                c("tmpfs").as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                options.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(Error::io(
+                format!("mounting a tmpfs on {}", dir.path().display()),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the file system is full; the bytes written.
+    fn fill(&self) -> std::io::Result<u64> {
+        let mut f = std::fs::File::create(self.path().join("filler"))?;
+        let chunk = vec![b'F'; 4096];
+        let mut written = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => return Ok(written),
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Ok(written),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if let Ok(target) = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()) {
+            // SAFETY: a valid NUL-terminated path.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Kills (SIGKILL) and reaps a child bootrig on every path out of a test.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn wait_with_output(mut self) -> bootrig::Result<std::process::Output> {
+        let child = self.0.take().expect("not yet waited for");
+        child
+            .wait_with_output()
+            .map_err(|e| Error::io("waiting for bootrig", e))
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The run folder of the single run under `artifacts`.
+fn run_folder(artifacts: &Path) -> bootrig::Result<PathBuf> {
+    let latest = artifacts.join("latest");
+    std::fs::canonicalize(&latest).map_err(|e| Error::io(format!("{}", latest.display()), e))
+}
+
+/// Every `metadata.json` under `run`: loads and is final (never
+/// `running`). Returns how many there are.
+fn all_metadata_final(run: &Path) -> bootrig::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(run).map_err(|e| Error::io("listing the run", e))? {
+        let path = entry.map_err(|e| Error::io("listing", e))?.path();
+        let md_path = path.join("metadata.json");
+        if !md_path.exists() {
+            continue;
+        }
+        let md = Metadata::load(&md_path).map_err(|e| Error::Check(e.to_string()))?;
+        check!(
+            md.outcome != Outcome::Running,
+            "{} still says running",
+            md_path.display()
+        );
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The artifacts disk fills up while a test runs (filled from the host
+/// once the test's session is up, while the guest keeps printing): the
+/// test fails as the host's (`host-resources`, infra), its `metadata.json`
+/// is final and says what was lost, `run.json` and `junit.xml` are written
+/// (from space held back since the start), the next test fails at once as
+/// infra too, and bootrig exits 1 with the summary counting them.
+fn artifacts_disk_fills_up(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let tmpfs = Tmpfs::mount("4m")?;
+    ctx.image(&Image::builtin("busybox"))?;
+    let dir = ctx.artifacts_dir().join("disk-full");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let unique = format!("diskfull{}", std::process::id());
+    let scenario = dir.join("diskfull.json");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"{{"name": "{unique}", "machine": {{"image": "busybox"}},
+               "tests": [
+                 {{"name": "a_fills", "steps": [
+                   {{"succeed": "i=0; while [ $i -lt 150 ]; do echo console-line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx > /dev/console; i=$((i+1)); sleep 0.1; done"}}]}},
+                 {{"name": "b_after", "steps": [{{"succeed": "true"}}]}}
+               ],
+               "timeouts": {{"boot": 600, "step": 300}} }}"#
+        ),
+    )
+    .map_err(|e| Error::io("writing the scenario", e))?;
+    let artifacts = tmpfs.path().join("artifacts");
+    let junit = tmpfs.path().join("junit.xml");
+    let child = Reaped(Some(
+        std::process::Command::new(bootrig_bin())
+            .args(["run", "-j", "1", "--junit"])
+            .arg(&junit)
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .arg(&scenario)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io("starting bootrig run", e))?,
+    ));
+    // Mid-test: the session is up (its set-up commands are in the
+    // transcript; the step prints for 15 s more).
+    let session_up = || {
+        run_folder(&artifacts)
+            .ok()
+            .and_then(|r| {
+                std::fs::read_to_string(r.join(format!("{unique}.a_fills/transcript.log"))).ok()
+            })
+            .is_some_and(|t| t.contains("$ id -u"))
+    };
+    let up = poll_until(
+        Instant::now() + Duration::from_secs(300),
+        Duration::from_millis(100),
+        || Ok::<_, ()>(session_up().then_some(())),
+    );
+    if up != Ok(Some(())) {
+        return check_failed!("the first test's session never started");
+    }
+    let filled = tmpfs
+        .fill()
+        .map_err(|e| Error::io("filling the tmpfs", e))?;
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!("after filling {filled} bytes:\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let _ = std::fs::write(dir.join("bootrig-run.log"), &said);
+    check!(
+        out.status.code() == Some(1),
+        "bootrig exited {:?} {said}",
+        out.status
+    );
+    check!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("2 failed (2 infra)"),
+        "summary line {said}"
+    );
+    check!(
+        stdout.contains("No space left on device"),
+        "the failures do not say the disk is full {said}"
+    );
+    let run = run_folder(&artifacts)?;
+    check!(
+        all_metadata_final(&run)? >= 1,
+        "no metadata.json at all {said}"
+    );
+    let md = Metadata::load(&run.join(format!("{unique}.a_fills/metadata.json")))
+        .map_err(|e| Error::Check(e.to_string()))?;
+    let failure = md.failure.clone();
+    check!(
+        failure
+            .as_ref()
+            .is_some_and(|f| f.kind == FailureKind::HostResources
+                && f.class == FailureClass::Infra
+                && f.message.contains("disk is full")),
+        "first test's failure {failure:?}"
+    );
+    let lost = md
+        .extra
+        .get("artifacts_lost")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    check!(lost.contains("serial.log"), "artifacts_lost: {lost:?}");
+    let serial = md.artifacts.iter().find(|a| a.path == "serial.log");
+    check!(
+        serial.is_some_and(|a| a.note.as_deref().is_some_and(|n| n.contains("incomplete"))),
+        "serial.log's catalog entry {serial:?}"
+    );
+    let summary =
+        RunSummary::load(&run.join("run.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let a = summary.tests.iter().find(|t| t.test.ends_with("a_fills"));
+    check!(
+        a.is_some_and(|t| t.failure_kind == Some(FailureKind::HostResources)),
+        "run.json: {:?}",
+        summary.tests
+    );
+    let xml = std::fs::read_to_string(&junit).map_err(|e| Error::io("reading junit.xml", e))?;
+    check!(
+        xml.matches("<error").count() == 2 && xml.contains("host-resources"),
+        "junit.xml: {xml}"
+    );
+    check!(
+        qemu_pids_named(&unique).is_empty(),
+        "a QEMU of the run is still running"
+    );
+    Ok(())
+}
