@@ -24,6 +24,11 @@ fn main() -> ExitCode {
             vm_marks(),
             artifacts_disk_fills_up,
         )
+        .test_with(
+            "faults::busybox::guest_stops_reading_its_console",
+            vm_marks(),
+            guest_stops_reading,
+        )
         .run()
 }
 
@@ -272,5 +277,100 @@ fn artifacts_disk_fills_up(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         qemu_pids_named(&unique).is_empty(),
         "a QEMU of the run is still running"
     );
+    Ok(())
+}
+
+/// The guest stops reading its console: a background job stops the shell
+/// (`SIGSTOP`, which it cannot catch), so what bootrig types piles up in
+/// the guest's tty and nothing answers. The next command fails as a
+/// `timeout` (the test's failure: a hung guest) at the step's timeout; the
+/// session gives the shell up after its resync attempts, the postmortem
+/// completes without waiting on a dead shell for every collector,
+/// `metadata.json` is final, and no QEMU is left. (The guest's kernel
+/// still drains the UART, so bootrig's writes themselves do not block
+/// here; a guest whose UART stops taking bytes is the console's
+/// `write_timeout`, unit-tested in the console.)
+fn guest_stops_reading(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    ctx.image(&Image::builtin("busybox"))?;
+    let dir = ctx.artifacts_dir().join("deaf");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
+    let unique = format!("deaf{}", std::process::id());
+    let scenario = dir.join("deaf.json");
+    // The kernel's own line says when the shell is stopped.
+    let stop = "(sleep 1; kill -STOP $$; echo bootrig-shell-stopped > /dev/kmsg) </dev/null >/dev/null 2>&1 &";
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"{{"name": "{unique}", "machine": {{"image": "busybox"}},
+               "tests": [{{"name": "t", "steps": [
+                 {{"succeed": "{stop}"}},
+                 {{"wait_for_console_text": "bootrig-shell-stopped", "timeout": 60}},
+                 {{"succeed": "echo never-typed-in-full"}}]}}],
+               "timeouts": {{"boot": 600, "step": 10}} }}"#
+        ),
+    )
+    .map_err(|e| Error::io("writing the scenario", e))?;
+    let artifacts = dir.join("artifacts");
+    let started = Instant::now();
+    let child = Reaped(Some(
+        std::process::Command::new(bootrig_bin())
+            .args(["run", "--artifacts"])
+            .arg(&artifacts)
+            .arg(&scenario)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io("starting bootrig run", e))?,
+    ));
+    let out = child.wait_with_output()?;
+    let took = started.elapsed();
+    let said = format!(
+        "after {took:?}:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::write(dir.join("bootrig-run.log"), &said);
+    check!(
+        out.status.code() == Some(1),
+        "bootrig exited {:?} {said}",
+        out.status
+    );
+    check!(
+        qemu_pids_named(&unique).is_empty(),
+        "QEMU left running {said}"
+    );
+    let run = run_folder(&artifacts)?;
+    check!(all_metadata_final(&run)? == 1, "metadata {said}");
+    let md = Metadata::load(&run.join(format!("{unique}.t/metadata.json")))
+        .map_err(|e| Error::Check(e.to_string()))?;
+    let failure = md.failure.clone();
+    check!(
+        failure
+            .as_ref()
+            .is_some_and(|f| f.kind == FailureKind::Timeout
+                && f.class == FailureClass::Test
+                && f.step.as_ref().is_some_and(|s| s.index == 2)),
+        "failure {failure:?} {said}"
+    );
+    // The postmortem: the console (with the kernel's line after the
+    // interrupts went off), the transcripts, the collectors' notes.
+    for name in ["serial.log", "serial.txt", "transcript.log"] {
+        check!(
+            md.artifacts
+                .iter()
+                .any(|a| a.path == name && a.sha256.len() == 64),
+            "{name} not catalogued: {:?}",
+            md.artifacts.iter().map(|a| &a.path).collect::<Vec<_>>()
+        );
+    }
+    let serial = std::fs::read_to_string(run.join(format!("{unique}.t/serial.txt")))
+        .map_err(|e| Error::io("serial.txt", e))?;
+    check!(
+        serial.contains("bootrig-shell-stopped"),
+        "serial.txt lacks the marker: {serial:?}"
+    );
+    // Bounded: the boot, the step's 10 s, the resync's 30 s, the
+    // postmortem; not a collector timeout per collector.
+    check!(took < Duration::from_secs(240), "took {took:?}");
     Ok(())
 }
