@@ -34,6 +34,11 @@ fn main() -> ExitCode {
             vm_marks(),
             memory_under_floods,
         )
+        .test_with(
+            "faults::busybox::console_writes_time_out_when_the_guest_takes_no_input",
+            vm_marks(),
+            console_writes_time_out,
+        )
         .run()
 }
 
@@ -452,6 +457,44 @@ fn memory_under_floods(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         "resident set grew by {} MiB for a {} MB output (twice the output is inherent)",
         grew >> 20,
         size / 1_000_000
+    );
+    Ok(())
+}
+
+/// The guest takes no console input at all: its vCPUs are paused (QMP
+/// `stop`), so the UART's receive FIFO stays full, QEMU stops reading the
+/// serial socket, and once the socket's buffer is full bootrig's write
+/// blocks. `Console::send` fails after the console's write timeout
+/// (lowered here to 3 s; 60 s by default) saying why, instead of hanging
+/// the test; and the test still ends (postmortem, QEMU stopped while
+/// paused).
+fn console_writes_time_out(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
+    let vm = ctx.vm(Image::builtin("busybox"))?;
+    vm.succeed("true")?;
+    let console = vm.machine().console();
+    let timeout = Duration::from_secs(3);
+    console
+        .set_write_timeout(timeout)
+        .map_err(|e| Error::io("setting the write timeout", e))?;
+    let paused = vm.machine().qmp(|q| q.execute("stop", None).map(drop));
+    check!(
+        matches!(paused, Some(Ok(()))),
+        "QMP stop failed: {paused:?}"
+    );
+    // Far more than the socket buffers hold (a few hundred KB).
+    let typed = vec![b'#'; 16 << 20];
+    let started = Instant::now();
+    let sent = console.send(&typed);
+    let took = started.elapsed();
+    match sent {
+        Err(bootrig::console::ExpectError::Io(e))
+            if e.kind() == std::io::ErrorKind::TimedOut
+                && e.to_string().contains("stopped reading its console") => {}
+        other => return check_failed!("expected a write timeout, got {other:?} after {took:?}"),
+    }
+    check!(
+        took >= timeout && took < timeout * 10,
+        "the send failed after {took:?} (write timeout {timeout:?})"
     );
     Ok(())
 }

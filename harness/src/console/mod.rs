@@ -229,6 +229,14 @@ impl Console {
         self.shared.write(data).map_err(ExpectError::Io)
     }
 
+    /// Changes how long [`Console::send`] waits for the guest to take its
+    /// input before failing ([`ConsoleOptions::write_timeout`]; at least
+    /// [`TICK`]).
+    pub fn set_write_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        let writer = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.set_write_timeout(Some(timeout.max(TICK)))
+    }
+
     /// Moves the cursor to the end of the text received so far: later
     /// `expect` calls only see new text.
     pub fn clear(&self) {
