@@ -168,7 +168,7 @@ fn all_metadata_final(run: &Path) -> bootrig::Result<usize> {
 /// infra too, and bootrig exits 1 with the summary counting them.
 fn artifacts_disk_fills_up(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let tmpfs = Tmpfs::mount("4m")?;
-    ctx.image(&Image::builtin("busybox"))?;
+    ctx.image(Image::builtin("busybox"))?;
     let dir = ctx.artifacts_dir().join("disk-full");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
     let unique = format!("diskfull{}", std::process::id());
@@ -301,7 +301,7 @@ fn artifacts_disk_fills_up(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
 /// here; a guest whose UART stops taking bytes is the console's
 /// `write_timeout`, unit-tested in the console.)
 fn guest_stops_reading(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
-    ctx.image(&Image::builtin("busybox"))?;
+    ctx.image(Image::builtin("busybox"))?;
     let dir = ctx.artifacts_dir().join("deaf");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e))?;
     let unique = format!("deaf{}", std::process::id());
