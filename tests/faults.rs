@@ -496,5 +496,22 @@ fn console_writes_time_out(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         took >= timeout && took < timeout * 10,
         "the send failed after {took:?} (write timeout {timeout:?})"
     );
+    // A command then fails the same way, well before its own timeout, as
+    // the guest's failure (a hang: `timeout`), not bootrig's.
+    let started = Instant::now();
+    match vm.run_timeout("true", Duration::from_secs(120)) {
+        Err(e) if e.failure_kind() == FailureKind::Timeout => {
+            check!(
+                e.to_string().contains("stopped reading its console"),
+                "message: {e}"
+            );
+        }
+        other => return check_failed!("expected a `timeout` failure, got {other:?}"),
+    }
+    check!(
+        started.elapsed() < timeout * 10,
+        "the command failed after {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
