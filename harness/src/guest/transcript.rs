@@ -196,7 +196,6 @@ pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
     s
 }
 
-/// Command output indented under its command line.
 /// `text` with every one of `secrets` replaced by `<password>`; borrowed
 /// when there is none in it.
 fn redact_with<'a>(secrets: &[String], text: &'a str) -> std::borrow::Cow<'a, str> {
