@@ -21,6 +21,7 @@ pub mod markers;
 pub mod metadata;
 pub mod names;
 pub mod report;
+pub mod reserve;
 pub mod results;
 pub mod review;
 pub mod run;

@@ -257,8 +257,8 @@ impl Error {
     /// The failure kind recorded in `metadata.json`. A failed check or a
     /// panic in a Rust test's own code is a `check` failure (the test's own
     /// expectation was not met); a panic of bootrig's is a
-    /// `harness-error`; a command or wait that ran out of time is a
-    /// `timeout`; QEMU failing to start is `qemu-start`; host I/O that ran
+    /// `harness-error`; a command or wait that ran out of time, or input
+    /// the guest did not take in time, is a `timeout`; QEMU failing to start is `qemu-start`; host I/O that ran
     /// out of space, memory or descriptors is `host-resources`; a failed
     /// image build is `image-build`. (QEMU killed from outside is decided
     /// by the postmortem, which sees how QEMU ended.)
@@ -277,6 +277,9 @@ impl Error {
                 ExpectError::Closed { .. } => FailureKind::QemuExit,
                 ExpectError::Fault(_) => FailureKind::KernelCrash,
                 ExpectError::Timeout { .. } => FailureKind::Timeout,
+                // A send the guest did not take in time (the console's
+                // write timeout): the guest stopped reading, it hangs.
+                ExpectError::Io(e) if e.kind() == io::ErrorKind::TimedOut => FailureKind::Timeout,
                 _ => FailureKind::HarnessError,
             },
             Error::WaitTimeout { .. } | Error::TestTimeout(_) => FailureKind::Timeout,
@@ -314,4 +317,19 @@ pub fn is_out_of_resources(e: &io::Error) -> bool {
         Some(libc::ENOSPC | libc::EDQUOT | libc::ENOMEM | libc::EMFILE | libc::ENFILE)
     ) || e.kind() == io::ErrorKind::StorageFull
         || e.kind() == io::ErrorKind::OutOfMemory
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_that_takes_no_input_is_a_timeout_and_other_io_is_bootrigs() {
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "the guest stopped reading");
+        let e = Error::console("sending a command", ExpectError::Io(timed_out));
+        assert_eq!(e.failure_kind(), FailureKind::Timeout);
+        let broken = io::Error::from(io::ErrorKind::BrokenPipe);
+        let e = Error::console("sending a command", ExpectError::Io(broken));
+        assert_eq!(e.failure_kind(), FailureKind::HarnessError);
+    }
 }

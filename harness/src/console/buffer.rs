@@ -29,6 +29,8 @@ pub(super) struct State {
     pub(super) closed: bool,
     pub(super) close_error: Option<String>,
     pub(super) raw_log_error: Option<String>,
+    /// The OS error code of `raw_log_error`, when it had one.
+    pub(super) raw_log_errno: Option<i32>,
     pub(super) fault: Option<CrashReport>,
     /// An `expect` has failed on `fault` (its waiter was told).
     pub(super) fault_delivered: bool,
@@ -124,6 +126,7 @@ impl Shared {
                 closed: false,
                 close_error: None,
                 raw_log_error: None,
+                raw_log_errno: None,
                 fault: None,
                 fault_delivered: false,
                 reports: Vec::new(),

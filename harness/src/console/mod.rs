@@ -229,6 +229,14 @@ impl Console {
         self.shared.write(data).map_err(ExpectError::Io)
     }
 
+    /// Changes how long [`Console::send`] waits for the guest to take its
+    /// input before failing ([`ConsoleOptions::write_timeout`]; at least
+    /// [`TICK`]).
+    pub fn set_write_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        let writer = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.set_write_timeout(Some(timeout.max(TICK)))
+    }
+
     /// Moves the cursor to the end of the text received so far: later
     /// `expect` calls only see new text.
     pub fn clear(&self) {
@@ -249,6 +257,17 @@ impl Console {
     /// The first error writing the raw log; logging stops after it.
     pub fn raw_log_error(&self) -> Option<String> {
         self.shared.state().raw_log_error.clone()
+    }
+
+    /// [`Console::raw_log_error`] as an `io::Error` (its OS error code
+    /// kept, so a full disk can be told apart).
+    pub fn raw_log_io_error(&self) -> Option<io::Error> {
+        let st = self.shared.state();
+        let message = st.raw_log_error.clone()?;
+        Some(match st.raw_log_errno {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::other(message),
+        })
     }
 
     /// The first fatal report from the observer.

@@ -70,7 +70,9 @@ pub(super) fn reader_loop(
         if log_ok {
             if let Err(e) = raw_log.write_all(raw).and_then(|()| raw_log.flush()) {
                 log_ok = false;
-                shared.state().raw_log_error = Some(e.to_string());
+                let mut st = shared.state();
+                st.raw_log_error = Some(e.to_string());
+                st.raw_log_errno = e.raw_os_error();
             }
         }
         if let Some(tap) = shared.tap().as_mut() {

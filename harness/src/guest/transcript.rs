@@ -63,13 +63,7 @@ impl Transcript {
     /// `text` with every secret replaced by `<password>`.
     pub(crate) fn redact(&self, text: &str) -> String {
         let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = text.to_string();
-        for s in secrets.iter() {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), REDACTED);
-            }
-        }
-        out
+        redact_with(&secrets, text).into_owned()
     }
 
     /// `bytes` with every secret replaced by `<password>`.
@@ -91,7 +85,21 @@ impl Transcript {
     }
 
     fn write(&self, text: &str, login: bool) {
-        let text = self.redact(text);
+        self.write_lines(text.lines().map(|l| ("", l)), login);
+    }
+
+    /// Writes one entry, line by line (`prefix` then the line, secrets
+    /// redacted line by line), through a buffer: a command's output of any
+    /// size is streamed to the file, never copied whole.
+    fn write_lines<'a, I>(&self, lines: I, login: bool)
+    where
+        I: Iterator<Item = (&'static str, &'a str)> + Clone,
+    {
+        let secrets = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let t = self.started.elapsed().as_secs_f64();
         let mut files = self.lock();
         if login && files.1.is_none() {
@@ -103,14 +111,16 @@ impl Transcript {
             if login { login_file.as_mut() } else { None },
         ];
         for f in targets.into_iter().flatten() {
-            for (i, line) in text.lines().enumerate() {
+            let mut w = std::io::BufWriter::with_capacity(64 << 10, f);
+            for (i, (prefix, line)) in lines.clone().enumerate() {
+                let line = redact_with(&secrets, line);
                 let _ = if i == 0 {
-                    writeln!(f, "[{t:9.3}] {line}")
+                    writeln!(w, "[{t:9.3}] {prefix}{line}")
                 } else {
-                    writeln!(f, "            {line}")
+                    writeln!(w, "            {prefix}{line}")
                 };
             }
-            let _ = f.flush();
+            let _ = w.flush();
         }
     }
 
@@ -121,10 +131,14 @@ impl Transcript {
 
     /// A command with its output, exit status and duration.
     pub(crate) fn command(&self, cmd: &str, output: &str, exit: i32, seconds: f64) {
-        self.entry(&format!(
-            "$ {cmd}\n{}exit {exit} ({seconds:.2}s)",
-            indent_output(output),
-        ));
+        let head = format!("$ {cmd}");
+        let tail = format!("exit {exit} ({seconds:.2}s)");
+        let lines = head
+            .lines()
+            .map(|l| ("", l))
+            .chain(output.lines().map(|l| ("  | ", l)))
+            .chain(std::iter::once(("", tail.as_str())));
+        self.write_lines(lines, false);
     }
 
     fn raw(&self, dir: &str, bytes: &[u8]) {
@@ -182,15 +196,16 @@ pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
     s
 }
 
-/// Command output indented under its command line.
-fn indent_output(output: &str) -> String {
-    let mut s = String::new();
-    for line in output.lines() {
-        s.push_str("  | ");
-        s.push_str(line);
-        s.push('\n');
+/// `text` with every one of `secrets` replaced by `<password>`; borrowed
+/// when there is none in it.
+fn redact_with<'a>(secrets: &[String], text: &'a str) -> std::borrow::Cow<'a, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), REDACTED));
+        }
     }
-    s
+    out
 }
 
 /// Records raw console traffic into the transcript during login and
@@ -278,7 +293,23 @@ mod tests {
 
     #[test]
     fn command_entries_indent_output() {
-        assert_eq!(indent_output(""), "");
-        assert_eq!(indent_output("a\nb\n"), "  | a\n  | b\n");
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcript::open(dir.path(), Instant::now());
+        t.command("printf 'a\\nb\\n'", "a\nb\n", 0, 0.25);
+        t.command("true", "", 0, 0.0);
+        let text = std::fs::read_to_string(dir.path().join(layout::TRANSCRIPT.path)).unwrap();
+        let lines: Vec<&str> = text.lines().map(|l| &l[12..]).collect();
+        assert_eq!(
+            lines,
+            [
+                "$ printf 'a\\nb\\n'",
+                "  | a",
+                "  | b",
+                "exit 0 (0.25s)",
+                "$ true",
+                "exit 0 (0.00s)"
+            ],
+            "{text}"
+        );
     }
 }

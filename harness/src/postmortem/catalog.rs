@@ -14,25 +14,65 @@ use bootrig_diagnostics::TestDir;
 use crate::ansi::AnsiStripper;
 use crate::postmortem::collector::Collected;
 
+/// An artifact the test's folder could not take (or took only in part):
+/// recorded in `metadata.json` (`extra.artifacts_lost`) instead of being
+/// dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Loss {
+    /// The file and what happened to it, one line.
+    pub(crate) what: String,
+    /// The disk was full (or over quota): the host's failure, not the
+    /// test's.
+    pub(crate) disk_full: bool,
+}
+
+impl Loss {
+    /// `rel` could not be written: `err`.
+    pub(crate) fn of(rel: &str, err: &bootrig_diagnostics::errors::Error) -> Loss {
+        Loss {
+            what: format!("{rel}: not written: {}", err.kind),
+            disk_full: bootrig_diagnostics::reserve::error_is_disk_full(err),
+        }
+    }
+
+    /// `rel` could not be written: the I/O error `err`.
+    pub(crate) fn io(rel: &str, doing: &str, err: &std::io::Error) -> Loss {
+        Loss {
+            what: format!("{rel}: {doing}: {err}"),
+            disk_full: bootrig_diagnostics::reserve::is_disk_full(err),
+        }
+    }
+}
+
 /// Writes and catalogues what the collectors of the VM at `vm` gave: text
 /// under `diagnostics/`, files where the collector wrote them.
-pub(crate) fn collected(dir: &mut TestDir, vm: &VmLayout, items: &[Collected]) {
+pub(crate) fn collected(
+    dir: &mut TestDir,
+    vm: &VmLayout,
+    items: &[Collected],
+    lost: &mut Vec<Loss>,
+) {
     for c in items {
         let name = vm.name(&c.name);
         let done = match &c.file {
             Some(rel) => dir
                 .add_existing(&name, &vm.path(rel), c.produced_by.clone())
                 .is_ok(),
-            None => dir
-                .write_artifact(
+            None => {
+                let rel = vm.collector_output(&c.name);
+                let written = dir.write_artifact(
                     &name,
-                    &vm.collector_output(&c.name),
+                    &rel,
                     c.output.as_bytes(),
                     c.produced_by.clone(),
                     c.exit,
                     Some(c.duration),
-                )
-                .is_ok(),
+                );
+                if let Err(e) = &written {
+                    lost.push(Loss::of(&rel, e));
+                }
+                written.is_ok()
+            }
         };
         if done {
             if let Some(note) = &c.note {
@@ -45,7 +85,7 @@ pub(crate) fn collected(dir: &mut TestDir, vm: &VmLayout, items: &[Collected]) {
 /// Records the kernel reports in `metadata.json` (`extra.kernel_reports`)
 /// and writes them to `kernel-reports.txt`. Also on passing tests: a
 /// WARNING that did not fail the test is still something to see.
-pub(crate) fn kernel_reports(dir: &mut TestDir, reports: &[CrashReport]) {
+pub(crate) fn kernel_reports(dir: &mut TestDir, reports: &[CrashReport], lost: &mut Vec<Loss>) {
     if reports.is_empty() {
         return;
     }
@@ -68,24 +108,34 @@ pub(crate) fn kernel_reports(dir: &mut TestDir, reports: &[CrashReport]) {
         })
         .collect();
     let spec = layout::KERNEL_REPORTS;
-    let _ = dir.write_artifact(
+    if let Err(e) = dir.write_artifact(
         spec.name,
         spec.path,
         text.as_bytes(),
         spec.producer(),
         None,
         None,
-    );
+    ) {
+        lost.push(Loss::of(spec.path, &e));
+    }
 }
 
 /// Catalogues the files the VM at `vm` wrote into its folder, writing
-/// `serial.txt`, the ANSI-stripped console, from `serial.log` first.
-pub(crate) fn vm_files(dir: &mut TestDir, vm: &VmLayout) {
+/// `serial.txt`, the ANSI-stripped console, from `serial.log` first (a
+/// `serial.txt` that could not be written whole is removed: it is only a
+/// copy, and a cut one would pass for the whole console).
+pub(crate) fn vm_files(dir: &mut TestDir, vm: &VmLayout, lost: &mut Vec<Loss>) {
     let serial = dir.path().join(vm.file(&layout::SERIAL_LOG));
     let stripped = dir.path().join(vm.file(&layout::SERIAL_TXT));
     if serial.is_file() {
         if let Err(e) = strip_file(&serial, &stripped) {
-            eprintln!("bootrig: could not write {}: {e}", stripped.display());
+            let _ = std::fs::remove_file(&stripped);
+            let rel = vm.file(&layout::SERIAL_TXT);
+            lost.push(Loss::io(
+                &rel,
+                "not written (a copy of serial.log without escapes)",
+                &e,
+            ));
         }
     }
     for spec in layout::VM_FILES {
@@ -98,10 +148,14 @@ pub(crate) fn vm_files(dir: &mut TestDir, vm: &VmLayout) {
 
 /// Hashes again the added artifacts that live in the folder: they may
 /// have grown since they were added.
-pub(crate) fn live_files(dir: &mut TestDir, files: &[(String, String, Producer)]) {
+pub(crate) fn live_files(
+    dir: &mut TestDir,
+    files: &[(String, String, Producer)],
+    lost: &mut Vec<Loss>,
+) {
     for (name, rel, producer) in files {
         if let Err(e) = dir.add_existing(name, rel, producer.clone()) {
-            eprintln!("bootrig: could not catalogue {rel}: {e}");
+            lost.push(Loss::of(rel, &e));
         }
     }
 }
@@ -147,7 +201,8 @@ mod tests {
         let vm_dir = vm.dir(dir.path());
         std::fs::create_dir_all(&vm_dir).unwrap();
         std::fs::write(vm_dir.join("serial.log"), b"\x1b[1mhi\x1b[0m\n").unwrap();
-        vm_files(&mut dir, &vm);
+        let mut lost = Vec::new();
+        vm_files(&mut dir, &vm, &mut lost);
         collected(
             &mut dir,
             &vm,
@@ -156,7 +211,9 @@ mod tests {
                 Producer::command("lsblk"),
                 "vda\n",
             )],
+            &mut lost,
         );
+        assert_eq!(lost, vec![]);
         let cat = dir.artifacts();
         assert_eq!(cat.get("peer/serial.txt").unwrap().path, "peer/serial.txt");
         assert_eq!(

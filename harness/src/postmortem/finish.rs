@@ -3,9 +3,11 @@
 //! them in order and talks to the VMs through their [`VmHandle`]s.
 
 use bootrig_diagnostics::layout::VmLayout;
-use bootrig_diagnostics::metadata::Outcome;
+use bootrig_diagnostics::metadata::{Failure, FailureKind, Outcome};
+use bootrig_diagnostics::TestDir;
 
 use crate::errors::{Error, Result};
+use crate::postmortem::catalog::Loss;
 use crate::postmortem::collector::{run_collectors, Collected, VmHandle};
 use crate::postmortem::collectors::COLLECTOR_TIMEOUT;
 use crate::postmortem::recorder::Postmortem;
@@ -116,18 +118,43 @@ impl Postmortem {
             inner.dir.metadata_mut().guest = Some(guest);
         }
         self.boot_phases(&mut inner);
+        let mut lost = Vec::new();
         for (vm, c) in &collected {
-            catalog::collected(&mut inner.dir, vm, std::slice::from_ref(c));
+            catalog::collected(&mut inner.dir, vm, std::slice::from_ref(c), &mut lost);
         }
-        catalog::kernel_reports(&mut inner.dir, &reports);
+        catalog::kernel_reports(&mut inner.dir, &reports, &mut lost);
         for vm in vms {
-            catalog::vm_files(&mut inner.dir, vm.layout());
+            catalog::vm_files(&mut inner.dir, vm.layout(), &mut lost);
+            raw_log_loss(&mut inner.dir, vm, &mut lost);
         }
         let live = inner.live_files.clone();
-        catalog::live_files(&mut inner.dir, &live);
+        catalog::live_files(&mut inner.dir, &live, &mut lost);
+
+        // Evidence lost to a full disk fails a test that passed as the
+        // host's (`host-resources`); a test that failed keeps its failure.
+        let disk_full = lost.iter().any(|l| l.disk_full).then(|| Error::Io {
+            context: format!(
+                "writing the test's artifacts in {} (the disk is full; lost: {})",
+                self.path.display(),
+                lost.iter()
+                    .map(|l| l.what.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        if !lost.is_empty() {
+            let list: Vec<serde_json::Value> = lost.iter().map(|l| l.what.clone().into()).collect();
+            inner
+                .dir
+                .metadata_mut()
+                .extra
+                .insert("artifacts_lost".into(), list.into());
+        }
+        let err = err.or(disk_full.as_ref());
 
         let killed = killed.as_ref().map(|(vm, sig)| (vm.as_str(), *sig));
-        let verdict = Verdict::of(err, xfail, inner.step.as_ref(), killed);
+        let mut verdict = Verdict::of(err, xfail, inner.step.as_ref(), killed);
         if let Some(reason) = xfail {
             inner
                 .dir
@@ -135,11 +162,37 @@ impl Postmortem {
                 .extra
                 .insert("xfail".into(), reason.into());
         }
-        if let Err(e) = inner
-            .dir
-            .finish(verdict.outcome, verdict.failure, chrono::Utc::now())
+        // The final records get the space held for them since the test
+        // began, whatever filled the disk since.
+        if let Some(reserve) = inner.reserve.as_mut() {
+            reserve.release();
+        }
+        if let Err(e) =
+            inner
+                .dir
+                .finish(verdict.outcome, verdict.failure.clone(), chrono::Utc::now())
         {
-            eprintln!("bootrig: could not finalise metadata.json: {e}");
+            // The test's record is lost: that fails it, whatever it was,
+            // and bootrig says so (its summary, run.json if that can be
+            // written, the exit status).
+            eprintln!(
+                "bootrig: error: could not write the final metadata.json of {}: {e}",
+                self.name
+            );
+            if !verdict.outcome.is_failure() {
+                let failure = Failure::new(
+                    FailureKind::HostResources,
+                    format!("could not write the final metadata.json: {e}"),
+                );
+                verdict = Verdict {
+                    outcome: Outcome::Failed,
+                    failure: Some(failure.clone()),
+                    reported: Some(failure),
+                };
+                let md = inner.dir.metadata_mut();
+                md.outcome = Outcome::Failed;
+                md.failure = verdict.failure.clone();
+            }
         }
         run_summary::record(&inner.dir);
 
@@ -174,4 +227,23 @@ impl Postmortem {
             self.phase_between(inner, name, from, to);
         }
     }
+}
+
+/// Records that the console log of `vm` stopped early (its writes failed:
+/// a full disk, most often): a note on `serial.log` and a loss.
+fn raw_log_loss(dir: &mut TestDir, vm: &VmHandle, lost: &mut Vec<Loss>) {
+    let Some(e) = vm.machine().console().raw_log_io_error() else {
+        return;
+    };
+    let layout = vm.layout();
+    let rel = layout.file(&bootrig_diagnostics::layout::SERIAL_LOG);
+    let size = std::fs::metadata(dir.path().join(&rel))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let doing = format!("incomplete, logging stopped after {size} bytes");
+    dir.set_note(
+        &layout.name(bootrig_diagnostics::layout::SERIAL_LOG.name),
+        format!("{doing}: {e}"),
+    );
+    lost.push(Loss::io(&rel, &doing, &e));
 }

@@ -12,6 +12,7 @@ use bootrig_diagnostics::catalog::Producer;
 use bootrig_diagnostics::crash::CrashConfig;
 use bootrig_diagnostics::hash::HashCache;
 use bootrig_diagnostics::metadata::{BootRole, BootSource, HostInfo, Phase, QemuInfo};
+use bootrig_diagnostics::reserve::{Reserve, DEFAULT_RESERVE_BYTES};
 use bootrig_diagnostics::TestDir;
 
 use crate::errors::{Error, Result};
@@ -72,6 +73,9 @@ pub(crate) struct Inner {
     /// Added artifacts that live in the folder: (name, relative path,
     /// producer), hashed again at the end.
     pub(crate) live_files: Vec<(String, String, Producer)>,
+    /// Space held on the artifacts disk for the final records (see
+    /// `bootrig_diagnostics::reserve`); None when it could not be taken.
+    pub(crate) reserve: Option<Reserve>,
 }
 
 /// Per-test postmortem recorder. See the `postmortem` module documentation.
@@ -99,9 +103,19 @@ impl std::fmt::Debug for Postmortem {
 }
 
 fn diag_err(doing: &str, e: bootrig_diagnostics::errors::Error) -> Error {
-    Error::Config {
-        what: doing.to_string(),
-        message: e.to_string(),
+    use bootrig_diagnostics::errors::{Error as DiagError, ErrorKind};
+    let DiagError { action, path, kind } = e;
+    match kind {
+        // A full disk is the host's failure (`host-resources`), not a
+        // configuration error: the I/O error is kept.
+        ErrorKind::Io(source) if bootrig_diagnostics::reserve::is_disk_full(&source) => Error::Io {
+            context: format!("{doing}: {action} {}", path.display()),
+            source,
+        },
+        kind => Error::Config {
+            what: doing.to_string(),
+            message: DiagError { action, path, kind }.to_string(),
+        },
     }
 }
 
@@ -126,6 +140,32 @@ impl Postmortem {
             dir.metadata_mut().extra.insert("attempt".into(), n.into());
         }
         let _ = dir.save_metadata();
+        // A disk too full for the reserve is too full for the test's
+        // evidence: say so now rather than lose it later.
+        let reserve = match Reserve::create(dir.path(), DEFAULT_RESERVE_BYTES) {
+            Ok(r) => Some(r),
+            Err(e) if bootrig_diagnostics::reserve::error_is_disk_full(&e) => {
+                // Its metadata.json may already exist: it says so too.
+                let failure = bootrig_diagnostics::metadata::Failure::new(
+                    bootrig_diagnostics::metadata::FailureKind::HostResources,
+                    format!("the test did not start: {e}"),
+                );
+                let failed = bootrig_diagnostics::metadata::Outcome::Failed;
+                if dir
+                    .finish(failed, Some(failure), chrono::Utc::now())
+                    .is_ok()
+                {
+                    crate::postmortem::run_summary::record(&dir);
+                } else {
+                    let _ = std::fs::remove_file(dir.path().join(TestDir::METADATA_FILE));
+                }
+                return Err(diag_err("creating the test's artifacts folder", e));
+            }
+            Err(e) => {
+                eprintln!("bootrig: {e} (continuing without it)");
+                None
+            }
+        };
         Ok(Postmortem {
             name: name.to_string(),
             path: dir.path().to_path_buf(),
@@ -142,6 +182,7 @@ impl Postmortem {
                 qemu_started: None,
                 shell_ready: None,
                 live_files: Vec::new(),
+                reserve,
             }),
         })
     }

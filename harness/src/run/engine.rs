@@ -245,7 +245,10 @@ impl Engine {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
                 let message = format!("could not set up the test: {e}");
-                let r = ended(Outcome::Failed, message, Path::new(""));
+                let mut r = ended(Outcome::Failed, message, Path::new(""));
+                // No folder, no metadata.json: the kind goes to run.json
+                // and the summary from here (a full disk is `infra`).
+                r.entry.failure_kind = Some(e.failure_kind());
                 return (r, Held::default(), None);
             }
         };

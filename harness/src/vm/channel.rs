@@ -152,10 +152,16 @@ impl CommandChannel {
                         let e = from + i;
                         let t = e + end_prefix.len();
                         if let Some(z) = memchr::memchr(0, &sh.buf[t..]) {
-                            let output = sh.buf[begin.len()..e].to_vec();
-                            let trailer = sh.buf[t..t + z].to_vec();
+                            // The output is moved out of the buffer, not
+                            // copied: a big one is held once, and the
+                            // buffer does not keep its capacity.
+                            let rest = sh.buf.split_off(t + z + 1);
+                            let mut output = std::mem::replace(&mut sh.buf, rest);
+                            let trailer = output[t..t + z].to_vec();
+                            output.truncate(e);
+                            output.drain(..begin.len());
+                            output.shrink_to_fit();
                             let dropped = std::mem::take(&mut sh.dropped);
-                            sh.buf.drain(..t + z + 1);
                             sh.scanned = 0;
                             return Ok(Frame {
                                 output,

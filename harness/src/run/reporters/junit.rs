@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use bootrig_diagnostics::junit::{merge_junit, write_junit};
+use bootrig_diagnostics::reserve::{Reserve, DEFAULT_RESERVE_BYTES};
 use bootrig_diagnostics::results::TestRecord;
 
 use crate::events::{Event, Reporter};
@@ -18,6 +19,9 @@ pub struct JunitReporter {
     merge_run: Option<String>,
     records: Mutex<Vec<TestRecord>>,
     error: Mutex<Option<String>>,
+    /// Space held next to the report from the run's start until it is
+    /// written, so a disk filled by the run still takes the report.
+    reserve: Mutex<Option<Reserve>>,
 }
 
 impl JunitReporter {
@@ -29,6 +33,7 @@ impl JunitReporter {
             merge_run: None,
             records: Mutex::default(),
             error: Mutex::default(),
+            reserve: Mutex::default(),
         }
     }
 
@@ -56,7 +61,32 @@ impl JunitReporter {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Holds space for the report (not when merging: the processes of a
+    /// run share the file, and its size is that of one test's part).
+    fn hold_space(&self) {
+        if self.merge_run.is_some() {
+            return;
+        }
+        let Some(name) = self.path.file_name() else {
+            return;
+        };
+        let mut hidden = std::ffi::OsString::from(".");
+        hidden.push(name);
+        hidden.push(".bootrig-reserve");
+        let at = self.path.with_file_name(hidden);
+        *self.reserve.lock().unwrap_or_else(|p| p.into_inner()) =
+            Reserve::at(&at, DEFAULT_RESERVE_BYTES).ok();
+    }
+
     fn write(&self) {
+        if let Some(mut r) = self
+            .reserve
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            r.release();
+        }
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let written = match &self.merge_run {
             Some(run) => merge_junit(&self.path, &self.suite, run, &records).map(drop),
@@ -76,8 +106,8 @@ impl Reporter for JunitReporter {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(record.clone()),
             Event::RunFinished { .. } => self.write(),
-            Event::RunStarted { .. }
-            | Event::TestStarted { .. }
+            Event::RunStarted { .. } => self.hold_space(),
+            Event::TestStarted { .. }
             | Event::Phase { .. }
             | Event::Step { .. }
             | Event::Output { .. } => {}
