@@ -12,7 +12,8 @@
 #
 # Targets: ansi_split scenario crash timestamp (see fuzz/src/lib.rs).
 # Findings and queues stay in target/fuzz/<target>/ between runs (each run
-# resumes them); `fuzzer_stats` there holds execs_done.
+# resumes them); `fuzzer_stats` there holds execs_done, counted over every
+# run of the queue.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
@@ -74,6 +75,10 @@ failed=0
 for t in "${targets[@]}"; do
     [ -f "$here/fuzz/targets/$t.rs" ] || { echo "fuzz.sh: no target '$t' (fuzz/targets/)" >&2; exit 2; }
     dir="$out/$t"
+    stats="$dir/default/fuzzer_stats"
+    # execs_done in fuzzer_stats counts over every run of this queue.
+    before=$(sed -n 's/^execs_done *: *//p' "$stats" 2>/dev/null || true)
+    before=${before:-0}
     if [ -d "$dir/default/queue" ]; then
         input=-   # resume the previous queue
     else
@@ -86,11 +91,10 @@ for t in "${targets[@]}"; do
         tail -n 20 "$dir.log" >&2
         exit 1
     }
-    stats="$dir/default/fuzzer_stats"
-    execs=$(sed -n 's/^execs_done *: *//p' "$stats")
+    total=$(sed -n 's/^execs_done *: *//p' "$stats")
     speed=$(sed -n 's/^execs_per_sec *: *//p' "$stats")
     crashes=$(find "$dir/default/crashes" -type f ! -name README.txt 2>/dev/null | wc -l)
-    echo "fuzz.sh: $t: $execs executions in this run, $speed/s, $crashes crash(es)"
+    echo "fuzz.sh: $t: $((total - before)) executions in this run ($total in total on this queue), $speed/s at the end, $crashes crash(es)"
     if [ "$crashes" -gt 0 ]; then
         failed=1
         find "$dir/default/crashes" -type f ! -name README.txt | head -n 5 | sed 's/^/  crash: /'
