@@ -41,7 +41,12 @@ cargo afl build "${build[@]}" --quiet
 
 out="$here/target/fuzz"
 mkdir -p "$out"
-fixtures="$here/../shared/fixtures/serial"
+# shared/fixtures/serial in the first ancestor holding it (../shared for
+# the main checkout, ../../shared for a worktree).
+fixtures=
+for a in "$here/.." "$here/../.." "$here/../../.."; do
+    [ -d "$a/shared/fixtures/serial" ] && { fixtures="$a/shared/fixtures/serial"; break; }
+done
 
 # seed DIR TARGET : writes the starting corpus of TARGET into DIR.
 seed() {
@@ -56,7 +61,7 @@ seed() {
             cp "$here"/fuzz/seeds/crash/* "$dir/" 2>/dev/null || true
             # 4 KB slices of the real serial logs (ansi_split: the first two
             # bytes are the cut lengths).
-            for f in "$fixtures"/*.log; do
+            for f in ${fixtures:+"$fixtures"/*.log}; do
                 [ -f "$f" ] || continue
                 split -b 4096 -d -a 3 "$f" "$dir/$(basename "$f" .log)-"
             done
