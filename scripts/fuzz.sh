@@ -84,6 +84,8 @@ for t in "${targets[@]}"; do
     # execs_done in fuzzer_stats counts over every run of this queue.
     before=$(sed -n 's/^execs_done *: *//p' "$stats" 2>/dev/null || true)
     before=${before:-0}
+    secs_before=$(sed -n 's/^run_time *: *//p' "$stats" 2>/dev/null || true)
+    secs_before=${secs_before:-0}
     if [ -d "$dir/default/queue" ]; then
         input=-   # resume the previous queue
     else
@@ -97,9 +99,12 @@ for t in "${targets[@]}"; do
         exit 1
     }
     total=$(sed -n 's/^execs_done *: *//p' "$stats")
-    speed=$(sed -n 's/^execs_per_sec *: *//p' "$stats")
+    # (execs_per_sec there is the queue's lifetime average: the run's rate
+    # is the difference of the counters.)
+    secs=$(sed -n 's/^run_time *: *//p' "$stats")
+    secs=$((secs - secs_before))
     crashes=$(find "$dir/default/crashes" -type f ! -name README.txt 2>/dev/null | wc -l)
-    echo "fuzz.sh: $t: $((total - before)) executions in this run ($total in total on this queue), $speed/s at the end, $crashes crash(es)"
+    echo "fuzz.sh: $t: $((total - before)) executions in this run, $(((total - before) / (secs > 0 ? secs : 1)))/s ($total in total on this queue), $crashes crash(es)"
     if [ "$crashes" -gt 0 ]; then
         failed=1
         find "$dir/default/crashes" -type f ! -name README.txt | head -n 5 | sed 's/^/  crash: /'
