@@ -12,7 +12,8 @@
 #
 # Targets: ansi_split scenario crash timestamp (see fuzz/src/lib.rs).
 # Findings and queues stay in target/fuzz/<target>/ between runs (each run
-# resumes them); `fuzzer_stats` there holds execs_done.
+# resumes them); `fuzzer_stats` there holds execs_done, counted over every
+# run of the queue.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
@@ -40,7 +41,12 @@ cargo afl build "${build[@]}" --quiet
 
 out="$here/target/fuzz"
 mkdir -p "$out"
-fixtures="$here/../shared/fixtures/serial"
+# shared/fixtures/serial in the first ancestor holding it (../shared for
+# the main checkout, ../../shared for a worktree).
+fixtures=
+for a in "$here/.." "$here/../.." "$here/../../.."; do
+    [ -d "$a/shared/fixtures/serial" ] && { fixtures="$a/shared/fixtures/serial"; break; }
+done
 
 # seed DIR TARGET : writes the starting corpus of TARGET into DIR.
 seed() {
@@ -55,7 +61,7 @@ seed() {
             cp "$here"/fuzz/seeds/crash/* "$dir/" 2>/dev/null || true
             # 4 KB slices of the real serial logs (ansi_split: the first two
             # bytes are the cut lengths).
-            for f in "$fixtures"/*.log; do
+            for f in ${fixtures:+"$fixtures"/*.log}; do
                 [ -f "$f" ] || continue
                 split -b 4096 -d -a 3 "$f" "$dir/$(basename "$f" .log)-"
             done
@@ -74,6 +80,12 @@ failed=0
 for t in "${targets[@]}"; do
     [ -f "$here/fuzz/targets/$t.rs" ] || { echo "fuzz.sh: no target '$t' (fuzz/targets/)" >&2; exit 2; }
     dir="$out/$t"
+    stats="$dir/default/fuzzer_stats"
+    # execs_done in fuzzer_stats counts over every run of this queue.
+    before=$(sed -n 's/^execs_done *: *//p' "$stats" 2>/dev/null || true)
+    before=${before:-0}
+    secs_before=$(sed -n 's/^run_time *: *//p' "$stats" 2>/dev/null || true)
+    secs_before=${secs_before:-0}
     if [ -d "$dir/default/queue" ]; then
         input=-   # resume the previous queue
     else
@@ -86,11 +98,13 @@ for t in "${targets[@]}"; do
         tail -n 20 "$dir.log" >&2
         exit 1
     }
-    stats="$dir/default/fuzzer_stats"
-    execs=$(sed -n 's/^execs_done *: *//p' "$stats")
-    speed=$(sed -n 's/^execs_per_sec *: *//p' "$stats")
+    total=$(sed -n 's/^execs_done *: *//p' "$stats")
+    # (execs_per_sec there is the queue's lifetime average: the run's rate
+    # is the difference of the counters.)
+    secs=$(sed -n 's/^run_time *: *//p' "$stats")
+    secs=$((secs - secs_before))
     crashes=$(find "$dir/default/crashes" -type f ! -name README.txt 2>/dev/null | wc -l)
-    echo "fuzz.sh: $t: $execs executions in this run, $speed/s, $crashes crash(es)"
+    echo "fuzz.sh: $t: $((total - before)) executions in this run, $(((total - before) / (secs > 0 ? secs : 1)))/s ($total in total on this queue), $crashes crash(es)"
     if [ "$crashes" -gt 0 ]; then
         failed=1
         find "$dir/default/crashes" -type f ! -name README.txt | head -n 5 | sed 's/^/  crash: /'

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use regex::{Regex, RegexSet};
 
+mod prefilter;
+
 /// A kernel crash report cut out of the console stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrashReport {
@@ -342,10 +344,6 @@ const PATTERNS: &[Pattern] = &[
     },
 ];
 
-/// First bytes a kernel message must start with to possibly match a
-/// pattern (a cheap filter before the regex set).
-const START_BYTES: &[u8] = b"BIKNOUWgikrw";
-
 /// Frames that are reporting machinery, never the culprit (exact names).
 const SKIP_EXACT: &[&str] = &[
     "panic",
@@ -474,11 +472,9 @@ struct Open {
 #[derive(Debug)]
 pub struct CrashDetector {
     config: CrashConfig,
-    starts: RegexSet,
-    start_res: Vec<Regex>,
-    rip: Regex,
-    frame: Regex,
-    access: Regex,
+    /// Shared by every detector of the process, and so are the regexes'
+    /// lazy DFA caches: a clone of a `Regex` starts with cold caches.
+    re: &'static Compiled,
     open: Option<Open>,
     /// The previous line, if it can introduce a report (`cut here`, `=====`).
     preamble: Option<String>,
@@ -488,7 +484,10 @@ pub struct CrashDetector {
 const MAX_LINE: usize = 1024;
 
 /// The detector's regular expressions, compiled once.
+#[derive(Debug)]
 struct Compiled {
+    /// Rejects most lines before `starts` (`None`: every line goes to it).
+    filter: Option<prefilter::StartFilter>,
     starts: RegexSet,
     start_res: Vec<Regex>,
     rip: Regex,
@@ -499,6 +498,7 @@ struct Compiled {
 impl Compiled {
     fn new() -> Compiled {
         Compiled {
+            filter: prefilter::StartFilter::new(PATTERNS.iter().map(|p| p.start)),
             starts: RegexSet::new(PATTERNS.iter().map(|p| p.start)).expect("valid patterns"),
             start_res: PATTERNS
                 .iter()
@@ -523,14 +523,9 @@ impl CrashDetector {
         // The patterns are compiled once per process: every console (and
         // every offline scan) makes a detector.
         static COMPILED: std::sync::OnceLock<Compiled> = std::sync::OnceLock::new();
-        let c = COMPILED.get_or_init(Compiled::new);
         CrashDetector {
             config,
-            starts: c.starts.clone(),
-            start_res: c.start_res.clone(),
-            rip: c.rip.clone(),
-            frame: c.frame.clone(),
-            access: c.access.clone(),
+            re: COMPILED.get_or_init(Compiled::new),
             open: None,
             preamble: None,
         }
@@ -619,18 +614,14 @@ impl CrashDetector {
     }
 
     fn match_start(&self, msg: &str) -> Option<usize> {
-        if !msg
-            .as_bytes()
-            .first()
-            .is_some_and(|b| START_BYTES.contains(b))
-        {
+        if self.re.filter.as_ref().is_some_and(|f| !f.may_match(msg)) {
             return None;
         }
-        self.starts.matches(msg).iter().next()
+        self.re.starts.matches(msg).iter().next()
     }
 
     fn begin(&mut self, pattern: usize, msg: &str, raw: &str, now: Instant) {
-        let caps = self.start_res[pattern].captures(msg);
+        let caps = self.re.start_res[pattern].captures(msg);
         let captures = caps
             .map(|c| {
                 c.iter()
@@ -668,13 +659,13 @@ impl CrashDetector {
                 .map(|s| base_symbol(&s).to_string()),
             Func::Rip => messages
                 .iter()
-                .find_map(|m| self.rip.captures(m))
+                .find_map(|m| self.re.rip.captures(m))
                 .map(|c| base_symbol(&c[1]).to_string()),
             Func::Trace => self.trace_function(&messages, p.skip),
         });
         let access = messages
             .iter()
-            .find_map(|m| self.access.captures(m))
+            .find_map(|m| self.re.access.captures(m))
             .map(|c| format!(" {}", &c[1]))
             .unwrap_or_default();
         let template = if func.is_some() || !p.title.contains("{func}") {
@@ -720,7 +711,7 @@ impl CrashDetector {
             if t.starts_with("RIP: 0033:") {
                 break;
             }
-            let Some(c) = self.frame.captures(m) else {
+            let Some(c) = self.re.frame.captures(m) else {
                 continue;
             };
             if c.get(1).is_some() || c.get(2).is_some() {

@@ -956,3 +956,80 @@ fn kernel_timestamp_reads_the_time_since_boot() {
         assert_eq!(kernel_timestamp(not), None, "{not:?}");
     }
 }
+
+#[test]
+fn prefilter_is_derived_for_every_pattern() {
+    let literals = prefilter::prefix_literals(PATTERNS.iter().map(|p| p.start))
+        .expect("every start pattern has finite prefix literals");
+    assert!(Compiled::new().filter.is_some());
+    // Each pattern contributes: its fixture's first line begins with one.
+    for (name, text, ..) in FIXTURES {
+        let first = first_message_line(text);
+        assert!(
+            literals.iter().any(|l| first.as_bytes().starts_with(l)),
+            "{name}: {first:?} begins with no literal of {literals:?}"
+        );
+    }
+    // A pattern that is not anchored, or starts with a class too wide to
+    // list, gets no filter (every line then goes to the regexes).
+    assert_eq!(prefilter::prefix_literals(["BUG: x"]), None);
+    assert_eq!(prefilter::prefix_literals([r"^\w+ x"]), None);
+}
+
+#[test]
+fn prefilter_rejects_only_lines_no_pattern_matches_on_the_fixtures() {
+    let c = Compiled::new();
+    let filter = c.filter.as_ref().unwrap();
+    // The real boot log in `shared/fixtures`, above the crate.
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/fixtures/serial/debian12-systemd-boot-login.log"))
+        .find_map(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let fixtures = FIXTURES.iter().flat_map(|f| f.1.lines());
+    let mut passed = 0;
+    for line in log.lines().chain(fixtures) {
+        let msg = kernel_message(line.trim_end_matches('\r'));
+        if filter.may_match(msg) {
+            passed += 1;
+        } else {
+            assert!(!c.starts.is_match(msg), "prefilter rejected {msg:?}");
+        }
+    }
+    assert!(passed >= FIXTURES.len());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+    /// Lines built from the fixtures' report lines and the literals (cut,
+    /// with a byte changed, with any tail): whatever the prefilter rejects,
+    /// the regex set rejects too.
+    #[test]
+    fn prefilter_never_rejects_a_start_line(
+        pick in 0usize..1000,
+        cut in 0usize..64,
+        flip in proptest::option::of((0usize..64, proptest::prelude::any::<u8>())),
+        tail in "[ -~]{0,40}",
+    ) {
+        let mut sources: Vec<Vec<u8>> = FIXTURES
+            .iter()
+            .map(|f| first_message_line(f.1).as_bytes().to_vec())
+            .collect();
+        sources.extend(prefilter::prefix_literals(PATTERNS.iter().map(|p| p.start)).unwrap());
+        let mut line = sources[pick % sources.len()].clone();
+        line.truncate(line.len() - cut % (line.len() + 1));
+        if let Some((at, b)) = flip {
+            if !line.is_empty() {
+                let at = at % line.len();
+                line[at] = b;
+            }
+        }
+        let mut line = String::from_utf8_lossy(&line).into_owned();
+        line.push_str(&tail);
+        let d = CrashDetector::default();
+        if !d.re.filter.as_ref().unwrap().may_match(&line) {
+            proptest::prop_assert!(!d.re.starts.is_match(&line), "prefilter rejected {:?}", line);
+        }
+    }
+}
