@@ -49,7 +49,13 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
         -t bookworm-backports qemu-system-x86 qemu-utils
 fi
 # cargo-nextest runs the test suite (scripts/test.sh) and is tested itself.
-if ! cargo nextest --version >/dev/null 2>&1; then
+# 0.9.91 at least: .config/nextest.toml uses test priorities.
+nextest_ok() {
+    local v
+    v=$(cargo nextest --version 2>/dev/null | awk 'NR == 1 {print $2}') || return 1
+    [ -n "$v" ] && [ "$(printf '%s\n' 0.9.91 "$v" | sort -V | head -n1)" = 0.9.91 ]
+}
+if ! nextest_ok; then
     echo "bootrig: installing cargo-nextest (cargo install, a few minutes)" >&2
     cargo install --locked cargo-nextest
 fi

@@ -3,17 +3,20 @@
 //! trial of an inner [`Suite`] whose records are checked here.
 //!
 //! - `fstests::e2e::two_sections`: two ext4 sections (4k and 1k blocks,
-//!   the second with its own devices), a handful of real quick tests, a real failure (`xfs/001` on ext4,
-//!   whose message must hold its diff) and a real notrun (`generic/110`,
-//!   reflink, skipped with fstests' reason); every fstests file catalogued.
+//!   the second with its own devices, which fstests records), a handful
+//!   of real quick tests, a real failure (`xfs/001` on ext4, whose message
+//!   must hold its diff) and a real notrun (`generic/110`, reflink,
+//!   skipped with fstests' reason); every fstests file catalogued.
 //! - `fstests::e2e::user_kernel`: `bootrig fstests --kernel --modules`
 //!   with Debian's 6.12 (not the image's kernel); fstests records it.
-//! - `fstests::e2e::nextest_partitions`: the trials under `cargo nextest
-//!   --partition count:K/2` make two disjoint halves equal to one run.
+//! - `fstests::e2e::sharding`: `--vms 2` gives one VM's outcomes, and
+//!   the trials under `cargo nextest --partition count:K/2` make two
+//!   disjoint halves equal to one run.
 //! - `fstests::e2e::hang_and_crash`: a copy of the tree with two injected
 //!   tests, `generic/990` (sleeps forever) and `generic/991` (writes `c`
-//!   to `/proc/sysrq-trigger`); both are recorded as errors twice (then not
-//!   retried), and the tests around them still run and pass.
+//!   to `/proc/sysrq-trigger`); with `max_deaths` 1 each is recorded as an
+//!   error once and not retried, and the tests around them still run and
+//!   pass (retrying a culprit up to the limit is unit-tested).
 //!
 //! The tarball is found from `BOOTRIG_FSTESTS_SRC` or a `shared/vendor`
 //! folder above the workspace; without it the tests skip (fail under CI).
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
     let mut suite = Suite::from_args();
     // Opt-in: the fstests trials themselves in this suite (for nextest
     // partitions, by hand (see docs/fstests.md) and by
-    // `fstests::e2e::nextest_partitions`); needs a built tree.
+    // `fstests::e2e::sharding`); needs a built tree.
     if let Some(tree) = std::env::var_os("BOOTRIG_FSTESTS_TREE") {
         suite = match FstestsTree::open(tree) {
             Ok(tree) => suite.fstests(partition_config(tree)),
@@ -56,9 +59,9 @@ fn main() -> ExitCode {
             user_kernel,
         )
         .test_with(
-            "fstests::e2e::nextest_partitions",
+            "fstests::e2e::sharding",
             vm_marks().timeout(Duration::from_secs(900)),
-            nextest_partitions,
+            sharding,
         )
         .test(
             "fstests::cli::unbuilt_tree_is_refused_before_booting",
@@ -326,7 +329,7 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
         ])
         .with_tests(["generic/002", "generic/110", "xfs/001"])
         .with_devices(devices());
-    let records = run_inner(ctx, "one-vm", cfg.clone());
+    let records = run_inner(ctx, "one-vm", cfg);
     check!(records.len() == 6, "{} trials, expected 6", records.len());
     // fstests itself recorded each section's devices in its result.xml.
     let results = run_folder(&ctx.artifacts_dir().join("one-vm"))?.join("attempt-1/results");
@@ -388,38 +391,6 @@ fn two_sections(ctx: &TestContext) -> Result<()> {
             "no 001.out.bad copied"
         );
     }
-    // The same plan on two VMs from one shared queue: the same outcomes,
-    // and both VMs took tests.
-    let sharded = run_inner(ctx, "two-vms", cfg.with_vms(2));
-    check!(
-        outcomes(&sharded) == outcomes(&records),
-        "--vms 2 outcomes differ from --vms 1:\n{:?}\n{:?}",
-        outcomes(&sharded),
-        outcomes(&records)
-    );
-    let r = find(&sharded, "fstests::ext4_1k::xfs/001")?;
-    check!(
-        message(r).contains("--- tests/xfs/001.out"),
-        "xfs/001's message on 2 VMs has no diff:\n{}",
-        message(r)
-    );
-    let run_dir = run_folder(&ctx.artifacts_dir().join("two-vms"))?;
-    let busy = (1..=4)
-        .filter(|n| {
-            std::fs::read_dir(run_dir.join(format!("attempt-{n}/results"))).is_ok_and(|d| {
-                d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("job-"))
-            })
-        })
-        .count();
-    // Both VMs took tests, unless one would not boot (a TCG guest on a
-    // loaded host can stall in its boot; the run records why and goes on).
-    let boot_failed = (1..=4).any(|n| run_dir.join(format!("attempt-{n}/error.txt")).is_file());
-    check!(
-        busy >= 2 || boot_failed,
-        "{busy} of the 2 VMs ran a test ({})",
-        run_dir.display()
-    );
     Ok(())
 }
 
@@ -490,11 +461,16 @@ fn outcomes(records: &[TestRecord]) -> std::collections::BTreeMap<String, Outcom
         .collect()
 }
 
-/// The fstests trials of this very binary (`BOOTRIG_FSTESTS_TREE`, see
-/// `main`) under `cargo nextest run --partition count:K/2`: two disjoint
-/// halves, each trial in its own process and VM, whose merged outcomes
-/// are the outcomes of one in-process run of the same plan.
-fn nextest_partitions(ctx: &TestContext) -> Result<()> {
+/// Sharding, against one in-process run of a plan with a pass, a notrun
+/// and a failure on one VM:
+///
+/// - `--vms 2` (one shared queue): the same outcomes, the failure's diff
+///   in its message, and both VMs ran jobs;
+/// - the fstests trials of this very binary (`BOOTRIG_FSTESTS_TREE`, see
+///   `main`) under `cargo nextest run --partition count:K/2`, over the
+///   pass and the failure: two disjoint halves, each trial in its own
+///   process and VM, whose merged outcomes are the single run's.
+fn sharding(ctx: &TestContext) -> Result<()> {
     let tree = built_tree(ctx)?;
     let nextest = std::process::Command::new(env!("CARGO"))
         .args(["nextest", "--version"])
@@ -509,13 +485,49 @@ fn nextest_partitions(ctx: &TestContext) -> Result<()> {
         });
     }
     let single = outcomes(&run_inner(ctx, "single", partition_config(tree.clone())));
+    let sharded = run_inner(ctx, "two-vms", partition_config(tree.clone()).with_vms(2));
+    check!(
+        outcomes(&sharded) == single,
+        "--vms 2 outcomes differ from one VM's:\n{:?}\n{single:?}",
+        outcomes(&sharded)
+    );
+    let r = find(&sharded, "fstests::ext4::xfs/001")?;
+    check!(
+        message(r).contains("--- tests/xfs/001.out"),
+        "xfs/001's message on 2 VMs has no diff:\n{}",
+        message(r)
+    );
+    let run_dir = run_folder(&ctx.artifacts_dir().join("two-vms"))?;
+    let busy = (1..=4)
+        .filter(|n| {
+            std::fs::read_dir(run_dir.join(format!("attempt-{n}/results"))).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("job-"))
+            })
+        })
+        .count();
+    // Both VMs took tests, unless one would not boot (a TCG guest on a
+    // loaded host can stall in its boot; the run records why and goes on).
+    let boot_failed = (1..=4).any(|n| run_dir.join(format!("attempt-{n}/error.txt")).is_file());
+    check!(
+        busy >= 2 || boot_failed,
+        "{busy} of the 2 VMs ran a test ({})",
+        run_dir.display()
+    );
+    // Partitions over two of the trials (a VM each): the pass and the
+    // failure.
+    let partitioned = r"test(/^fstests::ext4::(generic\/002|xfs\/001)$/)";
+    let single: std::collections::BTreeMap<String, Outcome> = single
+        .into_iter()
+        .filter(|(t, _)| t.ends_with("generic/002") || t.ends_with("xfs/001"))
+        .collect();
     let mut halves = Vec::new();
     for k in 1..=2 {
         let root = ctx.artifacts_dir().join(format!("part-{k}"));
         let out = std::process::Command::new(env!("CARGO"))
             .args(["nextest", "run", "-p", "bootrig-tests", "--test", "fstests"])
             .args(["--partition", &format!("count:{k}/2"), "--retries", "0"])
-            .args(["--no-fail-fast", "-E", "test(/^fstests::ext4::/)"])
+            .args(["--no-fail-fast", "-E", partitioned])
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             .env("BOOTRIG_FSTESTS_TREE", &tree.dir)
             .env("BOOTRIG_ARTIFACTS", &root)
@@ -621,6 +633,9 @@ fn hang_and_crash(ctx: &TestContext) -> Result<()> {
         .with_exact_order()
         .with_devices(devices())
         .with_history(&history)
+        // One VM each: retrying a culprit is unit-tested (runner, shard);
+        // here the run must survive both and go on.
+        .with_max_deaths(1)
         .with_deadlines(Deadlines {
             floor: Duration::from_secs(25),
             ..Deadlines::default()
@@ -640,10 +655,9 @@ fn hang_and_crash(ctx: &TestContext) -> Result<()> {
     check!(
         hang.outcome() == Outcome::Failed
             && m.contains("hung (no progress within 25s) in attempt 1")
-            && m.contains("in attempt 2")
             // The guest's diagnostics of the hang show the stuck test.
             && m.contains("sleep 1000000")
-            && m.contains("not retried again"),
+            && m.contains("not retried"),
         "generic/990: {:?}:\n{m}",
         hang.outcome()
     );

@@ -145,7 +145,7 @@ fn failure_has_a_folder_per_machine(_: &bootrig::TestContext) -> bootrig::Result
 
 /// The test's deadline covers every machine: a step that hangs on the
 /// second machine (`server`, after `client` in name order) ends at the
-/// test's deadline (240 s), not at its own timeout (900 s), as a timeout,
+/// test's deadline (75 s), not at its own timeout (900 s), as a timeout,
 /// with both machines' files kept and no QEMU left.
 fn deadline_covers_every_machine(_: &bootrig::TestContext) -> bootrig::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| bootrig::Error::io("tempdir", e))?;
@@ -180,7 +180,7 @@ fn deadline_covers_every_machine(_: &bootrig::TestContext) -> bootrig::Result<()
         md.outcome == Outcome::Failed
             && failure
                 .as_ref()
-                .is_some_and(|(k, m)| *k == bootrig::FailureKind::Timeout && m.contains("240s")),
+                .is_some_and(|(k, m)| *k == bootrig::FailureKind::Timeout && m.contains("75s")),
         "outcome {:?}, failure {failure:?}",
         md.outcome
     );

@@ -104,6 +104,9 @@ struct RunArgs {
     /// first), each VM with its own devices.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     vms: u64,
+    /// A test that takes N VMs down (hang or crash) is not retried again.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    max_deaths: u64,
     /// A check.time whose durations set per-test deadlines.
     #[arg(long)]
     history: Option<PathBuf>,
@@ -284,6 +287,7 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
     cfg.baseline = a.baseline.clone();
     cfg.rerun_failures = a.rerun_failures;
     cfg.vms = a.vms as usize;
+    cfg.max_deaths = a.max_deaths as usize;
     Ok(cfg)
 }
 

@@ -67,6 +67,9 @@ pub struct FstestsConfig {
     /// VMs that take the tests from one shared queue (1: one VM runs
     /// `check` once per section).
     pub vms: usize,
+    /// How many VMs a test may take down (hang or crash) before it is not
+    /// retried ([`runner::MAX_DEATHS`] by default).
+    pub max_deaths: usize,
 }
 
 impl FstestsConfig {
@@ -89,6 +92,7 @@ impl FstestsConfig {
             cpus: 2,
             rerun_failures: 0,
             vms: 1,
+            max_deaths: runner::MAX_DEATHS,
         }
     }
 
@@ -172,6 +176,12 @@ impl FstestsConfig {
     /// first (by `check.time`), each VM with its own devices.
     pub fn with_vms(mut self, n: usize) -> FstestsConfig {
         self.vms = n;
+        self
+    }
+
+    /// A test that takes `n` VMs down is not retried again (at least 1).
+    pub fn with_max_deaths(mut self, n: usize) -> FstestsConfig {
+        self.max_deaths = n.max(1);
         self
     }
 

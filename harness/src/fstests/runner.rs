@@ -22,7 +22,9 @@ use crate::fstests::results_api::{self as api, FsResults, FsTest};
 use crate::fstests::{disk, FstestsConfig};
 use crate::{Deadline, Error, Result, TestContext};
 
-/// How many times a test may take its VM down before it is not retried.
+/// How many times a test may take its VM down before it is not retried,
+/// unless [`FstestsConfig::max_deaths`] says otherwise; also how many VMs
+/// in a row may stop with nothing done before a run (or a worker) gives up.
 pub const MAX_DEATHS: usize = 2;
 
 /// Per-test and whole-run deadlines.
@@ -189,7 +191,7 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
         out.results_dirs.push(watch.results.clone());
         let progress = !watch.completed.is_empty() || watch.death.is_some();
         let stopped = watch.stopped.clone();
-        absorb(&mut out, plan, &mut queue, &sections, watch);
+        absorb(cfg.max_deaths, &mut out, plan, &mut queue, &sections, watch);
         if let Some(why) = stopped {
             stalls = if progress { 0 } else { stalls + 1 };
             if stalls >= MAX_DEATHS {
@@ -230,8 +232,30 @@ pub(super) fn entry<'a>(out: &'a mut RunOutcome, plan: &Plan, q: &Queued) -> &'a
     out.entries.entry(key).or_default()
 }
 
+/// Records that `q` took its VM down; returns whether it may run again
+/// (it has killed fewer than `max_deaths` VMs), else says why not.
+pub(super) fn record_death(
+    out: &mut RunOutcome,
+    plan: &Plan,
+    q: &Queued,
+    death: Death,
+    max_deaths: usize,
+) -> bool {
+    let e = entry(out, plan, q);
+    e.deaths.push(death);
+    if e.deaths.len() < max_deaths.max(1) {
+        return true;
+    }
+    e.not_completed = Some(match e.deaths.len() {
+        1 => "took its VM down; not retried (max_deaths 1)".to_string(),
+        n => format!("took its VM down {n} times; not retried again"),
+    });
+    false
+}
+
 /// Moves what an attempt saw into the outcome and the queue.
 fn absorb(
+    max_deaths: usize,
     out: &mut RunOutcome,
     plan: &Plan,
     queue: &mut VecDeque<Queued>,
@@ -264,13 +288,7 @@ fn absorb(
             section: sections[si].0,
             test,
         };
-        let e = entry(out, plan, &q);
-        e.deaths.push(death);
-        if e.deaths.len() >= MAX_DEATHS {
-            e.not_completed = Some(format!(
-                "took its VM down {} times; not retried again",
-                e.deaths.len()
-            ));
+        if !record_death(out, plan, &q, death, max_deaths) {
             queue.retain(|x| *x != q);
         }
     } else if watched.stopped.is_none() {
@@ -339,7 +357,7 @@ mod tests {
                 stopped: None,
                 results: d.path().into(),
             };
-            absorb(&mut out, &plan, &mut queue, &sections, watched);
+            absorb(MAX_DEATHS, &mut out, &plan, &mut queue, &sections, watched);
         }
         let left: Vec<&str> = queue.iter().map(|q| q.test.as_str()).collect();
         assert_eq!(left, ["generic/003"]);

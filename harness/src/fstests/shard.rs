@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::fstests::config::{device_key, Plan, PlanSection};
 use crate::fstests::driver::{self, Mode};
 use crate::fstests::results_api::{self as api, FsResults};
-use crate::fstests::runner::{entry, Attempt, Death, Queued, RunOutcome, MAX_DEATHS};
+use crate::fstests::runner::{entry, record_death, Attempt, Death, Queued, RunOutcome, MAX_DEATHS};
 use crate::fstests::FstestsConfig;
 use crate::{Deadline, Error, Image, Result, Session, TestContext};
 
@@ -241,7 +241,14 @@ impl Shared<'_> {
         let clean = death.is_none() && stopped.is_none();
         let results = attempt.end(booted, clean)?;
         let progress = !done.is_empty() || death.is_some();
-        settle(&mut lock(state), self.plan, &results, done, death);
+        settle(
+            self.cfg.max_deaths,
+            &mut lock(state),
+            self.plan,
+            &results,
+            done,
+            death,
+        );
         if let Some(why) = stopped {
             self.ctx.output(&format!("fstests: VM {w}: {why}"));
         }
@@ -321,8 +328,9 @@ impl Shared<'_> {
 /// (from its `job-N` folder under `results`; from the files fstests left
 /// when its `result.xml` is missing), and the death of the test it died
 /// under, which goes back to the head of the queue unless it has killed
-/// [`MAX_DEATHS`] VMs.
+/// `max_deaths` VMs.
 fn settle(
+    max_deaths: usize,
     st: &mut State,
     plan: &Plan,
     results: &std::path::Path,
@@ -344,14 +352,7 @@ fn settle(
         st.out.results_dirs.push(dir);
     }
     if let Some((q, d)) = death {
-        let e = entry(&mut st.out, plan, &q);
-        e.deaths.push(d);
-        if e.deaths.len() >= MAX_DEATHS {
-            e.not_completed = Some(format!(
-                "took its VM down {} times; not retried again",
-                e.deaths.len()
-            ));
-        } else {
+        if record_death(&mut st.out, plan, &q, d, max_deaths) {
             // First in line: the next VM to ask retries it.
             st.queue.insert(0, q);
         }
@@ -455,6 +456,7 @@ mod tests {
             files: vec![],
         };
         settle(
+            MAX_DEATHS,
             &mut st,
             &plan,
             results.path(),
@@ -472,6 +474,7 @@ mod tests {
         // It kills a second VM: recorded twice, not queued again.
         let taken = take(&mut st.queue, Some(0)).unwrap();
         settle(
+            MAX_DEATHS,
             &mut st,
             &plan,
             results.path(),
