@@ -736,7 +736,9 @@ fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let name = "deadline::hangs".to_string();
     let test = bootrig::Test::new(
         name,
-        Marks::new().timeout(Duration::from_secs(15)),
+        // Long enough for busybox to reach its shell on a loaded host (the
+        // console tail must then show the readable markers).
+        Marks::new().timeout(Duration::from_secs(40)),
         |inner| {
             let vm = inner.vm(Image::builtin("busybox"))?;
             vm.wait_for_console("this never appears", Duration::from_secs(600))?;
@@ -758,9 +760,9 @@ fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         record.console_tail
     );
     let msg = record.message.clone().unwrap_or_default();
-    check!(msg.contains("deadline of 15s"), "unclear message: {msg}");
+    check!(msg.contains("deadline of 40s"), "unclear message: {msg}");
     check!(
-        took < Duration::from_secs(60),
+        took < Duration::from_secs(100),
         "the deadline took {took:?} to act"
     );
     // The VM's serial socket path is unique to it: no process may still
