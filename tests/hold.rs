@@ -119,6 +119,33 @@ impl Sandbox {
     }
 
     /// What the background run printed so far.
+    /// Waits (up to `secs`) until run `run_id` holds its failed VMs: its
+    /// `hold_file` exists and its output shows `attach_line`; false if it
+    /// ended or the time passed first.
+    fn wait_held(
+        &self,
+        run: &mut OwnedChild,
+        run_id: &str,
+        hold_file: &Path,
+        attach_line: &str,
+        secs: u64,
+    ) -> bool {
+        let held = poll_until(
+            Instant::now() + Duration::from_secs(secs),
+            Duration::from_millis(200),
+            || {
+                if run.try_wait().ok().flatten().is_some() {
+                    return Err(());
+                }
+                Ok(
+                    (hold_file.exists() && self.run_output(run_id).contains(attach_line))
+                        .then_some(()),
+                )
+            },
+        );
+        matches!(held, Ok(Some(())))
+    }
+
     fn run_output(&self, run_id: &str) -> String {
         let read = |ext: &str| {
             fs::read_to_string(self.path().join(format!("{run_id}.{ext}"))).unwrap_or_default()
@@ -203,17 +230,7 @@ fn hold_and_attach() -> bootrig::Result<()> {
     let artifacts = sb.run_dir("held").join(format!("{name}.t"));
     let hold_file = artifacts.join("hold.json");
     let attach_line = format!("bootrig attach {}", artifacts.display());
-    let held = poll_until(
-        Instant::now() + Duration::from_secs(600),
-        Duration::from_millis(200),
-        || {
-            if run.try_wait().ok().flatten().is_some() {
-                return Err(());
-            }
-            Ok((hold_file.exists() && sb.run_output("held").contains(&attach_line)).then_some(()))
-        },
-    );
-    if !matches!(held, Ok(Some(()))) {
+    if !sb.wait_held(&mut run, "held", &hold_file, &attach_line, 600) {
         return check_failed!(
             "the run did not hold its failed VM (no {} / attach line); it said:\n{}",
             hold_file.display(),
@@ -382,17 +399,7 @@ fn hold_two_machines() -> bootrig::Result<()> {
     let artifacts = sb.run_dir("two").join(format!("{name}.t"));
     let hold_file = artifacts.join("hold.json");
     let attach_line = format!("bootrig attach {} --vm NAME", artifacts.display());
-    let held = poll_until(
-        Instant::now() + Duration::from_secs(900),
-        Duration::from_millis(200),
-        || {
-            if run.try_wait().ok().flatten().is_some() {
-                return Err(());
-            }
-            Ok((hold_file.exists() && sb.run_output("two").contains(&attach_line)).then_some(()))
-        },
-    );
-    if !matches!(held, Ok(Some(()))) {
+    if !sb.wait_held(&mut run, "two", &hold_file, &attach_line, 900) {
         return check_failed!(
             "the run did not hold its failed VMs (no {} / `{attach_line}`); it said:\n{}",
             hold_file.display(),

@@ -257,14 +257,7 @@ fn machines_warm() -> bootrig::Result<()> {
         .into();
     std::fs::write(&info_path, info.to_string()).map_err(io("writing snapshot.json"))?;
     let (again, text) = run_warm(&scenario, 1, &snaps, &arts)?;
-    let why: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains(&format!("restoring snapshot {key} failed")))
-        .collect();
-    check!(
-        why.len() == 1 && why[0].contains("booting cold"),
-        "expected one line saying why:\n{text}"
-    );
+    one_line_saying_why(&text, &key)?;
     let starts = |r: &Ran| r.metadata.extra["start_machines"].clone();
     let (first, second) = (starts(&again[0]), starts(&again[1]));
     check!(
@@ -459,14 +452,7 @@ fn main() -> ExitCode {
                 bytes[..4096].fill(0xa5);
                 std::fs::write(&state, bytes).unwrap();
                 let (cold, text) = run_warm(&sc, 1, &snaps, &arts)?;
-                let why: Vec<&str> = text
-                    .lines()
-                    .filter(|l| l.contains(&format!("restoring snapshot {key} failed")))
-                    .collect();
-                check!(
-                    why.len() == 1 && why[0].contains("booting cold"),
-                    "expected one line saying why:\n{text}"
-                );
+                one_line_saying_why(&text, &key)?;
                 let start = &cold[0].start;
                 check!(
                     start["restore_failed"]["snapshot"] == key.as_str(),
@@ -503,4 +489,18 @@ fn main() -> ExitCode {
             },
         )
         .run()
+}
+
+/// A failed restore of snapshot `key` is said in exactly one line of the
+/// run's output, and that line says it boots cold.
+fn one_line_saying_why(text: &str, key: &str) -> bootrig::Result<()> {
+    let why: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!("restoring snapshot {key} failed")))
+        .collect();
+    check!(
+        why.len() == 1 && why[0].contains("booting cold"),
+        "expected one line saying why:\n{text}"
+    );
+    Ok(())
 }
