@@ -80,10 +80,10 @@ impl Shared<'_> {
             jobs: 0,
             errors: Vec::new(),
         });
-        let vms = self.cfg.vms.min(state_len(&state)).max(1);
+        let tests = state_len(&state);
+        let vms = self.cfg.vms.min(tests).max(1);
         self.ctx.output(&format!(
-            "fstests: {} test(s) on {vms} VMs from one queue, longest first",
-            state_len(&state)
+            "fstests: {tests} test(s) on {vms} VMs from one queue, longest first"
         ));
         let interrupted = std::thread::scope(|s| {
             let workers: Vec<_> = (1..=vms)
@@ -258,11 +258,7 @@ impl Shared<'_> {
     /// Follows job `n` (`q`) on the console until the driver marks its end
     /// or the VM dies.
     fn watch_job(&self, attempt: &Attempt<'_>, vm: &Arc<Session>, n: usize, q: &Queued) -> JobEnd {
-        let res: Vec<regex::bytes::Regex> = driver::queue_patterns()
-            .iter()
-            .map(|p| regex::bytes::Regex::new(p).expect("marker patterns are valid"))
-            .collect();
-        let refs: Vec<&regex::bytes::Regex> = res.iter().collect();
+        let refs: Vec<&regex::bytes::Regex> = queue_markers().iter().collect();
         let console = vm.machine().console();
         let label = self.plan.sections[q.section]
             .name
@@ -318,9 +314,7 @@ impl Shared<'_> {
             return;
         }
         console.rewind(from);
-        let done = regex::bytes::Regex::new(driver::queue_patterns()[2])
-            .expect("marker patterns are valid");
-        let _ = console.expect(&done, self.cfg.deadlines.section_setup);
+        let _ = console.expect(&queue_markers()[2], self.cfg.deadlines.section_setup);
     }
 }
 
@@ -361,6 +355,17 @@ fn settle(
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The queue-mode markers ([`driver::queue_patterns`]), compiled once.
+fn queue_markers() -> &'static [regex::bytes::Regex] {
+    static RES: std::sync::OnceLock<Vec<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    RES.get_or_init(|| {
+        driver::queue_patterns()
+            .iter()
+            .map(|p| regex::bytes::Regex::new(p).expect("marker patterns are valid"))
+            .collect()
+    })
 }
 
 fn state_len(state: &Mutex<State>) -> usize {
