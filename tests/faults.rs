@@ -455,7 +455,7 @@ fn memory_under_floods(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     reset_peak()?;
     let out = vm.run("head -c 30000000 /dev/zero | tr '\\0' x | fold -w 100")?;
     let peak = status_bytes("VmHWM:")?;
-    let size = out.bytes.len() as u64;
+    let size = out.bytes().len() as u64;
     check!(
         // 300,000 lines of 100 `x`, the last without a newline (the input
         // has none); the shell may add its note that the flood's job was

@@ -220,9 +220,9 @@ fn escape_strings(vm: &Session) -> bootrig::Result<()> {
         check!(out.exit == 0, "{name}: {out:?}");
         if out.quiet {
             check!(
-                out.bytes == format!("x\x1b{}never terminated", &seq[4..]).into_bytes(),
+                out.bytes() == format!("x\x1b{}never terminated", &seq[4..]).into_bytes(),
                 "{name}: {:?}",
-                out.bytes
+                out.bytes()
             );
         }
         still_usable(vm, name)?;

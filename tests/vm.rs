@@ -56,7 +56,7 @@ fn main() -> ExitCode {
                     "busybox output did not use the command channel"
                 );
                 check!(
-                    coloured.bytes == b"\x1b[1;31mred\x1b[0m\n",
+                    coloured.bytes() == b"\x1b[1;31mred\x1b[0m\n",
                     "coloured output {:?}",
                     coloured.output
                 );
@@ -632,9 +632,9 @@ fn check_big_output(vm: &bootrig::Session) -> bootrig::Result<()> {
     if big.quiet {
         // The command channel has no 4 MiB cap: every byte arrives.
         check!(
-            big.truncated_bytes == 0 && big.bytes.len() == 4_438_895,
+            big.truncated_bytes == 0 && big.bytes().len() == 4_438_895,
             "{} bytes, {} truncated",
-            big.bytes.len(),
+            big.bytes().len(),
             big.truncated_bytes
         );
         check!(big.output.starts_with("1\n2\n3\n"), "start of the output");
@@ -1297,19 +1297,19 @@ fn noisy_console(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     );
     let raw = vm.run("printf 'a\\rb\\033]unterminated\\033P'")?;
     check!(
-        raw.bytes == b"a\rb\x1b]unterminated\x1bP",
+        raw.bytes() == b"a\rb\x1b]unterminated\x1bP",
         "raw bytes {:?}",
-        raw.bytes
+        raw.bytes()
     );
     // Binary output, checked by sha256 on both sides.
     let sum = vm.succeed("head -c 1048576 /dev/urandom > /tmp/r; sha256sum /tmp/r")?;
     let guest_sha = sum.split_whitespace().next().unwrap_or("").to_string();
     let bin = vm.run("cat /tmp/r")?;
-    let host_sha = bootrig_diagnostics::hash::digest_bytes(&bin.bytes).sha256;
+    let host_sha = bootrig_diagnostics::hash::digest_bytes(bin.bytes()).sha256;
     check!(
-        bin.bytes.len() == 1_048_576 && host_sha == guest_sha,
+        bin.bytes().len() == 1_048_576 && host_sha == guest_sha,
         "binary output: {} bytes, sha256 {host_sha} (guest {guest_sha})",
-        bin.bytes.len()
+        bin.bytes().len()
     );
     // Megabytes while the kernel floods the console.
     let big = vm.run_timeout(
@@ -1317,9 +1317,9 @@ fn noisy_console(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         Duration::from_secs(300),
     )?;
     check!(
-        big.bytes.len() == 4_000_000 && big.bytes.iter().all(|b| *b == b'x'),
+        big.bytes().len() == 4_000_000 && big.bytes().iter().all(|b| *b == b'x'),
         "4 MB came back as {} bytes",
-        big.bytes.len()
+        big.bytes().len()
     );
     // A command printing a fake end frame and fake crash text: its own
     // exit status counts, and the test does not fail as a kernel crash.

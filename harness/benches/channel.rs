@@ -50,7 +50,7 @@ fn measure(channel: bool, mb: usize, dir: &std::path::Path) -> Numbers {
         ))
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let bytes = out.bytes.len() + out.truncated_bytes as usize;
+    let bytes = out.bytes().len() + out.truncated_bytes as usize;
     Numbers {
         round_trip_ms,
         mb_per_s: bytes as f64 / 1e6 / secs,

@@ -153,7 +153,7 @@ fn main() {
         .unwrap();
     let cmd_secs = started.elapsed().as_secs_f64();
     let cmd_peak = status_bytes("VmHWM:");
-    let out_bytes = out.bytes.len() as u64;
+    let out_bytes = out.bytes().len() as u64;
     drop(out);
     let after_cmd = status_bytes("VmRSS:");
 

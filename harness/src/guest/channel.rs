@@ -261,17 +261,11 @@ impl Session {
         if self.state().asks_cursor {
             self.settle_prompt_within(queries, PROMPT_QUERY_TIMEOUT);
         }
-        let out = CommandOutput {
-            exit: std::str::from_utf8(&frame.trailer)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(-1),
-            output: String::from_utf8_lossy(&frame.output).into_owned(),
-            bytes: frame.output,
-            quiet: true,
-            duration: started.elapsed(),
-            truncated_bytes: frame.dropped,
-        };
+        let exit = std::str::from_utf8(&frame.trailer)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
+        let out = CommandOutput::new(exit, frame.output, true, started.elapsed(), frame.dropped);
         Ok(self.record(cmd, out))
     }
 
@@ -293,14 +287,7 @@ impl Session {
             Some(b) => m.before[b.end()..].to_vec(),
             None => m.before.clone(),
         };
-        let out = CommandOutput {
-            exit: marker_status(m),
-            output: String::from_utf8_lossy(&text).into_owned(),
-            bytes: text,
-            quiet: false,
-            duration: started.elapsed(),
-            truncated_bytes: 0,
-        };
+        let out = CommandOutput::new(marker_status(m), text, false, started.elapsed(), 0);
         Ok(self.record(cmd, out))
     }
 }

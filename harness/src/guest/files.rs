@@ -82,7 +82,7 @@ impl Session {
                     &out.output,
                 ));
             }
-            out.bytes
+            out.into_bytes()
         } else {
             let out = self.run(&format!("base64 {src}"))?;
             if out.exit != 0 {

@@ -126,14 +126,13 @@ pub struct CommandOutput {
     pub exit: i32,
     /// Everything the command printed (stdout and stderr), as text
     /// (invalid UTF-8 replaced). On the command channel (the default)
-    /// these are the exact bytes of [`CommandOutput::bytes`]; on a guest
-    /// without it, the console text between the markers (ANSI-stripped,
-    /// `\r\n` as `\n`).
+    /// these are the exact bytes of [`CommandOutput::bytes`] when they are
+    /// UTF-8; on a guest without it, the console text between the markers
+    /// (ANSI-stripped, `\r\n` as `\n`).
     pub output: String,
-    /// The same output as bytes, exactly as the command wrote them when it
-    /// ran on the command channel (`\r`, escape sequences and binary data
-    /// kept, no newline added).
-    pub bytes: Vec<u8>,
+    /// The bytes, kept apart only when they are not valid UTF-8 (`output`
+    /// then differs): a big output is held once, not twice.
+    raw: Option<Vec<u8>>,
     /// Whether the output came over the command channel (false: from the
     /// console).
     pub quiet: bool,
@@ -144,6 +143,47 @@ pub struct CommandOutput {
     /// channel, beyond 512 MiB (`output` holds the start). Redirect big
     /// outputs to a file in the guest instead.
     pub truncated_bytes: u64,
+}
+
+impl CommandOutput {
+    /// A finished command's record, from its exit status and the bytes
+    /// it printed (kept as they are; `output` shares them when they are
+    /// UTF-8).
+    pub(crate) fn new(
+        exit: i32,
+        bytes: Vec<u8>,
+        quiet: bool,
+        duration: Duration,
+        truncated_bytes: u64,
+    ) -> Self {
+        let (output, raw) = match String::from_utf8(bytes) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                (String::from_utf8_lossy(&bytes).into_owned(), Some(bytes))
+            }
+        };
+        CommandOutput {
+            exit,
+            output,
+            raw,
+            quiet,
+            duration,
+            truncated_bytes,
+        }
+    }
+
+    /// The output as bytes, exactly as the command wrote them when it ran
+    /// on the command channel (`\r`, escape sequences and binary data
+    /// kept, no newline added).
+    pub fn bytes(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.output.as_bytes())
+    }
+
+    /// The output as bytes, without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.raw.unwrap_or_else(|| self.output.into_bytes())
+    }
 }
 
 /// What a session tells the test around it: the phases it goes through
@@ -396,14 +436,13 @@ impl Session {
         if console.expect(&prompt, prompt_deadline).is_ok() && self.state().asks_cursor {
             self.settle_prompt(queries);
         }
-        let out = CommandOutput {
+        let out = CommandOutput::new(
             exit,
-            output: String::from_utf8_lossy(&m.before).into_owned(),
-            bytes: m.before,
-            quiet: false,
-            duration: started.elapsed(),
-            truncated_bytes: console.stats().dropped_bytes - dropped_before,
-        };
+            m.before,
+            false,
+            started.elapsed(),
+            console.stats().dropped_bytes - dropped_before,
+        );
         Ok(self.record(cmd, out))
     }
 
@@ -506,5 +545,31 @@ impl Session {
     /// Writes a free-form note into the transcript.
     pub fn note(&self, text: &str) {
         self.transcript.entry(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_output_is_held_once() {
+        let out = CommandOutput::new(0, b"caf\xc3\xa9\n".to_vec(), true, Duration::ZERO, 0);
+        assert_eq!(out.output, "café\n");
+        assert!(out.raw.is_none(), "valid UTF-8 kept twice");
+        assert_eq!(out.bytes(), "café\n".as_bytes());
+        // The text's own buffer: no copy was made.
+        assert_eq!(out.bytes().as_ptr(), out.output.as_ptr());
+        assert_eq!(out.into_bytes(), "café\n".as_bytes());
+    }
+
+    #[test]
+    fn binary_output_keeps_its_bytes() {
+        let raw = vec![b'a', 0xff, 0x00, b'\r'];
+        let out = CommandOutput::new(3, raw.clone(), true, Duration::ZERO, 0);
+        assert_eq!(out.exit, 3);
+        assert_eq!(out.output, "a\u{fffd}\0\r");
+        assert_eq!(out.bytes(), raw.as_slice());
+        assert_eq!(out.into_bytes(), raw);
     }
 }

@@ -379,13 +379,10 @@ fn handle(stream: UnixStream, session: &Session) -> io::Result<()> {
         let timeout = request.timeout_s.map_or(EXEC_TIMEOUT, Duration::from_secs);
         return match session.run_timeout(&cmd, timeout) {
             Ok(out) => {
-                let bytes = if out.quiet {
-                    out.bytes
-                } else {
-                    out.output.into_bytes()
-                };
+                let exit = out.exit;
+                let bytes = out.into_bytes();
                 let r = Reply {
-                    exit: Some(out.exit),
+                    exit: Some(exit),
                     len: Some(bytes.len() as u64),
                     ..Reply::default()
                 };
