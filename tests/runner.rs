@@ -339,6 +339,50 @@ fn check_without_message_and_io_errors_fail_the_test_clearly() {
     );
 }
 
+/// The test's final `metadata.json` cannot be written (here its place is
+/// taken by a folder): a test that passed fails as `host-resources`, its
+/// record says why, `run.json` has it failed, and the run fails (101).
+#[test]
+fn an_unwritable_final_metadata_fails_the_test_as_host_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let (records, code) = Suite::with_args(args())
+        .with_settings(settings(dir.path(), false))
+        .test("records::lost", |ctx| {
+            let md = ctx.artifacts_dir().join("metadata.json");
+            std::fs::remove_file(&md)?;
+            std::fs::create_dir_all(md.join("in-the-way"))?;
+            Ok(())
+        })
+        .test("records::kept", |_| Ok(()))
+        .run_collect();
+    assert_eq!(code, std::process::ExitCode::from(101));
+    let find = |name: &str| records.iter().find(|r| r.name() == name).unwrap();
+    let lost = find("records::lost");
+    assert_eq!(lost.outcome(), Outcome::Failed);
+    assert_eq!(
+        lost.entry.failure_kind,
+        Some(bootrig_diagnostics::metadata::FailureKind::HostResources)
+    );
+    let msg = lost.message.as_deref().unwrap_or("");
+    assert!(
+        msg.contains("could not write the final metadata.json"),
+        "{msg}"
+    );
+    assert_eq!(find("records::kept").outcome(), Outcome::Passed);
+    let run = bootrig_diagnostics::run::RunSummary::load(&dir.path().join("run").join("run.json"))
+        .expect("run.json written");
+    let entry = run
+        .tests
+        .iter()
+        .find(|e| e.test == "records::lost")
+        .expect("the lost test in run.json");
+    assert_eq!(entry.outcome, Outcome::Failed);
+    assert_eq!(
+        entry.failure_kind,
+        Some(bootrig_diagnostics::metadata::FailureKind::HostResources)
+    );
+}
+
 #[test]
 fn a_trial_name_given_twice_is_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 
 use bootrig_diagnostics::layout::VmLayout;
 use bootrig_diagnostics::metadata::{Failure, FailureKind, Outcome};
+use bootrig_diagnostics::run::RunEntry;
 use bootrig_diagnostics::TestDir;
 
 use crate::errors::{Error, Result};
@@ -28,6 +29,9 @@ pub struct Ending {
     pub console_tail: String,
     /// The test failed and its VMs were left running to be held.
     pub held: bool,
+    /// Its line in `run.json`, from the record in memory (the same as its
+    /// `metadata.json` when that could be written).
+    pub entry: RunEntry,
 }
 
 impl Postmortem {
@@ -207,6 +211,7 @@ impl Postmortem {
             )
         });
         Ending {
+            entry: inner.dir.run_entry(),
             outcome: verdict.outcome,
             message,
             console_tail: snapshot.console_tail,

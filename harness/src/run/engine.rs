@@ -230,6 +230,7 @@ impl Engine {
                 started.elapsed(),
                 Some(message),
                 artifacts,
+                None,
             )
         };
         if let Some(why) = marks.unmet() {
@@ -316,6 +317,7 @@ impl Engine {
             started.elapsed(),
             message,
             &artifacts,
+            Some(ending.entry),
         );
         r.console_tail = ending.console_tail;
         (r, held, Some(slot))
@@ -323,19 +325,23 @@ impl Engine {
 }
 
 /// The record of a test that ended `outcome` after `duration`. Its
-/// `run.json` entry is the one the postmortem recorded in its folder's
-/// `metadata.json` (failure kind, one-line failure), when there is one.
+/// `run.json` entry is the postmortem's (`recorded`: failure kind,
+/// one-line failure), else the one in its folder's `metadata.json`, when
+/// there is one.
 fn record(
     name: &str,
     outcome: Outcome,
     duration: Duration,
     message: Option<String>,
     artifacts: &Path,
+    recorded: Option<RunEntry>,
 ) -> TestRecord {
-    let recorded = (!artifacts.as_os_str().is_empty())
-        .then(|| TestDir::open(artifacts).ok())
-        .flatten()
-        .map(|dir| dir.run_entry());
+    let recorded = recorded.or_else(|| {
+        (!artifacts.as_os_str().is_empty())
+            .then(|| TestDir::open(artifacts).ok())
+            .flatten()
+            .map(|dir| dir.run_entry())
+    });
     let mut entry = recorded.unwrap_or_else(|| RunEntry {
         test: name.to_string(),
         outcome,
