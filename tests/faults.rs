@@ -465,8 +465,8 @@ fn memory_under_floods(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     );
     let grew = peak.saturating_sub(before);
     check!(
-        grew < 2 * size + (16 << 20),
-        "resident set grew by {} MiB for a {} MB output (twice the output is inherent)",
+        grew < size * 3 / 2 + (16 << 20),
+        "resident set grew by {} MiB for a {} MB output (it is held once; the buffer's growth costs up to half again)",
         grew >> 20,
         size / 1_000_000
     );
