@@ -104,6 +104,13 @@ struct RunArgs {
     /// first), each VM with its own devices.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     vms: u64,
+    /// vCPUs of each VM [default: 2]; under TCG, VMs times vCPUs beyond
+    /// the host's cores only slows every guest down.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    cpus: Option<u32>,
+    /// Memory of each VM (e.g. `4G`) [default: 2G].
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
     /// A test that takes N VMs down (hang or crash) is not retried again.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
     max_deaths: u64,
@@ -219,8 +226,32 @@ fn compare(old: &[PathBuf], new: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// The config a run's arguments describe; builds the tree if asked.
+/// The config a run's arguments describe; builds the tree if asked (after
+/// the other arguments are found valid).
 fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
+    let size = |what: &str, text: &str| {
+        crate::parse_size(text).map_err(|message| crate::Error::Config {
+            what: what.into(),
+            message,
+        })
+    };
+    let device_size = a
+        .device_size
+        .as_deref()
+        .map(|t| size("--device-size", t))
+        .transpose()?;
+    let memory = a
+        .memory
+        .as_deref()
+        .map(|t| {
+            let bytes = size("--memory", t)?;
+            crate::vm::config::check_memory(bytes).map_err(|message| crate::Error::Config {
+                what: "--memory".into(),
+                message,
+            })?;
+            Ok::<_, crate::Error>(bytes >> 20)
+        })
+        .transpose()?;
     let tree =
         match (&a.fstests, &a.fstests_src) {
             (Some(dir), _) => FstestsTree::open(dir)?,
@@ -245,11 +276,8 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
     } else {
         cfg = cfg.with_sections(vec![Section::new(&fstype, &fstype)]);
     }
-    if let Some(size) = &a.device_size {
-        cfg.devices.size = crate::parse_size(size).map_err(|message| crate::Error::Config {
-            what: "--device-size".into(),
-            message,
-        })?;
+    if let Some(size) = device_size {
+        cfg.devices.size = size;
     }
     if let Some(n) = a.scratch_pool {
         cfg.devices.scratch_pool = n;
@@ -288,6 +316,12 @@ fn config(a: &RunArgs) -> crate::Result<FstestsConfig> {
     cfg.rerun_failures = a.rerun_failures;
     cfg.vms = a.vms as usize;
     cfg.max_deaths = a.max_deaths as usize;
+    if let Some(n) = a.cpus {
+        cfg.cpus = n;
+    }
+    if let Some(mib) = memory {
+        cfg.memory_mib = mib;
+    }
     Ok(cfg)
 }
 

@@ -185,6 +185,20 @@ impl FstestsConfig {
         self
     }
 
+    /// Gives each VM `cpus` vCPUs (default 2). Under TCG every vCPU is a
+    /// host thread: VMs times vCPUs beyond the host's cores slows every
+    /// guest down.
+    pub fn with_cpus(mut self, cpus: u32) -> FstestsConfig {
+        self.cpus = cpus;
+        self
+    }
+
+    /// Gives each VM `mib` MiB of memory (default 2048).
+    pub fn with_memory_mib(mut self, mib: u64) -> FstestsConfig {
+        self.memory_mib = mib;
+        self
+    }
+
     /// Boots another image.
     pub fn with_image(mut self, image: ImageRef) -> FstestsConfig {
         self.image = image;
