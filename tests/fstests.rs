@@ -59,6 +59,11 @@ fn main() -> ExitCode {
             user_kernel,
         )
         .test_with(
+            "fstests::e2e::interrupted",
+            vm_marks().timeout(Duration::from_secs(600)),
+            interrupted,
+        )
+        .test_with(
             "fstests::e2e::sharding",
             vm_marks().timeout(Duration::from_secs(900)),
             sharding,
@@ -481,6 +486,101 @@ fn user_kernel(ctx: &TestContext) -> Result<()> {
         "-smp {:?} -m {:?} in {cmdline}",
         after("-smp"),
         after("-m")
+    );
+    Ok(())
+}
+
+/// Ctrl-C on `bootrig fstests` while its second test runs: the first
+/// keeps its pass (with a duration), the one running and the one never
+/// started are reported interrupted, every trial is in `run.json`, the
+/// exit status is 130, and the VM is gone.
+fn interrupted(ctx: &TestContext) -> Result<()> {
+    use std::io::BufRead;
+    let tree = built_tree(ctx)?;
+    let root = ctx.artifacts_dir().join("cli");
+    let mut child = std::process::Command::new(bootrig_bin())
+        .args(["fstests", "--fstests"])
+        .arg(&tree.dir)
+        .args(["--device-size", "3G", "--cpus", &VCPUS.to_string()])
+        .arg("--artifacts")
+        .arg(&root)
+        .args(["generic/001", "generic/002", "generic/005"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("running bootrig fstests", e))?;
+    let stdout = child.stdout.take().expect("piped");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let mut err = String::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    for line in lines.by_ref() {
+        let line = line.map_err(|e| Error::io("reading bootrig's stderr", e))?;
+        err.push_str(&line);
+        err.push('\n');
+        if line.contains("generic/002 started") {
+            // SAFETY: kill(2) on our own child's pid, which we have not
+            // waited for yet.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            break;
+        }
+    }
+    for line in lines.map_while(std::result::Result::ok) {
+        err.push_str(&line);
+        err.push('\n');
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for bootrig", e))?;
+    let out = out.join().unwrap_or_default();
+    check!(
+        status.code() == Some(130),
+        "bootrig fstests exited {status} after SIGINT:\n{out}{err}"
+    );
+    check!(
+        out.contains("PASS  fstests::ext4::generic/001"),
+        "generic/001 did not keep its pass:\n{out}"
+    );
+    check!(
+        err.contains("generic/002: interrupted by SIGINT while it ran"),
+        "no line for the test that ran:\n{err}"
+    );
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("ext4: "))
+        .unwrap_or_default();
+    check!(
+        summary.starts_with("ext4: 1 tests, 0 failures") && !summary.ends_with(" 0 seconds"),
+        "summary {summary:?}:\n{out}"
+    );
+    let summary = bootrig_diagnostics::run::RunSummary::load(&root.join("latest/run.json"))
+        .map_err(|e| Error::Check(e.to_string()))?;
+    let outcome = |t: &str| {
+        summary
+            .tests
+            .iter()
+            .find(|e| e.test == format!("fstests::ext4::{t}"))
+            .map(|e| (e.outcome, e.summary.clone().unwrap_or_default()))
+    };
+    check!(
+        matches!(outcome("generic/001"), Some((Outcome::Passed, _))),
+        "run.json: generic/001 {:?}",
+        outcome("generic/001")
+    );
+    for t in ["generic/002", "generic/005"] {
+        check!(
+            matches!(outcome(t), Some((Outcome::Failed, ref s)) if s.contains("interrupted by SIGINT")),
+            "run.json: {t} {:?}",
+            outcome(t)
+        );
+    }
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &root.display().to_string()])
+        .output()
+        .map_err(|e| Error::io("pgrep", e))?;
+    check!(
+        left.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&left.stdout)
     );
     Ok(())
 }

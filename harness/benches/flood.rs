@@ -205,7 +205,9 @@ fn main() {
     let gb_peak = status_bytes("VmHWM:");
     let gb_received = hvc.bytes_received();
     let gb_stats = hvc.stats();
-    let gb_logged = std::fs::metadata(&hvc_log_path).map(|m| m.len()).unwrap_or(0);
+    let gb_logged = std::fs::metadata(&hvc_log_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
     drop(hvc);
     let _ = std::fs::remove_file(&hvc_log_path);
 

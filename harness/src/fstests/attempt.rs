@@ -24,6 +24,9 @@ pub enum DeathKind {
     Hang(Duration),
     /// The kernel crashed (title of the report), or QEMU exited.
     Crash(String),
+    /// The run was interrupted (by this signal) while the test ran: the
+    /// VM was stopped by bootrig, not by the test.
+    Interrupted(i32),
 }
 
 /// A VM that died while a test ran.
@@ -42,8 +45,9 @@ pub struct Death {
 /// What one attempt saw.
 #[derive(Debug)]
 pub(super) struct Watched {
-    /// Tests that completed, per attempt-section index.
-    pub completed: Vec<(usize, String)>,
+    /// Tests that completed, per attempt-section index, with the time
+    /// the host saw each take (from its start marker to the next).
+    pub completed: Vec<(usize, String, Duration)>,
     /// Attempt-section indexes whose `check` ended (their result.xml exists).
     pub sections_ended: Vec<usize>,
     /// The test that killed the VM, with how.
@@ -242,7 +246,6 @@ impl Attempt<'_> {
         let mut deadline = Deadline::after(self.cfg.deadlines.section_setup);
         let console = vm.machine().console();
         loop {
-            let interrupted = self.ctx.settings().interrupts.interrupted().is_some();
             let got = console.expect_any(&refs, deadline.min(self.run_deadline));
             let text = |m: &crate::console::Match, i: usize| {
                 m.captures
@@ -256,7 +259,7 @@ impl Attempt<'_> {
                     let test = text(&m, 1);
                     if let Some((prev, at, _)) = current.take() {
                         self.done(&prev, at);
-                        w.completed.push((section, prev));
+                        w.completed.push((section, prev, at.elapsed()));
                     }
                     let limit = self
                         .cfg
@@ -282,7 +285,7 @@ impl Attempt<'_> {
                 Ok((2, _)) => {
                     if let Some((prev, at, _)) = current.take() {
                         self.done(&prev, at);
-                        w.completed.push((section, prev));
+                        w.completed.push((section, prev, at.elapsed()));
                     }
                     w.sections_ended.push(section);
                     deadline = Deadline::after(self.cfg.deadlines.section_setup);
@@ -296,14 +299,14 @@ impl Attempt<'_> {
                             s.tests
                                 .iter()
                                 .find(|t| {
-                                    !w.completed.iter().any(|(i, c)| *i == section && c == *t)
+                                    !w.completed.iter().any(|(i, c, _)| *i == section && c == *t)
                                 })
                                 .cloned()
                         });
                         match next {
                             Some(test) => {
                                 let limit = self.cfg.deadlines.section_setup;
-                                let death = self.death(vm, &test, e, limit, interrupted);
+                                let death = self.death(vm, &test, e, limit);
                                 w.death = Some((section, test, death));
                             }
                             None => w.stopped = Some(format!("the VM stopped between tests: {e}")),
@@ -311,7 +314,7 @@ impl Attempt<'_> {
                         return w;
                     };
                     let _ = at;
-                    let death = self.death(vm, &test, e, limit, interrupted);
+                    let death = self.death(vm, &test, e, limit);
                     w.death = Some((section, test, death));
                     return w;
                 }
@@ -328,31 +331,46 @@ impl Attempt<'_> {
 
     /// Records how the VM died under `test`: the console tail, the crash
     /// report, and for a hang the guest's blocked tasks (sysrq `w`) while
-    /// its shell still answers.
+    /// its shell still answers. A VM that stopped because the run was
+    /// interrupted is not the test's doing: that is said, and nothing
+    /// more is collected.
     pub(super) fn death(
         &self,
         vm: &Arc<Session>,
         test: &str,
         e: ExpectError,
         limit: Duration,
-        interrupted: bool,
     ) -> Death {
-        let (kind, mut detail) = match &e {
-            ExpectError::Timeout { .. } if !interrupted => (
-                DeathKind::Hang(limit),
-                format!(
-                    "{test} made no progress within its deadline of {}s",
-                    limit.as_secs()
-                ),
-            ),
-            ExpectError::Fault(report) => (
+        let signal = self.ctx.settings().interrupts.interrupted();
+        let (kind, mut detail) = match (&e, signal) {
+            (ExpectError::Fault(report), _) => (
                 DeathKind::Crash(report.title.clone()),
                 format!(
                     "{test} crashed the kernel: {}\n{}",
                     report.title, report.excerpt
                 ),
             ),
-            other => (
+            (_, Some(sig)) => {
+                let why = Error::Interrupted(sig);
+                self.ctx.output(&format!(
+                    "fstests: {test}: {why} while it ran in attempt {}",
+                    self.number
+                ));
+                return Death {
+                    kind: DeathKind::Interrupted(sig),
+                    attempt: self.number,
+                    detail: format!("{test} was running when the run was {why}"),
+                    files: Vec::new(),
+                };
+            }
+            (ExpectError::Timeout { .. }, None) => (
+                DeathKind::Hang(limit),
+                format!(
+                    "{test} made no progress within its deadline of {}s",
+                    limit.as_secs()
+                ),
+            ),
+            (other, None) => (
                 DeathKind::Crash("the VM stopped".into()),
                 format!("{test}: the VM stopped: {other}"),
             ),
@@ -371,6 +389,7 @@ impl Attempt<'_> {
             match &kind {
                 DeathKind::Hang(d) => format!("hung (no progress in {}s)", d.as_secs()),
                 DeathKind::Crash(t) => format!("crash: {t}"),
+                DeathKind::Interrupted(sig) => Error::Interrupted(*sig).to_string(),
             },
             self.number
         ));

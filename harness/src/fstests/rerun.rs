@@ -39,6 +39,10 @@ pub fn rerun_failures(
         return Ok(());
     }
     for round in 1..=cfg.rerun_failures {
+        if ctx.settings().interrupts.interrupted().is_some() {
+            // The reruns done so far are the failure rates' sample.
+            break;
+        }
         ctx.output(&format!(
             "fstests: rerunning {} failure(s), round {round} of {}",
             again.pairs().count(),
@@ -46,6 +50,9 @@ pub fn rerun_failures(
         ));
         let rerun = runner::run(ctx, cfg, &again)?;
         for (key, e) in rerun.entries {
+            if e.interrupted.is_some() {
+                continue;
+            }
             if let Some(entry) = outcome.entries.get_mut(&key) {
                 let o = match &e.result {
                     Some(r) if e.deaths.is_empty() => r.outcome,

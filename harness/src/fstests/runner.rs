@@ -73,6 +73,9 @@ pub struct Entry {
     pub deaths: Vec<Death>,
     /// Why it never completed, if it did not.
     pub not_completed: Option<String>,
+    /// The run was interrupted (by this signal) before the test completed:
+    /// while it ran, or before it started.
+    pub interrupted: Option<i32>,
     /// Outcomes of `--rerun-failures` reruns of a failure.
     pub reruns: Vec<api::FsOutcome>,
 }
@@ -162,7 +165,8 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
     let mut stalls = 0;
     while !queue.is_empty() {
         if let Some(sig) = ctx.settings().interrupts.interrupted() {
-            return Err(Error::Interrupted(sig));
+            interrupted(&mut out, plan, queue.drain(..), sig);
+            break;
         }
         if run_deadline.expired() {
             for q in queue.drain(..) {
@@ -187,7 +191,16 @@ pub fn run(ctx: &TestContext, cfg: &FstestsConfig, plan: &Plan) -> Result<RunOut
             history: &history,
             run_deadline,
         }
-        .run(&sections)?;
+        .run(&sections);
+        let watch = match (watch, ctx.settings().interrupts.interrupted()) {
+            (Ok(w), _) => w,
+            // Interrupted while the VM booted: nothing of it to read.
+            (Err(_), Some(sig)) => {
+                interrupted(&mut out, plan, queue.drain(..), sig);
+                break;
+            }
+            (Err(e), None) => return Err(e),
+        };
         out.results_dirs.push(watch.results.clone());
         let progress = !watch.completed.is_empty() || watch.death.is_some();
         let stopped = watch.stopped.clone();
@@ -227,6 +240,23 @@ fn sections_of(plan: &Plan, queue: &VecDeque<Queued>) -> Vec<(usize, PlanSection
     out
 }
 
+/// Records that the run was interrupted by `sig` before the tests of
+/// `left` completed (they never started, or their VM was stopped).
+pub(super) fn interrupted(
+    out: &mut RunOutcome,
+    plan: &Plan,
+    left: impl Iterator<Item = Queued>,
+    sig: i32,
+) {
+    for q in left {
+        let e = entry(out, plan, &q);
+        if e.result.is_none() && e.interrupted.is_none() {
+            e.interrupted = Some(sig);
+            e.not_completed = Some(format!("not run: the run was {}", Error::Interrupted(sig)));
+        }
+    }
+}
+
 pub(super) fn entry<'a>(out: &'a mut RunOutcome, plan: &Plan, q: &Queued) -> &'a mut Entry {
     let key = (plan.sections[q.section].name.clone(), q.test.clone());
     out.entries.entry(key).or_default()
@@ -242,6 +272,12 @@ pub(super) fn record_death(
     max_deaths: usize,
 ) -> bool {
     let e = entry(out, plan, q);
+    if let DeathKind::Interrupted(sig) = death.kind {
+        // Not the test's doing: no death, no retry.
+        e.interrupted = Some(sig);
+        e.not_completed = Some(death.detail);
+        return false;
+    }
     e.deaths.push(death);
     if e.deaths.len() < max_deaths.max(1) {
         return true;
@@ -263,7 +299,7 @@ fn absorb(
     watched: Watched,
 ) {
     let parsed = FsResults::load(&watched.results).unwrap_or_default();
-    for (si, test) in &watched.completed {
+    for (si, test, took) in &watched.completed {
         let (plan_index, s) = &sections[*si];
         let name = s.name.as_deref();
         let report_dir = match name {
@@ -275,7 +311,13 @@ fn absorb(
         } else {
             None
         }
-        .unwrap_or_else(|| api::salvage(name, test, &report_dir));
+        .unwrap_or_else(|| {
+            // check did not finish (the VM died or the run was
+            // interrupted): its files, and the time the host saw.
+            let mut r = api::salvage(name, test, &report_dir);
+            r.duration = r.duration.or(Some(*took));
+            r
+        });
         let q = Queued {
             section: *plan_index,
             test: test.clone(),
@@ -351,7 +393,7 @@ mod tests {
         for _ in 0..2 {
             let sections = sections_of(&plan, &queue);
             let watched = Watched {
-                completed: vec![(0, "generic/001".into())],
+                completed: vec![(0, "generic/001".into(), Duration::from_secs(7))],
                 sections_ended: vec![],
                 death: Some((0, "generic/002".into(), death())),
                 stopped: None,
@@ -366,5 +408,76 @@ mod tests {
         assert!(e.not_completed.as_ref().unwrap().contains("not retried"));
         let ok = &out.entries[&(Some("s".into()), "generic/001".into())];
         assert_eq!(ok.result.as_ref().unwrap().outcome, api::FsOutcome::Passed);
+        // check never wrote its result.xml: the host's time stands in.
+        assert_eq!(
+            ok.result.as_ref().unwrap().duration,
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn an_interrupted_run_is_no_death_and_reports_what_was_left() {
+        let plan = Plan {
+            sections: vec![PlanSection {
+                name: None,
+                fstyp: "ext4".into(),
+                tests: vec![
+                    "generic/001".into(),
+                    "generic/002".into(),
+                    "generic/003".into(),
+                ],
+            }],
+        };
+        let mut queue: VecDeque<Queued> = plan.sections[0]
+            .tests
+            .iter()
+            .map(|t| Queued {
+                section: 0,
+                test: t.clone(),
+            })
+            .collect();
+        let mut out = RunOutcome::default();
+        let d = tempfile::tempdir().unwrap();
+        let sections = sections_of(&plan, &queue);
+        let watched = Watched {
+            completed: vec![(0, "generic/001".into(), Duration::from_secs(3))],
+            sections_ended: vec![],
+            death: Some((
+                0,
+                "generic/002".into(),
+                Death {
+                    kind: DeathKind::Interrupted(libc::SIGINT),
+                    attempt: 1,
+                    detail: "generic/002 was running when the run was interrupted by SIGINT".into(),
+                    files: vec![],
+                },
+            )),
+            stopped: None,
+            results: d.path().into(),
+        };
+        absorb(MAX_DEATHS, &mut out, &plan, &mut queue, &sections, watched);
+        // Not requeued: only the test never started is left.
+        let left: Vec<&str> = queue.iter().map(|q| q.test.as_str()).collect();
+        assert_eq!(left, ["generic/003"]);
+        interrupted(&mut out, &plan, queue.drain(..), libc::SIGINT);
+        let e = |t: &str| &out.entries[&(None, t.to_string())];
+        assert!(e("generic/002").deaths.is_empty());
+        assert_eq!(e("generic/002").interrupted, Some(libc::SIGINT));
+        assert!(e("generic/002")
+            .not_completed
+            .as_ref()
+            .unwrap()
+            .contains("was running"));
+        assert_eq!(e("generic/003").interrupted, Some(libc::SIGINT));
+        assert!(e("generic/003")
+            .not_completed
+            .as_ref()
+            .unwrap()
+            .contains("not run"));
+        assert_eq!(e("generic/001").interrupted, None);
+        assert_eq!(
+            e("generic/001").result.as_ref().unwrap().outcome,
+            api::FsOutcome::Passed
+        );
     }
 }

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use crate::fstests::config::{device_key, Plan, PlanSection};
 use crate::fstests::driver::{self, Mode};
 use crate::fstests::results_api::{self as api, FsResults};
-use crate::fstests::runner::{entry, record_death, Attempt, Death, Queued, RunOutcome, MAX_DEATHS};
+use crate::fstests::runner::{
+    entry, interrupted, record_death, Attempt, Death, Queued, RunOutcome, MAX_DEATHS,
+};
 use crate::fstests::FstestsConfig;
 use crate::{Deadline, Error, Image, Result, Session, TestContext};
 
@@ -85,25 +87,28 @@ impl Shared<'_> {
         self.ctx.output(&format!(
             "fstests: {tests} test(s) on {vms} VMs from one queue, longest first"
         ));
-        let interrupted = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let workers: Vec<_> = (1..=vms)
                 .map(|w| {
                     let state = &state;
                     s.spawn(move || self.worker(w, state))
                 })
                 .collect();
-            workers
-                .into_iter()
-                .filter_map(|h| match h.join() {
-                    Ok(r) => r.err(),
-                    Err(_) => Some(Error::Check("an fstests worker panicked".into())),
-                })
-                .find(|e| matches!(e, Error::Interrupted(_)))
+            for h in workers {
+                if h.join().is_err() {
+                    lock(&state)
+                        .errors
+                        .push("an fstests worker panicked".into());
+                }
+            }
         });
-        if let Some(e) = interrupted {
-            return Err(e);
-        }
         let mut st = state.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(sig) = self.ctx.settings().interrupts.interrupted() {
+            // What ran is reported; what did not says why.
+            let left = std::mem::take(&mut st.queue);
+            interrupted(&mut st.out, self.plan, left.into_iter(), sig);
+            return Ok(st.out);
+        }
         if !st.queue.is_empty() {
             // Every worker gave up: say why on each test left.
             let why = if st.errors.is_empty() {
@@ -126,8 +131,8 @@ impl Shared<'_> {
         // VMs in a row that stopped with nothing done.
         let mut stalls = 0;
         loop {
-            if let Some(sig) = self.ctx.settings().interrupts.interrupted() {
-                return Err(Error::Interrupted(sig));
+            if self.ctx.settings().interrupts.interrupted().is_some() {
+                return Ok(());
             }
             let number = {
                 let mut st = lock(state);
@@ -161,7 +166,7 @@ impl Shared<'_> {
             match self.one_vm(w, &attempt, state) {
                 Ok(true) => stalls = 0,
                 Ok(false) => stalls += 1,
-                Err(e @ Error::Interrupted(_)) => return Err(e),
+                Err(_) if self.ctx.settings().interrupts.interrupted().is_some() => return Ok(()),
                 Err(e) => {
                     // A VM that would not boot (a TCG guest on a loaded
                     // host can stall in its boot): kept with the attempt,
@@ -270,7 +275,6 @@ impl Shared<'_> {
         let mut deadline = Deadline::after(limit);
         let mut started: Option<Instant> = None;
         loop {
-            let interrupted = self.ctx.settings().interrupts.interrupted().is_some();
             match console.expect_any(&refs, deadline.min(self.run_deadline)) {
                 Ok((0, m)) => {
                     let test = m.capture_str(1).unwrap_or_default();
@@ -297,7 +301,7 @@ impl Shared<'_> {
                 // until the deadline says otherwise.
                 Ok(_) => {}
                 Err(e) => {
-                    return JobEnd::Died(attempt.death(vm, &q.test, e, limit, interrupted));
+                    return JobEnd::Died(attempt.death(vm, &q.test, e, limit));
                 }
             }
         }

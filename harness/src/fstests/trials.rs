@@ -47,6 +47,12 @@ impl Shared {
     fn outcome(&self, ctx: &TestContext) -> std::result::Result<Arc<RunOutcome>, String> {
         self.outcome
             .get_or_init(|| {
+                if let Some(sig) = ctx.settings().interrupts.interrupted() {
+                    return Err(format!(
+                        "the fstests run never started: {}",
+                        Error::Interrupted(sig)
+                    ));
+                }
                 // Several fstests configs in one process get one folder each.
                 static RUNS: AtomicUsize = AtomicUsize::new(0);
                 let n = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +91,12 @@ impl Shared {
 
     /// The trial body of `test` in `section`.
     fn report(&self, ctx: &TestContext, section: Option<&str>, test: &str) -> Result<()> {
-        let outcome = self.outcome(ctx).map_err(Error::Check)?;
+        let outcome =
+            self.outcome(ctx)
+                .map_err(|m| match ctx.settings().interrupts.interrupted() {
+                    Some(sig) => Error::Interrupted(sig),
+                    None => Error::Check(m),
+                })?;
         let key = (section.map(str::to_string), test.to_string());
         let Some(entry) = outcome.entries.get(&key) else {
             return Err(Error::Check(format!("{test} was not in the run's plan")));
@@ -159,6 +170,7 @@ fn verdict(test: &str, entry: &Entry) -> Result<()> {
             let what = match &d.kind {
                 DeathKind::Hang(t) => format!("hung (no progress within {}s)", t.as_secs()),
                 DeathKind::Crash(t) => format!("took the VM down: {t}"),
+                DeathKind::Interrupted(sig) => Error::Interrupted(*sig).to_string(),
             };
             m.push_str(&format!("{test} {what} in attempt {}\n", d.attempt));
         }
@@ -187,6 +199,9 @@ fn verdict(test: &str, entry: &Entry) -> Result<()> {
                 None => r.failure_message(),
             })),
         },
+        (None, _) if entry.interrupted.is_some() => {
+            Err(Error::Interrupted(entry.interrupted.unwrap_or_default()))
+        }
         (None, Some(why)) => Err(Error::Check(format!("{test}: {why}"))),
         (None, None) => Err(Error::Check(format!("{test}: no result recorded"))),
     }
@@ -276,7 +291,9 @@ impl Trials {
                     Some(why) => Marks::new().xfail(why),
                     None => Marks::new(),
                 }
-                .vms(vms);
+                .vms(vms)
+                // After Ctrl-C every trial still reports what the run did.
+                .reports_after_interrupt();
                 let shared = shared.clone();
                 Test::new(name, marks, move |ctx| {
                     shared.report(ctx, section.as_deref(), &test)

@@ -131,8 +131,9 @@ impl Engine {
 
     /// Runs `tests` on `jobs` workers; a worker takes the next test as soon
     /// as its last one ended. After an interruption (see
-    /// [`crate::run::signals`]) no new test starts. Sends `RunStarted`
-    /// first and `RunFinished` last.
+    /// [`crate::run::signals`]) no new test starts but those that only
+    /// report what an earlier one did (fstests trials). Sends
+    /// `RunStarted` first and `RunFinished` last.
     pub fn run(&self, tests: &[Test], jobs: usize) -> RunReport {
         self.start_run(tests.len());
         let queue = Mutex::new(tests.iter());
@@ -141,9 +142,7 @@ impl Engine {
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
-                    if self.settings.interrupts.interrupted().is_some() {
-                        break;
-                    }
+                    let interrupted = self.settings.interrupts.interrupted().is_some();
                     if self.fail_fast
                         && records
                             .lock()
@@ -155,6 +154,9 @@ impl Engine {
                     }
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                     let Some(test) = next else { break };
+                    if interrupted && !test.marks.after_interrupt {
+                        continue;
+                    }
                     let record = self.run_test(test);
                     records
                         .lock()
@@ -280,7 +282,11 @@ impl Engine {
         let timed_out = fired || (result.is_err() && ctx.deadline().expired());
         let result = if timed_out {
             Err(Error::TestTimeout(marks.timeout.unwrap_or_default()))
-        } else if let (Err(_), Some(sig)) = (&result, self.settings.interrupts.interrupted()) {
+        } else if let (Err(_), Some(sig), false) = (
+            &result,
+            self.settings.interrupts.interrupted(),
+            marks.after_interrupt,
+        ) {
             Err(Error::Interrupted(sig))
         } else {
             result

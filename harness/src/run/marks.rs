@@ -87,6 +87,11 @@ pub struct Marks {
     /// The body is bootrig's own code (a declarative scenario test): any
     /// panic in it is a harness bug.
     pub(crate) declarative: bool,
+    /// The body only reports what an earlier test of the run did (an
+    /// fstests trial): it still runs after an interruption, so what was
+    /// done is reported, and its result is its own (it says itself
+    /// whether the interruption cut it short).
+    pub(crate) after_interrupt: bool,
     /// User-defined markers (`net`, `smoke`), selected with `-m EXPR`.
     pub(crate) names: Vec<String>,
 }
@@ -115,6 +120,12 @@ impl Marks {
     /// it, and the VMs are killed when it passes.
     pub fn timeout(mut self, timeout: Duration) -> Marks {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets `after_interrupt` (see the field).
+    pub(crate) fn reports_after_interrupt(mut self) -> Marks {
+        self.after_interrupt = true;
         self
     }
 
