@@ -573,6 +573,20 @@ fn interrupted(ctx: &TestContext) -> Result<()> {
             outcome(t)
         );
     }
+    // The run's own folder says it was cut short.
+    let md = std::fs::read_to_string(root.join("latest/fstests.run/metadata.json"))
+        .map_err(|e| Error::io("reading the run folder's metadata.json", e))?;
+    let md: serde_json::Value =
+        serde_json::from_str(&md).map_err(|e| Error::Check(e.to_string()))?;
+    check!(
+        md["outcome"] == "failed"
+            && md["failure"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("interrupted by SIGINT")),
+        "fstests.run metadata: {} {}",
+        md["outcome"],
+        md["failure"]
+    );
     let left = std::process::Command::new("pgrep")
         .args(["-f", &root.display().to_string()])
         .output()

@@ -77,10 +77,12 @@ impl Shared {
                 });
                 let folder = run_ctx.artifacts_dir().display().to_string();
                 catalogue_run(&run_ctx);
-                let status = result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| Error::Check(e.to_string()));
+                let status = match (&result, ctx.settings().interrupts.interrupted()) {
+                    (Err(e), _) => Err(Error::Check(e.to_string())),
+                    // The run folder says the run was cut short.
+                    (Ok(_), Some(sig)) => Err(Error::Interrupted(sig)),
+                    (Ok(_), None) => Ok(()),
+                };
                 run_ctx.finish(&status, None);
                 result
                     .map(Arc::new)
