@@ -552,6 +552,11 @@ fn interrupted(ctx: &TestContext) -> Result<()> {
         summary.starts_with("ext4: 1 tests, 0 failures") && !summary.ends_with(" 0 seconds"),
         "summary {summary:?}:\n{out}"
     );
+    check!(
+        out.lines()
+            .any(|l| l == "Interrupted by SIGINT: generic/002 generic/005"),
+        "no line naming the interrupted tests:\n{out}"
+    );
     let summary = bootrig_diagnostics::run::RunSummary::load(&root.join("latest/run.json"))
         .map_err(|e| Error::Check(e.to_string()))?;
     let outcome = |t: &str| {

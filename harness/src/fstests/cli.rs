@@ -367,6 +367,9 @@ fn run(a: RunArgs) -> ExitCode {
         for l in outcome.fs_results().summary_lines() {
             println!("{l}");
         }
+        if let Some(l) = outcome.interrupted_line() {
+            println!("{l}");
+        }
     }
     if let Some(e) = junit.as_ref().and_then(|j| j.error()) {
         return usage(format!("could not write the JUnit report: {e}"));

@@ -100,6 +100,33 @@ impl RunOutcome {
                 .collect(),
         )
     }
+
+    /// `Interrupted by SIGINT: generic/002 generic/005`: the tests an
+    /// interruption kept from completing, after the summary lines (each
+    /// with `[section] ` when they are of several sections); `None` when
+    /// the run was not interrupted.
+    pub fn interrupted_line(&self) -> Option<String> {
+        let cut: Vec<(&Option<String>, &String, i32)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.result.is_none())
+            .filter_map(|((section, test), e)| Some((section, test, e.interrupted?)))
+            .collect();
+        let sig = cut.first()?.2;
+        let several = cut.iter().any(|(s, _, _)| *s != cut[0].0);
+        let tests: Vec<String> = cut
+            .iter()
+            .map(|(section, test, _)| match section {
+                Some(s) if several => format!("[{s}] {test}"),
+                _ => test.to_string(),
+            })
+            .collect();
+        Some(format!(
+            "Interrupted by {}: {}",
+            crate::errors::signal_name(sig),
+            tests.join(" ")
+        ))
+    }
 }
 
 /// A test waiting to run.
@@ -478,6 +505,20 @@ mod tests {
         assert_eq!(
             e("generic/001").result.as_ref().unwrap().outcome,
             api::FsOutcome::Passed
+        );
+        assert_eq!(
+            out.interrupted_line().as_deref(),
+            Some("Interrupted by SIGINT: generic/002 generic/003")
+        );
+        assert_eq!(RunOutcome::default().interrupted_line(), None);
+        // Of several sections: each says its own.
+        out.entries
+            .entry((Some("xfs".into()), "xfs/001".into()))
+            .or_default()
+            .interrupted = Some(libc::SIGINT);
+        assert_eq!(
+            out.interrupted_line().as_deref(),
+            Some("Interrupted by SIGINT: generic/002 generic/003 [xfs] xfs/001")
         );
     }
 }
