@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use bootrig::deadline::poll_until;
 use bootrig::{check, check_failed, Error, Image, Suite};
-use bootrig_diagnostics::metadata::{FailureClass, FailureKind, Metadata, Outcome};
+use bootrig_diagnostics::metadata::{FailureClass, FailureKind, Outcome};
 use bootrig_diagnostics::run::RunSummary;
-use bootrig_tests::{bootrig_bin, qemu_pids_named, vm_marks};
+use bootrig_tests::{bootrig_bin, load_metadata, qemu_pids_named, vm_marks};
 
 fn main() -> ExitCode {
     Suite::from_args()
@@ -139,21 +139,38 @@ fn run_folder(artifacts: &Path) -> bootrig::Result<PathBuf> {
     std::fs::canonicalize(&latest).map_err(|e| Error::io(format!("{}", latest.display()), e))
 }
 
+/// What a `bootrig run` that ended said (`when`, its stdout and stderr),
+/// also kept as `bootrig-run.log` in `dir`; fails unless it exited 1 (a
+/// test failed).
+fn exited_1(dir: &Path, when: &str, out: &std::process::Output) -> bootrig::Result<String> {
+    let said = format!(
+        "{when}:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::write(dir.join("bootrig-run.log"), &said);
+    check!(
+        out.status.code() == Some(1),
+        "bootrig exited {:?} {said}",
+        out.status
+    );
+    Ok(said)
+}
+
 /// Every `metadata.json` under `run`: loads and is final (never
 /// `running`). Returns how many there are.
 fn all_metadata_final(run: &Path) -> bootrig::Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir(run).map_err(|e| Error::io("listing the run", e))? {
         let path = entry.map_err(|e| Error::io("listing", e))?.path();
-        let md_path = path.join("metadata.json");
-        if !md_path.exists() {
+        if !path.join("metadata.json").exists() {
             continue;
         }
-        let md = Metadata::load(&md_path).map_err(|e| Error::Check(e.to_string()))?;
+        let md = load_metadata(&path)?;
         check!(
             md.outcome != Outcome::Running,
-            "{} still says running",
-            md_path.display()
+            "{}/metadata.json still says running",
+            path.display()
         );
         n += 1;
     }
@@ -223,14 +240,7 @@ fn artifacts_disk_fills_up(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         .map_err(|e| Error::io("filling the tmpfs", e))?;
     let out = child.wait_with_output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let said = format!("after filling {filled} bytes:\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    let _ = std::fs::write(dir.join("bootrig-run.log"), &said);
-    check!(
-        out.status.code() == Some(1),
-        "bootrig exited {:?} {said}",
-        out.status
-    );
+    let said = exited_1(&dir, &format!("after filling {filled} bytes"), &out)?;
     check!(
         stdout
             .lines()
@@ -248,8 +258,7 @@ fn artifacts_disk_fills_up(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         all_metadata_final(&run)? >= 1,
         "no metadata.json at all {said}"
     );
-    let md = Metadata::load(&run.join(format!("{unique}.a_fills/metadata.json")))
-        .map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&run.join(format!("{unique}.a_fills")))?;
     let failure = md.failure.clone();
     check!(
         failure
@@ -344,25 +353,14 @@ fn guest_stops_reading(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     ));
     let out = child.wait_with_output()?;
     let took = started.elapsed();
-    let said = format!(
-        "after {took:?}:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::write(dir.join("bootrig-run.log"), &said);
-    check!(
-        out.status.code() == Some(1),
-        "bootrig exited {:?} {said}",
-        out.status
-    );
+    let said = exited_1(&dir, &format!("after {took:?}"), &out)?;
     check!(
         qemu_pids_named(&unique).is_empty(),
         "QEMU left running {said}"
     );
     let run = run_folder(&artifacts)?;
     check!(all_metadata_final(&run)? == 1, "metadata {said}");
-    let md = Metadata::load(&run.join(format!("{unique}.t/metadata.json")))
-        .map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&run.join(format!("{unique}.t")))?;
     let failure = md.failure.clone();
     check!(
         failure

@@ -105,6 +105,42 @@ impl Sandbox {
         cmd
     }
 
+    /// `bootrig attach ARTIFACTS [--vm NAME]` in a pty, past its connect
+    /// message (`serial console of NAME`, then `Ctrl-] leaves`); with the
+    /// error of a later step (`what` failed).
+    fn attach_in_pty(
+        &self,
+        artifacts: &Path,
+        vm: Option<&str>,
+    ) -> bootrig::Result<(
+        rexpect::session::PtySession,
+        impl Fn(&str, rexpect::error::Error) -> bootrig::Error,
+    )> {
+        let mut cmd = self.bootrig("attach");
+        cmd.arg("attach").arg(artifacts);
+        if let Some(name) = vm {
+            cmd.args(["--vm", name]);
+        }
+        // The pty is its stdin (rexpect only sets it when the command does not).
+        cmd.stdin(Stdio::inherit());
+        let label = match vm {
+            Some(name) => format!("bootrig attach --vm {name} in a pty"),
+            None => "bootrig attach in a pty".to_string(),
+        };
+        let mut pty = rexpect::session::spawn_command(cmd, Some(120_000))
+            .map_err(|e| bootrig::Error::Check(format!("spawning {label}: {e}")))?;
+        let step = move |what: &str, e: rexpect::error::Error| {
+            bootrig::Error::Check(format!("{label}: {what}: {e}"))
+        };
+        if let Some(name) = vm {
+            pty.exp_string(&format!("serial console of {name}"))
+                .map_err(|e| step("no connect message", e))?;
+        }
+        pty.exp_string("Ctrl-] leaves")
+            .map_err(|e| step("no connect message", e))?;
+        Ok((pty, step))
+    }
+
     /// Starts `bootrig run ARGS` in the background, its output in files.
     fn spawn_run(&self, run_id: &str, args: &[&str]) -> OwnedChild {
         let mut cmd = self.bootrig(run_id);
@@ -118,10 +154,9 @@ impl Sandbox {
         child
     }
 
-    /// What the background run printed so far.
     /// Waits (up to `secs`) until run `run_id` holds its failed VMs: its
-    /// `hold_file` exists and its output shows `attach_line`; false if it
-    /// ended or the time passed first.
+    /// `hold_file` exists and its output shows `attach_line`; fails with
+    /// what the run said if it ended or the time passed first.
     fn wait_held(
         &self,
         run: &mut OwnedChild,
@@ -129,7 +164,7 @@ impl Sandbox {
         hold_file: &Path,
         attach_line: &str,
         secs: u64,
-    ) -> bool {
+    ) -> bootrig::Result<()> {
         let held = poll_until(
             Instant::now() + Duration::from_secs(secs),
             Duration::from_millis(200),
@@ -143,9 +178,17 @@ impl Sandbox {
                 )
             },
         );
-        matches!(held, Ok(Some(())))
+        if matches!(held, Ok(Some(()))) {
+            return Ok(());
+        }
+        check_failed!(
+            "the run did not hold its failed VMs (no {} / `{attach_line}`); it said:\n{}",
+            hold_file.display(),
+            self.run_output(run_id)
+        )
     }
 
+    /// What the background run printed so far.
     fn run_output(&self, run_id: &str) -> String {
         let read = |ext: &str| {
             fs::read_to_string(self.path().join(format!("{run_id}.{ext}"))).unwrap_or_default()
@@ -230,13 +273,7 @@ fn hold_and_attach() -> bootrig::Result<()> {
     let artifacts = sb.run_dir("held").join(format!("{name}.t"));
     let hold_file = artifacts.join("hold.json");
     let attach_line = format!("bootrig attach {}", artifacts.display());
-    if !sb.wait_held(&mut run, "held", &hold_file, &attach_line, 600) {
-        return check_failed!(
-            "the run did not hold its failed VM (no {} / attach line); it said:\n{}",
-            hold_file.display(),
-            sb.run_output("held")
-        );
-    }
+    sb.wait_held(&mut run, "held", &hold_file, &attach_line, 600)?;
     let out = sb.run_output("held");
     check!(
         out.contains("FAIL"),
@@ -249,16 +286,7 @@ fn hold_and_attach() -> bootrig::Result<()> {
     );
 
     // The console, through a pty.
-    let mut cmd = sb.bootrig("attach");
-    // The pty is its stdin (rexpect only sets it when the command does not).
-    cmd.arg("attach").arg(&artifacts).stdin(Stdio::inherit());
-    let mut pty = rexpect::session::spawn_command(cmd, Some(120_000))
-        .map_err(|e| bootrig::Error::Check(format!("spawning bootrig attach in a pty: {e}")))?;
-    let pty_step = |what: &str, e: rexpect::error::Error| {
-        bootrig::Error::Check(format!("bootrig attach in a pty: {what}: {e}"))
-    };
-    pty.exp_string("Ctrl-] leaves")
-        .map_err(|e| pty_step("no connect message", e))?;
+    let (mut pty, pty_step) = sb.attach_in_pty(&artifacts, None)?;
     // Typed at the guest's shell; the result is computed in the guest, so
     // the echo of what was typed cannot match.
     pty.send_line("cat /tmp/mark; echo pty-$((6*7))")
@@ -399,13 +427,7 @@ fn hold_two_machines() -> bootrig::Result<()> {
     let artifacts = sb.run_dir("two").join(format!("{name}.t"));
     let hold_file = artifacts.join("hold.json");
     let attach_line = format!("bootrig attach {} --vm NAME", artifacts.display());
-    if !sb.wait_held(&mut run, "two", &hold_file, &attach_line, 900) {
-        return check_failed!(
-            "the run did not hold its failed VMs (no {} / `{attach_line}`); it said:\n{}",
-            hold_file.display(),
-            sb.run_output("two")
-        );
-    }
+    sb.wait_held(&mut run, "two", &hold_file, &attach_line, 900)?;
     let out = sb.run_output("two");
     check!(
         out.contains("FAIL") && out.contains("holding 2 VMs (client, server)"),
@@ -476,20 +498,7 @@ fn hold_two_machines() -> bootrig::Result<()> {
         output_text(&ping)
     );
     // The console of the second VM, through a pty.
-    let mut cmd = sb.bootrig("attach");
-    cmd.arg("attach")
-        .arg(&artifacts)
-        .args(["--vm", "server"])
-        .stdin(Stdio::inherit());
-    let mut pty = rexpect::session::spawn_command(cmd, Some(120_000))
-        .map_err(|e| bootrig::Error::Check(format!("spawning bootrig attach in a pty: {e}")))?;
-    let pty_step = |what: &str, e: rexpect::error::Error| {
-        bootrig::Error::Check(format!("bootrig attach --vm server in a pty: {what}: {e}"))
-    };
-    pty.exp_string("serial console of server")
-        .map_err(|e| pty_step("no connect message", e))?;
-    pty.exp_string("Ctrl-] leaves")
-        .map_err(|e| pty_step("no connect message", e))?;
+    let (mut pty, pty_step) = sb.attach_in_pty(&artifacts, Some("server"))?;
     pty.send_line("echo pty-$(cat /tmp/mark)-$((6*7))")
         .map_err(|e| pty_step("typing", e))?;
     pty.exp_string("pty-server-42")

@@ -41,6 +41,14 @@ pub fn bootrig_bin() -> PathBuf {
         .clone()
 }
 
+/// The `metadata.json` of the test folder `folder`, a load error as the
+/// test's check failure (naming the file).
+pub fn load_metadata(folder: &Path) -> bootrig::Result<bootrig_diagnostics::metadata::Metadata> {
+    let path = folder.join("metadata.json");
+    bootrig_diagnostics::metadata::Metadata::load(&path)
+        .map_err(|e| bootrig::Error::Check(format!("{}: {e}", path.display())))
+}
+
 /// Pids of running QEMU processes whose command line contains `needle`.
 pub fn qemu_pids_named(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bootrig::{check, Image, Suite};
-use bootrig_diagnostics::metadata::{Metadata, Outcome};
-use bootrig_tests::{bootrig_bin, vm_marks};
+use bootrig_diagnostics::metadata::Outcome;
+use bootrig_tests::{bootrig_bin, load_metadata, vm_marks};
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/network")
@@ -123,8 +123,7 @@ fn failure_has_a_folder_per_machine(_: &bootrig::TestContext) -> bootrig::Result
             dir.path().display()
         );
     };
-    let md = Metadata::load(&test.join("metadata.json"))
-        .map_err(|e| bootrig::Error::Check(format!("metadata.json: {e}")))?;
+    let md = load_metadata(&test)?;
     check!(md.outcome == Outcome::Failed, "outcome {:?}", md.outcome);
     for m in ["server", "client"] {
         let serial = format!("machines/{m}/serial.log");
@@ -173,8 +172,7 @@ fn deadline_covers_every_machine(_: &bootrig::TestContext) -> bootrig::Result<()
     let Some(test) = test else {
         return bootrig::check_failed!("no test folder under {}:\n{text}", dir.path().display());
     };
-    let md = Metadata::load(&test.join("metadata.json"))
-        .map_err(|e| bootrig::Error::Check(format!("metadata.json: {e}")))?;
+    let md = load_metadata(&test)?;
     let failure = md.failure.as_ref().map(|f| (f.kind, f.message.clone()));
     check!(
         md.outcome == Outcome::Failed

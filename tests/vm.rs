@@ -15,7 +15,7 @@ use bootrig::{check, check_failed, Error, Image, Marks, Requirement, Suite, Time
 use bootrig::{collect_guest, collect_host};
 use bootrig_diagnostics::hash::digest_file;
 use bootrig_diagnostics::metadata::{FailureKind, Metadata, Outcome};
-use bootrig_tests::{bootrig_bin, qemu_pids_named, vm_marks};
+use bootrig_tests::{bootrig_bin, load_metadata, qemu_pids_named, vm_marks};
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/e2e")
@@ -416,8 +416,7 @@ fn qemu_killed_from_outside(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         "summary line: {stdout}"
     );
     let folder = find_test_folder(&artifacts, &format!("{unique}.t"))?;
-    let md =
-        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&folder)?;
     let failure = md.failure.clone().unwrap_or_else(|| {
         bootrig_diagnostics::metadata::Failure::new(FailureKind::Command, "no failure recorded")
     });
@@ -523,9 +522,10 @@ fn killed_bootrig_leaves_no_qemu(
         left.is_empty(),
         "QEMU {left:?} survived {signal_name} to bootrig"
     );
-    let md_path =
-        find_test_folder(&dir.join("artifacts"), &format!("{unique}.wait"))?.join("metadata.json");
-    let md = Metadata::load(&md_path).map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&find_test_folder(
+        &dir.join("artifacts"),
+        &format!("{unique}.wait"),
+    )?)?;
     check!(md.qemu.is_some(), "QEMU facts missing from metadata.json");
     if signal == libc::SIGKILL {
         // No chance to clean up: metadata.json still parses and says the
@@ -781,8 +781,7 @@ fn deadline(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         qemu_pids_named(&socket).is_empty(),
         "the VM survived its test's deadline"
     );
-    let md = Metadata::load(&record.artifacts.join("metadata.json"))
-        .map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&record.artifacts)?;
     check!(
         md.failure
             .as_ref()
@@ -1037,8 +1036,7 @@ fn sysrq_crash(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
         "no crash title in:\n{text}"
     );
     let folder = find_test_folder(&dir.join("artifacts"), "crash.sysrq")?;
-    let md =
-        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&folder)?;
     let failure = md
         .failure
         .as_ref()
@@ -1131,8 +1129,7 @@ fn custom_collector_example(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     );
     let test = "example::busybox::custom_collector_and_artifact";
     let folder = find_test_folder(&artifacts, &bootrig_diagnostics::layout::test_folder(test))?;
-    let md =
-        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&folder)?;
     check!(md.outcome == Outcome::Failed, "outcome {:?}", md.outcome);
     for (name, rel) in [
         ("host-view", "diagnostics/host-view.txt"),
@@ -1192,8 +1189,7 @@ fn failed_service(ctx: &bootrig::TestContext) -> bootrig::Result<()> {
     let (code, text) = bootrig_run(&scenario, &dir.join("artifacts"))?;
     check!(code == Some(1), "bootrig run exited {code:?}:\n{text}");
     let folder = find_test_folder(&dir.join("artifacts"), "broken.service")?;
-    let md =
-        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))?;
+    let md = load_metadata(&folder)?;
     check!(
         md.finished() && md.outcome == Outcome::Failed,
         "outcome {:?}",
@@ -1515,7 +1511,7 @@ fn end_of_test_crash_verdicts(ctx: &bootrig::TestContext) -> bootrig::Result<()>
     check!(code == Some(1), "bootrig run exited {code:?}:\n{text}");
     let md = |test: &str| -> bootrig::Result<Metadata> {
         let folder = find_test_folder(&art, &format!("late.{test}"))?;
-        Metadata::load(&folder.join("metadata.json")).map_err(|e| Error::Check(e.to_string()))
+        load_metadata(&folder)
     };
     let warning = md("warning")?;
     check!(

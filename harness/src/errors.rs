@@ -258,9 +258,10 @@ impl Error {
     /// panic in a Rust test's own code is a `check` failure (the test's own
     /// expectation was not met); a panic of bootrig's is a
     /// `harness-error`; a command or wait that ran out of time, or input
-    /// the guest did not take in time, is a `timeout`; QEMU failing to start is `qemu-start`; host I/O that ran
-    /// out of space, memory or descriptors is `host-resources`; a failed
-    /// image build is `image-build`. (QEMU killed from outside is decided
+    /// the guest did not take in time, is a `timeout`; QEMU failing to
+    /// start is `qemu-start`; host I/O that ran out of space, memory or
+    /// descriptors is `host-resources`; a failed image build is
+    /// `image-build`. (QEMU killed from outside is decided
     /// by the postmortem, which sees how QEMU ended.)
     pub fn failure_kind(&self) -> FailureKind {
         match self {
@@ -312,10 +313,11 @@ impl Error {
 /// Whether `e` says the host ran out of something (disk space, quota,
 /// memory, file descriptors) rather than that bootrig did something wrong.
 pub fn is_out_of_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOSPC | libc::EDQUOT | libc::ENOMEM | libc::EMFILE | libc::ENFILE)
-    ) || e.kind() == io::ErrorKind::StorageFull
+    bootrig_diagnostics::reserve::is_disk_full(e)
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOMEM | libc::EMFILE | libc::ENFILE)
+        )
         || e.kind() == io::ErrorKind::OutOfMemory
 }
 

@@ -229,11 +229,7 @@ impl Attempt<'_> {
 
     /// Follows the markers until the driver is done or the VM dies.
     fn watch(&self, vm: &Arc<Session>, sections: &[(usize, PlanSection)]) -> Watched {
-        let res: Vec<regex::bytes::Regex> = driver::marker_patterns()
-            .iter()
-            .map(|p| regex::bytes::Regex::new(p).expect("marker patterns are valid"))
-            .collect();
-        let refs: Vec<&regex::bytes::Regex> = res.iter().collect();
+        let refs: Vec<&regex::bytes::Regex> = driver::batch_markers().iter().collect();
         let mut w = Watched {
             completed: Vec::new(),
             sections_ended: Vec::new(),
@@ -246,17 +242,9 @@ impl Attempt<'_> {
         let mut deadline = Deadline::after(self.cfg.deadlines.section_setup);
         let console = vm.machine().console();
         loop {
-            let got = console.expect_any(&refs, deadline.min(self.run_deadline));
-            let text = |m: &crate::console::Match, i: usize| {
-                m.captures
-                    .get(i)
-                    .and_then(|c| c.as_deref())
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .unwrap_or_default()
-            };
-            match got {
+            match console.expect_any(&refs, deadline.min(self.run_deadline)) {
                 Ok((0, m)) => {
-                    let test = text(&m, 1);
+                    let test = m.capture_str(1).unwrap_or_default();
                     if let Some((prev, at, _)) = current.take() {
                         self.done(&prev, at);
                         w.completed.push((section, prev, at.elapsed()));
@@ -275,7 +263,7 @@ impl Attempt<'_> {
                     current = Some((test, Instant::now(), limit));
                 }
                 Ok((1, m)) => {
-                    let name = text(&m, 1);
+                    let name = m.capture_str(1).unwrap_or_default();
                     section = sections
                         .iter()
                         .position(|(_, s)| s.name.as_deref().unwrap_or("-") == name)

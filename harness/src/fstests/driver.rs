@@ -50,6 +50,25 @@ pub fn marker_patterns() -> [&'static str; 4] {
     ]
 }
 
+/// [`marker_patterns`], compiled once.
+pub fn batch_markers() -> &'static [regex::bytes::Regex] {
+    static RES: std::sync::OnceLock<Vec<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    RES.get_or_init(|| compiled(&marker_patterns()))
+}
+
+/// [`queue_patterns`], compiled once.
+pub fn queue_markers() -> &'static [regex::bytes::Regex] {
+    static RES: std::sync::OnceLock<Vec<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    RES.get_or_init(|| compiled(&queue_patterns()))
+}
+
+fn compiled(patterns: &[&str]) -> Vec<regex::bytes::Regex> {
+    patterns
+        .iter()
+        .map(|p| regex::bytes::Regex::new(p).expect("marker patterns are valid"))
+        .collect()
+}
+
 /// What goes on the results disk before the VM boots.
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {

@@ -388,27 +388,29 @@ mod tests {
         assert_eq!(d.for_test(None), Duration::from_secs(900));
     }
 
-    #[test]
-    fn a_test_that_kills_twice_is_not_retried() {
-        let plan = Plan {
-            sections: vec![PlanSection {
-                name: Some("s".into()),
-                fstyp: "ext4".into(),
-                tests: vec![
-                    "generic/001".into(),
-                    "generic/002".into(),
-                    "generic/003".into(),
-                ],
-            }],
-        };
-        let mut queue: VecDeque<Queued> = plan.sections[0]
-            .tests
+    /// A plan of one section (`name`) with generic/001-003, all queued.
+    fn one_section(name: Option<&str>) -> (Plan, VecDeque<Queued>) {
+        let tests = ["generic/001", "generic/002", "generic/003"].map(String::from);
+        let queue = tests
             .iter()
             .map(|t| Queued {
                 section: 0,
                 test: t.clone(),
             })
             .collect();
+        let plan = Plan {
+            sections: vec![PlanSection {
+                name: name.map(String::from),
+                fstyp: "ext4".into(),
+                tests: tests.to_vec(),
+            }],
+        };
+        (plan, queue)
+    }
+
+    #[test]
+    fn a_test_that_kills_twice_is_not_retried() {
+        let (plan, mut queue) = one_section(Some("s"));
         let mut out = RunOutcome::default();
         let d = tempfile::tempdir().unwrap();
         let death = || Death {
@@ -444,25 +446,7 @@ mod tests {
 
     #[test]
     fn an_interrupted_run_is_no_death_and_reports_what_was_left() {
-        let plan = Plan {
-            sections: vec![PlanSection {
-                name: None,
-                fstyp: "ext4".into(),
-                tests: vec![
-                    "generic/001".into(),
-                    "generic/002".into(),
-                    "generic/003".into(),
-                ],
-            }],
-        };
-        let mut queue: VecDeque<Queued> = plan.sections[0]
-            .tests
-            .iter()
-            .map(|t| Queued {
-                section: 0,
-                test: t.clone(),
-            })
-            .collect();
+        let (plan, mut queue) = one_section(None);
         let mut out = RunOutcome::default();
         let d = tempfile::tempdir().unwrap();
         let sections = sections_of(&plan, &queue);

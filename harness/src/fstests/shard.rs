@@ -263,7 +263,7 @@ impl Shared<'_> {
     /// Follows job `n` (`q`) on the console until the driver marks its end
     /// or the VM dies.
     fn watch_job(&self, attempt: &Attempt<'_>, vm: &Arc<Session>, n: usize, q: &Queued) -> JobEnd {
-        let refs: Vec<&regex::bytes::Regex> = queue_markers().iter().collect();
+        let refs: Vec<&regex::bytes::Regex> = driver::queue_markers().iter().collect();
         let console = vm.machine().console();
         let label = self.plan.sections[q.section]
             .name
@@ -318,7 +318,10 @@ impl Shared<'_> {
             return;
         }
         console.rewind(from);
-        let _ = console.expect(&queue_markers()[2], self.cfg.deadlines.section_setup);
+        let _ = console.expect(
+            &driver::queue_markers()[2],
+            self.cfg.deadlines.section_setup,
+        );
     }
 }
 
@@ -359,17 +362,6 @@ fn settle(
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The queue-mode markers ([`driver::queue_patterns`]), compiled once.
-fn queue_markers() -> &'static [regex::bytes::Regex] {
-    static RES: std::sync::OnceLock<Vec<regex::bytes::Regex>> = std::sync::OnceLock::new();
-    RES.get_or_init(|| {
-        driver::queue_patterns()
-            .iter()
-            .map(|p| regex::bytes::Regex::new(p).expect("marker patterns are valid"))
-            .collect()
-    })
 }
 
 fn state_len(state: &Mutex<State>) -> usize {

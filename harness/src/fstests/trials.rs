@@ -190,8 +190,8 @@ fn verdict(test: &str, entry: &Entry) -> Result<()> {
         }
         return Err(Error::Check(m));
     }
-    match (&entry.result, &entry.not_completed) {
-        (Some(r), _) => match r.outcome {
+    match (&entry.result, entry.interrupted, &entry.not_completed) {
+        (Some(r), _, _) => match r.outcome {
             FsOutcome::Passed => Ok(()),
             FsOutcome::NotRun => Err(Error::Skip(
                 r.reason.clone().unwrap_or_else(|| "not run".into()),
@@ -201,11 +201,9 @@ fn verdict(test: &str, entry: &Entry) -> Result<()> {
                 None => r.failure_message(),
             })),
         },
-        (None, _) if entry.interrupted.is_some() => {
-            Err(Error::Interrupted(entry.interrupted.unwrap_or_default()))
-        }
-        (None, Some(why)) => Err(Error::Check(format!("{test}: {why}"))),
-        (None, None) => Err(Error::Check(format!("{test}: no result recorded"))),
+        (None, Some(sig), _) => Err(Error::Interrupted(sig)),
+        (None, None, Some(why)) => Err(Error::Check(format!("{test}: {why}"))),
+        (None, None, None) => Err(Error::Check(format!("{test}: no result recorded"))),
     }
 }
 

@@ -7,17 +7,19 @@
 //! writes `hold.json` into the test's artifacts folder, and says how to
 //! attach (with several VMs, `bootrig attach DIR --vm NAME` picks one by
 //! its machine name). The held VMs keep their slots of the VM budget
-//! until the hold ends: other tests wait for free slots. It holds until the run is interrupted (Ctrl-C, SIGTERM) or
-//! every held VM has exited on its own (`poweroff` in the guest); then the
-//! VMs are stopped and reaped like any other (registry records removed),
-//! and `hold.json` is removed.
+//! until the hold ends: other tests wait for free slots. It holds until
+//! the run is interrupted (Ctrl-C, SIGTERM) or every held VM has exited
+//! on its own (`poweroff` in the guest); then the VMs are stopped and
+//! reaped like any other (registry records removed), and `hold.json` is
+//! removed.
 //!
 //! The worker keeps holding on its own thread: QEMU's parent-death signal
 //! is tied to the thread that started it (see [`crate::vm::process`]).
 //! With `-j N` the other workers go on with the queue and hold their own
 //! failures, so every failed test's VMs are held and the run waits, at
 //! its end, for Ctrl-C. A Ctrl-C ends the held VMs and the run as any
-//! interruption does (no new test starts; exit 130).
+//! interruption does (no new test starts but fstests trials reporting
+//! what their run did; exit 130).
 //!
 //! Refused under `CI=true` (nobody is there to attach; a CI job would
 //! hang): [`check_allowed`].
